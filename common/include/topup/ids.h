@@ -36,4 +36,7 @@ bool ids_refcode_valid(const char *s);
  */
 bool ids_refcode_find(const char *text, size_t len, char out[REFCODE_STR_LEN]);
 
+/* Like ids_refcode_find, but collects up to max distinct codes; returns how many were found. */
+int ids_refcode_find_all(const char *text, size_t len, char (*out)[REFCODE_STR_LEN], int max);
+
 #endif

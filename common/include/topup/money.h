@@ -3,6 +3,7 @@
 #define TOPUP_MONEY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "topup/error.h"
 
