@@ -15,6 +15,9 @@
 
 #define COUNTERS_KEY_PREFIX "topup:ctr:"
 #define GAUGES_KEY_PREFIX "topup:gauge:"
+#define COUNTERS_BUCKET_TTL_S 172800 /* 48 h */
+#define COUNTERS_BUFFER_MAX 1024     /* distinct (name, minute) entries between two flushes */
+#define COUNTERS_NAME_MAX 100
 
 struct counters;
 
@@ -33,6 +36,13 @@ void counters_gauge(struct counters *c, const char *name, int64_t value);
 
 /* Sends what is buffered in one pipeline (bounded by a short timeout). Call it every second or so. */
 void counters_flush(struct counters *c);
+
+/*
+ * Buffered updates discarded so far: at the buffer maximum (COUNTERS_BUFFER_MAX distinct
+ * name/minute entries), for an invalid name, or lost in a send that failed half-way. Also
+ * reported to Redis as the counter "counters.dropped" once Redis is reachable.
+ */
+int64_t counters_dropped(struct counters *c);
 
 /* Flushes once and frees. NULL is fine. */
 void counters_free(struct counters *c);

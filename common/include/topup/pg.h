@@ -42,6 +42,21 @@ enum tp_status pg_exec_prepared(struct pg_conn *c, const char *name, int nparams
 enum tp_status pg_exec(struct pg_conn *c, const char *sql, int nparams, const char *const *params,
                        PGresult **res, struct tp_error *err) TP_MUST_CHECK;
 
+/*
+ * Same as pg_exec with per-parameter lengths and formats (libpq PQexecParams): formats[i] = 1
+ * sends values[i] as binary of lengths[i] bytes (bytea, e.g. a protobuf payload); 0 or formats
+ * NULL means text (lengths ignored). Results are in text format (bytea as "\\x..." hex).
+ */
+enum tp_status pg_exec_bin(struct pg_conn *c, const char *sql, int nparams,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct tp_error *err) TP_MUST_CHECK;
+
+/*
+ * pg_commit: a transaction in which a statement failed commits nothing; COMMIT then reports it
+ * (TP_RETRY if that failure was retryable, else TP_FATAL) instead of libpq's silent ROLLBACK.
+ * A connection lost during COMMIT gives TP_RETRY although the outcome is unknown: work retried
+ * by pg_transaction must be idempotent (unique keys), which every money path here is.
+ */
 enum tp_status pg_begin(struct pg_conn *c, struct tp_error *err) TP_MUST_CHECK;
 enum tp_status pg_commit(struct pg_conn *c, struct tp_error *err) TP_MUST_CHECK;
 /* Never fails from the caller's point of view; a broken connection is reset. */
