@@ -56,8 +56,9 @@ static const char *names_skip_intermediary(const char *s)
     return s;
 }
 
-enum tp_status names_normalize(const char *name, size_t len, char out[NAMES_NORM_MAX],
-                               struct tp_error *err)
+/* One pass: NFKC + case fold, optionally drop an intermediary prefix, drop non-name characters. */
+static enum tp_status names_pass(const char *name, size_t len, int skip_intermediary,
+                                 char out[NAMES_NORM_MAX], struct tp_error *err)
 {
     enum tp_status st = TP_OK;
     utf8proc_uint8_t *folded = NULL;
@@ -70,7 +71,10 @@ enum tp_status names_normalize(const char *name, size_t len, char out[NAMES_NORM
         st = error_set(err, TP_INVALID, "name is not valid UTF-8: %s", utf8proc_errmsg(n));
         goto out;
     }
-    const char *p = names_skip_intermediary((const char *)folded);
+    const char *p = (const char *)folded;
+    if (skip_intermediary) {
+        p = names_skip_intermediary(p);
+    }
     size_t o = 0;
     while (*p != '\0') {
         utf8proc_int32_t cp;
@@ -97,4 +101,21 @@ out:
     }
     free(folded);
     return st;
+}
+
+enum tp_status names_normalize(const char *name, size_t len, char out[NAMES_NORM_MAX],
+                               struct tp_error *err)
+{
+    char first[NAMES_NORM_MAX];
+    enum tp_status st = names_pass(name, len, 1, first, err);
+    if (st != TP_OK) {
+        out[0] = '\0';
+        return st;
+    }
+    /*
+     * Removing a character can bring a base letter next to a combining mark ("u_\u0309"), which
+     * composes differently: a second pass makes the result a fixed point, so an order's name and
+     * a bank's rendering of it normalise alike whatever punctuation stood between.
+     */
+    return names_pass(first, strlen(first), 0, out, err);
 }

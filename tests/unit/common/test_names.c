@@ -41,6 +41,8 @@ static void test_examples(void **state)
     norm_is("(北京)无量科技", "北京无量科技");
     norm_is("Müller GmbH", "müllergmbh");
     norm_is("", "");
+    /* Found by fuzz_names: punctuation between a letter and a combining mark. */
+    norm_is("u_\xcc\x89", "\xe1\xbb\xa7"); /* "u_" U+0309 -> U+1EE7 */
 }
 
 static void test_invalid_utf8(void **state)
