@@ -1,0 +1,1256 @@
+// Behaviour of the Top Up page: sign-in, balance polling, the top-up form, orders and account flows.
+'use strict';
+
+(function () {
+    const TOKEN_KEY = 'topup.token';
+    const LANG_KEY = 'topup.lang';
+    const BALANCE_POLL_MS = 5000;
+    const PAGE_SIZE = 10;
+    const REMARKS_MAX = 200;
+    const MIN_AMOUNT_FEN = 5000n; /* 50.00 CNY, the API's minimum (SPEC) */
+    const REQUEST_TIMEOUT_MS = 20000;
+    const STATUSES = ['pending', 'processing', 'completed', 'cancelled', 'expired'];
+    const FLOW_TYPES = ['recharge', 'consume', 'refund'];
+
+    const $ = (id) => document.getElementById(id);
+
+    const state = {
+        token: null,
+        lang: 'en',
+        tab: 'overview',
+        balance: null, /* the API's decimal string, never a float */
+        balanceAt: null,
+        balanceInflight: false,
+        pollTimer: null,
+        payee: null,
+        /* One Idempotency-Key per distinct form body: a retry of the same body reuses it. */
+        pendingSubmit: null,
+        submitting: false,
+        result: null, /* the order shown after submit */
+        fieldErrors: {}, /* field -> {code, params}, kept to re-translate on a language switch */
+        formError: null,
+        orders: { cursors: [null], page: 0, next: null, rows: [], seq: 0, notice: null },
+        flows: { cursors: [null], page: 0, next: null, rows: [], seq: 0, notice: null },
+        cancelTarget: null,
+    };
+
+    /* ---------- text ---------- */
+
+    function t(key, params) {
+        const dict = window.TOPUP_I18N[state.lang] || window.TOPUP_I18N.en;
+        let s = dict[key];
+        if (s === undefined) {
+            s = window.TOPUP_I18N.en[key];
+        }
+        if (s === undefined) {
+            return key;
+        }
+        return s.replace(/\{(\w+)\}/g, (m, name) =>
+            params && params[name] !== undefined ? String(params[name]) : m);
+    }
+
+    function hasText(key) {
+        return window.TOPUP_I18N.en[key] !== undefined;
+    }
+
+    /* The message for an API error code; unknown codes fall back to the server's own message. */
+    function errorText(code, params, serverMessage) {
+        const p = Object.assign({ max: REMARKS_MAX, code: code }, params || {});
+        if (code && hasText('error.' + code)) {
+            return t('error.' + code, p);
+        }
+        if (serverMessage) {
+            return serverMessage;
+        }
+        return t('error.unknown', p);
+    }
+
+    function detectLang() {
+        const saved = localStorage.getItem(LANG_KEY);
+        if (saved === 'en' || saved === 'zh') {
+            return saved;
+        }
+        const langs = navigator.languages && navigator.languages.length ? navigator.languages
+                                                                         : [navigator.language || 'en'];
+        for (const l of langs) {
+            const low = String(l).toLowerCase();
+            if (low.startsWith('zh')) {
+                return 'zh';
+            }
+            if (low.startsWith('en')) {
+                return 'en';
+            }
+        }
+        return 'en';
+    }
+
+    function locale() {
+        return state.lang === 'zh' ? 'zh-CN' : 'en-GB';
+    }
+
+    function applyStaticText() {
+        document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
+        document.querySelectorAll('[data-i18n]').forEach((el) => {
+            el.textContent = t(el.getAttribute('data-i18n'));
+        });
+        document.querySelectorAll('[data-i18n-attr]').forEach((el) => {
+            el.getAttribute('data-i18n-attr').split(';').forEach((pair) => {
+                const [attr, key] = pair.split(':');
+                el.setAttribute(attr.trim(), t(key.trim()));
+            });
+        });
+        $('lang-select').value = state.lang;
+    }
+
+    function setLang(lang) {
+        state.lang = lang;
+        localStorage.setItem(LANG_KEY, lang);
+        applyStaticText();
+        renderAll();
+    }
+
+    /* ---------- money: decimal strings only, never floating point ---------- */
+
+    /* Parses what the user typed into the API's form "123.40", or null when it is not an amount. */
+    function amountCanonical(input) {
+        const m = /^(0|[1-9][0-9]*)(?:\.([0-9]{1,2}))?$/.exec(input);
+        if (!m) {
+            return null;
+        }
+        return m[1] + '.' + (m[2] || '').padEnd(2, '0');
+    }
+
+    /* "123.40" -> 12340n, exact (BigInt integer fen). */
+    function canonicalToFen(canonical) {
+        return BigInt(canonical.replace('.', ''));
+    }
+
+    /*
+     * Formats an API decimal string ("-1234.5", "100.00", "+3") as "¥1,234.50" with string
+     * operations only. withSign puts "+" on positive amounts. Anything unexpected is shown as is.
+     */
+    function formatCny(value, withSign) {
+        if (value === null || value === undefined) {
+            return '—';
+        }
+        const s = String(value).trim();
+        const m = /^([+-]?)([0-9]+)(?:\.([0-9]+))?$/.exec(s);
+        if (!m) {
+            return s;
+        }
+        let intPart = m[2].replace(/^0+(?=[0-9])/, '');
+        let frac = (m[3] || '').padEnd(2, '0');
+        if (frac.length > 2 && /^0+$/.test(frac.slice(2))) {
+            frac = frac.slice(0, 2);
+        }
+        const isZero = /^0+$/.test(intPart) && /^0+$/.test(frac);
+        intPart = intPart.replace(/\B(?=([0-9]{3})+(?![0-9]))/g, ',');
+        let sign = '';
+        if (!isZero && m[1] === '-') {
+            sign = '−'; /* U+2212, the minus sign */
+        } else if (!isZero && withSign) {
+            sign = '+';
+        }
+        return sign + '¥' + intPart + '.' + frac;
+    }
+
+    function amountSign(value) {
+        const s = String(value === null || value === undefined ? '' : value).trim();
+        if (/^-/.test(s) && /[1-9]/.test(s)) {
+            return -1;
+        }
+        return /[1-9]/.test(s) ? 1 : 0;
+    }
+
+    /* Integer fen from the API (when a field comes as *_fen) as a decimal string, exactly. */
+    function fenToDecimal(fen) {
+        const b = BigInt(fen);
+        const neg = b < 0n;
+        const abs = (neg ? -b : b).toString().padStart(3, '0');
+        return (neg ? '-' : '') + abs.slice(0, -2) + '.' + abs.slice(-2);
+    }
+
+    /* Reads an amount field as a decimal string whichever way the API spells it. */
+    function amountField(obj, name) {
+        if (!obj) {
+            return null;
+        }
+        if (typeof obj[name] === 'string') {
+            return obj[name];
+        }
+        if (obj[name + '_fen'] !== undefined && obj[name + '_fen'] !== null) {
+            return fenToDecimal(obj[name + '_fen']);
+        }
+        return null;
+    }
+
+    /* ---------- time ---------- */
+
+    function timeZoneName() {
+        try {
+            return Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+        } catch (e) {
+            return '';
+        }
+    }
+
+    function formatTime(iso) {
+        if (!iso) {
+            return '—';
+        }
+        const d = new Date(iso);
+        if (isNaN(d.getTime())) {
+            return String(iso);
+        }
+        return new Intl.DateTimeFormat(locale(), {
+            year: 'numeric', month: '2-digit', day: '2-digit',
+            hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+        }).format(d);
+    }
+
+    function timeElement(iso) {
+        const el = document.createElement('time');
+        if (iso) {
+            el.dateTime = iso;
+            el.title = iso + (timeZoneName() ? ' (' + timeZoneName() + ')' : '');
+        }
+        el.textContent = formatTime(iso);
+        return el;
+    }
+
+    /* ---------- API ---------- */
+
+    class ApiError extends Error {
+        constructor(status, code, message, field, body) {
+            super(message || code);
+            this.status = status;
+            this.code = code;
+            this.field = field || null;
+            this.body = body;
+        }
+    }
+
+    function uuid() {
+        if (window.crypto && typeof crypto.randomUUID === 'function') {
+            return crypto.randomUUID();
+        }
+        const b = crypto.getRandomValues(new Uint8Array(16));
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+        return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' +
+               h.slice(16, 20) + '-' + h.slice(20);
+    }
+
+    async function api(method, path, opts) {
+        const o = opts || {};
+        const headers = { Accept: 'application/json', 'Accept-Language': locale() };
+        const token = o.token || state.token;
+        if (token) {
+            headers.Authorization = 'Bearer ' + token;
+        }
+        if (o.body !== undefined) {
+            headers['Content-Type'] = 'application/json';
+        }
+        Object.assign(headers, o.headers || {});
+        const ctl = new AbortController();
+        const timer = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
+        let res;
+        let text;
+        try {
+            res = await fetch(path, {
+                method: method,
+                headers: headers,
+                body: o.body === undefined ? undefined : JSON.stringify(o.body),
+                cache: 'no-store',
+                credentials: 'omit',
+                signal: ctl.signal,
+            });
+            text = await res.text();
+        } catch (e) {
+            throw new ApiError(0, 'network', t('error.network'), null, null);
+        } finally {
+            clearTimeout(timer);
+        }
+        let data = null;
+        if (text) {
+            try {
+                data = JSON.parse(text);
+            } catch (e) {
+                data = null;
+            }
+        }
+        if (!res.ok) {
+            const err = (data && data.error) || {};
+            let code = err.code;
+            if (!code) {
+                code = res.status >= 500 ? 'service_unavailable' : 'http_' + res.status;
+            }
+            const apiErr = new ApiError(res.status, code, err.message, err.field, data);
+            if (res.status === 401 && !o.noAuthRedirect) {
+                authFailed(code);
+            }
+            throw apiErr;
+        }
+        return data;
+    }
+
+    function query(params) {
+        const q = new URLSearchParams();
+        Object.keys(params).forEach((k) => {
+            if (params[k] !== null && params[k] !== undefined && params[k] !== '') {
+                q.set(k, params[k]);
+            }
+        });
+        const s = q.toString();
+        return s ? '?' + s : '';
+    }
+
+    /* ---------- notices ---------- */
+
+    function showNotice(el, text, kind) {
+        if (!text) {
+            el.hidden = true;
+            el.textContent = '';
+            return;
+        }
+        el.className = 'notice notice-' + (kind || 'info');
+        el.textContent = text;
+        el.hidden = false;
+    }
+
+    /* ---------- sign-in ---------- */
+
+    function showSignIn(noticeKey) {
+        stopPolling();
+        state.token = null;
+        sessionStorage.removeItem(TOKEN_KEY);
+        $('app').hidden = true;
+        $('sign-out').hidden = true;
+        $('account-label').hidden = true;
+        $('signin').hidden = false;
+        state.signinNotice = noticeKey || null;
+        showNotice($('signin-notice'), noticeKey ? t(noticeKey) : '', 'warn');
+        $('token-input').focus();
+    }
+
+    function authFailed(code) {
+        if (!state.token) {
+            return;
+        }
+        showSignIn(code === 'token_expired' ? 'auth.expired' : 'auth.rejected');
+    }
+
+    function setTokenError(key) {
+        const el = $('token-error');
+        state.tokenError = key;
+        el.textContent = key ? t(key) : '';
+        el.hidden = !key;
+        $('token-input').setAttribute('aria-invalid', key ? 'true' : 'false');
+    }
+
+    async function signIn(ev) {
+        ev.preventDefault();
+        const token = $('token-input').value.trim();
+        if (!token) {
+            setTokenError('auth.tokenRequired');
+            $('token-input').focus();
+            return;
+        }
+        setTokenError(null);
+        $('signin-submit').disabled = true;
+        try {
+            const bal = await api('GET', '/v1/balance', { token: token, noAuthRedirect: true });
+            state.token = token;
+            sessionStorage.setItem(TOKEN_KEY, token);
+            $('token-input').value = '';
+            showNotice($('signin-notice'), '');
+            enterApp(bal);
+        } catch (e) {
+            if (e.status === 401) {
+                setTokenError(e.code === 'token_expired' ? 'auth.expired' : 'auth.rejected');
+            } else {
+                state.tokenError = null;
+                const el = $('token-error');
+                el.textContent = errorText(e.code, null, e.message);
+                el.hidden = false;
+            }
+            $('token-input').focus();
+        } finally {
+            $('signin-submit').disabled = false;
+        }
+    }
+
+    function signOut() {
+        showSignIn('auth.signedOut');
+        showNotice($('signin-notice'), t('auth.signedOut'), 'info');
+    }
+
+    function enterApp(balanceData) {
+        $('signin').hidden = true;
+        $('app').hidden = false;
+        $('sign-out').hidden = false;
+        resetLists();
+        if (balanceData) {
+            applyBalance(balanceData, false);
+        } else {
+            refreshBalance();
+        }
+        loadPayee();
+        startPolling();
+        selectTab(tabFromHash() || 'overview', false);
+    }
+
+    /* ---------- tabs ---------- */
+
+    const TABS = ['overview', 'orders', 'flows'];
+
+    function tabFromHash() {
+        const h = location.hash.replace('#', '');
+        return TABS.includes(h) ? h : null;
+    }
+
+    function selectTab(name, focus) {
+        state.tab = name;
+        TABS.forEach((n) => {
+            const tab = $('tab-' + n);
+            const on = n === name;
+            tab.setAttribute('aria-selected', on ? 'true' : 'false');
+            tab.tabIndex = on ? 0 : -1;
+            $('panel-' + n).hidden = !on;
+        });
+        if (focus) {
+            $('tab-' + name).focus();
+        }
+        if (location.hash.replace('#', '') !== name) {
+            history.replaceState(null, '', '#' + name);
+        }
+        if (name === 'orders') {
+            loadOrders();
+        } else if (name === 'flows') {
+            loadFlows();
+        } else {
+            refreshBalance();
+        }
+    }
+
+    function tabKeydown(ev) {
+        const i = TABS.indexOf(state.tab);
+        let next = null;
+        if (ev.key === 'ArrowRight') {
+            next = TABS[(i + 1) % TABS.length];
+        } else if (ev.key === 'ArrowLeft') {
+            next = TABS[(i + TABS.length - 1) % TABS.length];
+        } else if (ev.key === 'Home') {
+            next = TABS[0];
+        } else if (ev.key === 'End') {
+            next = TABS[TABS.length - 1];
+        }
+        if (next) {
+            ev.preventDefault();
+            selectTab(next, true);
+        }
+    }
+
+    /* ---------- balance ---------- */
+
+    function applyBalance(data, announce) {
+        const value = amountField(data, 'balance');
+        if (value === null) {
+            return;
+        }
+        const changed = state.balance !== null && state.balance !== value;
+        state.balance = value;
+        state.balanceAt = new Date();
+        if (data.account_id) {
+            state.account = data.account_id;
+        }
+        renderBalance();
+        if (changed && announce) {
+            const card = document.querySelector('.balance-card');
+            card.classList.remove('flash');
+            void card.offsetWidth; /* restart the animation */
+            card.classList.add('flash');
+            showNotice($('global-notice'), t('balance.credited', { amount: formatCny(value) }),
+                       'success');
+            onBalanceChanged();
+        }
+    }
+
+    function renderBalance() {
+        const el = $('balance-amount');
+        const text = state.balance === null ? '—' : formatCny(state.balance);
+        if (el.textContent !== text) {
+            el.textContent = text;
+        }
+        el.setAttribute('data-amount', state.balance === null ? '' : state.balance);
+        $('balance-updated').textContent = state.balanceAt
+            ? t('balance.updated', { time: formatTime(state.balanceAt.toISOString()) }) : '';
+        const label = $('account-label');
+        if (state.account) {
+            label.textContent = t('auth.account', { account: state.account });
+            label.hidden = false;
+        }
+    }
+
+    async function refreshBalance() {
+        if (!state.token || state.balanceInflight) {
+            return;
+        }
+        state.balanceInflight = true;
+        try {
+            applyBalance(await api('GET', '/v1/balance'), true);
+        } catch (e) {
+            if (e.status !== 401) {
+                $('balance-updated').textContent = t('balance.stale');
+            }
+        } finally {
+            state.balanceInflight = false;
+        }
+    }
+
+    /* A credit arrived: refresh what shows it (the order just created, the first list pages). */
+    function onBalanceChanged() {
+        if (state.result && state.result.code) {
+            refreshResult();
+        }
+        if (state.tab === 'orders' && state.orders.page === 0) {
+            loadOrders();
+        }
+        if (state.tab === 'flows' && state.flows.page === 0) {
+            loadFlows();
+        }
+    }
+
+    function startPolling() {
+        stopPolling();
+        state.pollTimer = setInterval(() => {
+            if (!document.hidden) {
+                refreshBalance();
+            }
+        }, BALANCE_POLL_MS);
+    }
+
+    function stopPolling() {
+        if (state.pollTimer) {
+            clearInterval(state.pollTimer);
+            state.pollTimer = null;
+        }
+    }
+
+    /* ---------- payee ---------- */
+
+    function payeeOf(order) {
+        if (!order) {
+            return null;
+        }
+        const p = order.payee || {};
+        const bank = p.bank_name || order.payee_bank_name;
+        const name = p.account_name || order.payee_account_name;
+        const number = p.account_number || order.payee_account_number;
+        if (!bank && !name && !number) {
+            return null;
+        }
+        return { bank_name: bank || '', account_name: name || '', account_number: number || '' };
+    }
+
+    /* The payee account comes from the service's configuration, through the API. */
+    async function loadPayee() {
+        try {
+            const data = await api('GET', '/v1/payee');
+            const p = payeeOf({ payee: data && (data.payee || data) });
+            if (p) {
+                state.payee = p;
+                renderPayee();
+                return;
+            }
+        } catch (e) {
+            if (e.status === 401) {
+                return;
+            }
+        }
+        /* Older services have no /v1/payee: take it from the newest order, if there is one. */
+        try {
+            const data = await api('GET', '/v1/topup-orders' + query({ limit: 1 }));
+            const p = payeeOf(data && data.orders && data.orders[0]);
+            if (p) {
+                state.payee = p;
+            }
+        } catch (e) {
+            /* no payee yet: the details appear with the first order */
+        }
+        renderPayee();
+    }
+
+    function renderPayee() {
+        const p = state.payee;
+        const none = t('payee.afterSubmit');
+        $('payee-bank').textContent = p ? p.bank_name : none;
+        $('payee-name').textContent = p ? p.account_name : none;
+        $('payee-number').textContent = p ? p.account_number : none;
+    }
+
+    /* ---------- the top-up form ---------- */
+
+    const FIELD_CONTROL = {
+        amount: () => (selectedPreset() === 'custom' ? $('custom-amount')
+                                                     : document.querySelector('input[name=preset]:checked')),
+        channel: () => document.querySelector('input[name=channel]'),
+        remitter_name: () => $('remitter-name'),
+        remitter_bank: () => $('remitter-bank'),
+        remarks: () => $('remarks'),
+        agreement_accepted: () => $('agreement'),
+    };
+
+    function selectedPreset() {
+        const r = document.querySelector('input[name=preset]:checked');
+        return r ? r.value : null;
+    }
+
+    function codePoints(s) {
+        return Array.from(s).length;
+    }
+
+    function readForm() {
+        const preset = selectedPreset();
+        const rawAmount = preset === 'custom' ? $('custom-amount').value.trim() : preset + '.00';
+        return {
+            rawAmount: rawAmount,
+            amount: amountCanonical(rawAmount),
+            remitter_name: $('remitter-name').value.trim(),
+            remitter_bank: $('remitter-bank').value.trim(),
+            remarks: $('remarks').value.trim(),
+            agreement_accepted: $('agreement').checked,
+        };
+    }
+
+    /* Mirrors the API's validation codes; the API stays the authority. */
+    function validate(f) {
+        const errs = [];
+        if (f.amount === null) {
+            errs.push({ field: 'amount', code: 'invalid_amount' });
+        } else if (canonicalToFen(f.amount) < MIN_AMOUNT_FEN) {
+            errs.push({ field: 'amount', code: 'amount_below_minimum' });
+        }
+        if (!f.remitter_name) {
+            errs.push({ field: 'remitter_name', code: 'remitter_name_required' });
+        }
+        if (!f.remitter_bank) {
+            errs.push({ field: 'remitter_bank', code: 'remitter_bank_required' });
+        }
+        if (codePoints(f.remarks) > REMARKS_MAX) {
+            errs.push({ field: 'remarks', code: 'remarks_too_long' });
+        }
+        if (!f.agreement_accepted) {
+            errs.push({ field: 'agreement_accepted', code: 'agreement_required' });
+        }
+        return errs;
+    }
+
+    function errorElement(field) {
+        return $(field + '-error');
+    }
+
+    function setFieldError(field, code, serverMessage) {
+        state.fieldErrors[field] = { code: code, message: serverMessage || null };
+        renderFieldError(field);
+    }
+
+    function renderFieldError(field) {
+        const el = errorElement(field);
+        const e = state.fieldErrors[field];
+        if (!el) {
+            return;
+        }
+        el.textContent = e ? errorText(e.code, null, e.message) : '';
+        el.hidden = !e;
+        el.setAttribute('data-code', e ? e.code : '');
+        const control = FIELD_CONTROL[field] && FIELD_CONTROL[field]();
+        if (control) {
+            control.setAttribute('aria-invalid', e ? 'true' : 'false');
+        }
+        if (field === 'amount') {
+            $('presets').classList.toggle('invalid', !!e);
+        }
+    }
+
+    function clearFieldError(field) {
+        if (state.fieldErrors[field]) {
+            delete state.fieldErrors[field];
+            renderFieldError(field);
+        }
+        if (Object.keys(state.fieldErrors).length === 0 && state.formError === 'form.fixErrors') {
+            setFormError(null);
+        }
+    }
+
+    function clearAllErrors() {
+        Object.keys(state.fieldErrors).forEach((f) => {
+            delete state.fieldErrors[f];
+            renderFieldError(f);
+        });
+        setFormError(null);
+    }
+
+    /* The form-level alert: a message id, or {code, message} from the API. */
+    function setFormError(err) {
+        state.formError = err;
+        renderFormError();
+    }
+
+    function renderFormError() {
+        const err = state.formError;
+        let text = '';
+        if (typeof err === 'string') {
+            text = t(err);
+        } else if (err) {
+            text = errorText(err.code, null, err.message);
+        }
+        showNotice($('form-error'), text, 'error');
+    }
+
+    function focusField(field) {
+        const c = FIELD_CONTROL[field] && FIELD_CONTROL[field]();
+        if (c) {
+            c.focus();
+        }
+    }
+
+    async function submitOrder(ev) {
+        ev.preventDefault();
+        if (state.submitting) {
+            return;
+        }
+        clearAllErrors();
+        const f = readForm();
+        const errs = validate(f);
+        if (errs.length) {
+            errs.forEach((e) => setFieldError(e.field, e.code));
+            setFormError('form.fixErrors');
+            focusField(errs[0].field);
+            return;
+        }
+        const body = {
+            amount: f.amount,
+            channel: 'bank_transfer',
+            remitter_name: f.remitter_name,
+            remitter_bank: f.remitter_bank,
+            remarks: f.remarks,
+            agreement_accepted: true,
+        };
+        const fingerprint = JSON.stringify(body);
+        if (!state.pendingSubmit || state.pendingSubmit.fingerprint !== fingerprint) {
+            state.pendingSubmit = { fingerprint: fingerprint, key: uuid() };
+        }
+        setSubmitting(true);
+        try {
+            const data = await api('POST', '/v1/topup-orders', {
+                body: body,
+                headers: { 'Idempotency-Key': state.pendingSubmit.key },
+            });
+            state.pendingSubmit = null;
+            showResult((data && data.order) || data);
+            resetForm();
+        } catch (e) {
+            if (e.status === 0 || e.status >= 500) {
+                /* Unknown outcome: keep the key so that submitting again cannot create a twin. */
+                setFormError({ code: e.status === 0 ? 'network' : e.code, message: e.message });
+            } else {
+                state.pendingSubmit = null;
+                if (e.status === 401) {
+                    return;
+                }
+                if (e.field && errorElement(e.field)) {
+                    setFieldError(e.field, e.code, e.message);
+                    setFormError('form.fixErrors');
+                    focusField(e.field);
+                } else {
+                    setFormError({ code: e.code, message: e.message });
+                }
+            }
+        } finally {
+            setSubmitting(false);
+        }
+    }
+
+    function setSubmitting(on) {
+        state.submitting = on;
+        const b = $('submit-order');
+        b.disabled = on;
+        b.textContent = t(on ? 'form.submitting' : 'form.submit');
+        $('topup-form').setAttribute('aria-busy', on ? 'true' : 'false');
+    }
+
+    function resetForm() {
+        document.querySelector('input[name=preset][value="100"]').checked = true;
+        $('custom-amount-wrap').hidden = true;
+        $('custom-amount').value = '';
+        $('remarks').value = '';
+        $('agreement').checked = false;
+        renderRemarksCount();
+        /* The remitter name and bank usually stay the same for the next order: keep them. */
+    }
+
+    function onPresetChange() {
+        const custom = selectedPreset() === 'custom';
+        $('custom-amount-wrap').hidden = !custom;
+        clearFieldError('amount');
+        if (custom) {
+            $('custom-amount').focus();
+        }
+    }
+
+    function renderRemarksCount() {
+        const n = codePoints($('remarks').value.trim());
+        const el = $('remarks-count');
+        el.textContent = t('form.remarksCount', { count: n, max: REMARKS_MAX });
+        el.classList.toggle('over', n > REMARKS_MAX);
+    }
+
+    /* ---------- the order just created ---------- */
+
+    function showResult(order) {
+        state.result = order;
+        const p = payeeOf(order);
+        if (p) {
+            state.payee = p;
+            renderPayee();
+        }
+        renderResult();
+        $('topup-form').hidden = true;
+        const card = $('order-result');
+        card.hidden = false;
+        card.focus();
+        card.scrollIntoView({ block: 'start' });
+    }
+
+    function statusBadge(status) {
+        const span = document.createElement('span');
+        const known = STATUSES.includes(status);
+        span.className = 'badge badge-' + (known ? status : 'unknown');
+        span.textContent = known ? t('status.' + status) : String(status || '—');
+        span.setAttribute('data-status', status || '');
+        return span;
+    }
+
+    function renderResult() {
+        const o = state.result;
+        if (!o) {
+            return;
+        }
+        const code = o.code || o.reference_code || '';
+        const amount = amountField(o, 'amount');
+        $('result-code').textContent = code;
+        $('result-amount').textContent = formatCny(amount);
+        $('result-status').replaceChildren(statusBadge(o.status));
+        const p = payeeOf(o) || state.payee || { bank_name: '', account_name: '', account_number: '' };
+        $('result-payee-bank').textContent = p.bank_name;
+        $('result-payee-name').textContent = p.account_name;
+        $('result-payee-number').textContent = p.account_number;
+        $('result-created').replaceChildren(timeElement(o.created_at));
+        $('result-expires').replaceChildren(timeElement(o.expires_at));
+        /* Our own text in the page's language; the server's instruction when it is English. */
+        const ours = t('result.instruction', { amount: formatCny(amount), code: code });
+        $('result-instruction').textContent =
+            state.lang === 'en' && o.instruction ? o.instruction : ours;
+    }
+
+    async function refreshResult() {
+        const code = state.result && (state.result.code || state.result.reference_code);
+        if (!code) {
+            return;
+        }
+        try {
+            const data = await api('GET', '/v1/topup-orders/' + encodeURIComponent(code));
+            const o = (data && data.order) || data;
+            if (state.result && (state.result.code || state.result.reference_code) === code) {
+                state.result = Object.assign({}, state.result, o);
+                renderResult();
+            }
+        } catch (e) {
+            /* the next balance change or a reload retries */
+        }
+    }
+
+    async function copyCode() {
+        const code = $('result-code').textContent;
+        let ok = false;
+        try {
+            await navigator.clipboard.writeText(code);
+            ok = true;
+        } catch (e) {
+            const ta = document.createElement('textarea');
+            ta.value = code;
+            ta.setAttribute('readonly', '');
+            ta.style.position = 'fixed';
+            ta.style.opacity = '0';
+            document.body.appendChild(ta);
+            ta.select();
+            try {
+                ok = document.execCommand('copy');
+            } catch (e2) {
+                ok = false;
+            }
+            ta.remove();
+        }
+        $('copy-status').textContent = t(ok ? 'result.copied' : 'result.copyFailed');
+        setTimeout(() => {
+            $('copy-status').textContent = '';
+        }, 4000);
+    }
+
+    function newOrder() {
+        state.result = null;
+        $('order-result').hidden = true;
+        $('topup-form').hidden = false;
+        clearAllErrors();
+        document.querySelector('input[name=preset]:checked').focus();
+    }
+
+    /* ---------- lists with cursor pagination ---------- */
+
+    function resetLists() {
+        ['orders', 'flows'].forEach((k) => {
+            Object.assign(state[k], { cursors: [null], page: 0, next: null, rows: [], notice: null });
+        });
+    }
+
+    function renderPager(prefix, list) {
+        $(prefix + '-prev').disabled = list.page === 0;
+        $(prefix + '-next').disabled = !list.next;
+        $(prefix + '-page').textContent = t('common.page', { page: list.page + 1 });
+    }
+
+    function emptyRow(cols, key) {
+        const tr = document.createElement('tr');
+        const td = document.createElement('td');
+        td.colSpan = cols;
+        td.className = 'empty';
+        td.textContent = t(key);
+        tr.appendChild(td);
+        return tr;
+    }
+
+    function cell(tr, content, cls) {
+        const td = document.createElement('td');
+        if (cls) {
+            td.className = cls;
+        }
+        if (content instanceof Node) {
+            td.appendChild(content);
+        } else {
+            td.textContent = content === null || content === undefined ? '' : String(content);
+        }
+        tr.appendChild(td);
+        return td;
+    }
+
+    function renderListNotice(prefix, list) {
+        const n = list.notice;
+        showNotice($(prefix + '-notice'), n ? n.text() : '', n ? n.kind : 'info');
+    }
+
+    /* ---------- orders ---------- */
+
+    async function loadOrders() {
+        const list = state.orders;
+        const seq = ++list.seq;
+        $('orders-table').setAttribute('aria-busy', 'true');
+        try {
+            const data = await api('GET', '/v1/topup-orders' + query({
+                limit: PAGE_SIZE,
+                cursor: list.cursors[list.page],
+                status: $('orders-status').value,
+            }));
+            if (seq !== list.seq) {
+                return;
+            }
+            list.rows = (data && data.orders) || [];
+            list.next = (data && data.next_cursor) || null;
+            if (list.notice && list.notice.kind === 'error') {
+                list.notice = null;
+            }
+        } catch (e) {
+            if (seq !== list.seq || e.status === 401) {
+                return;
+            }
+            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+        } finally {
+            if (seq === list.seq) {
+                $('orders-table').setAttribute('aria-busy', 'false');
+            }
+        }
+        renderOrders();
+    }
+
+    function renderOrders() {
+        const list = state.orders;
+        const body = $('orders-body');
+        const rows = list.rows.map((o) => {
+            const tr = document.createElement('tr');
+            const code = o.code || o.reference_code;
+            tr.setAttribute('data-code', code);
+            cell(tr, code, 'mono');
+            const amount = amountField(o, 'amount');
+            const amountCell = cell(tr, formatCny(amount), 'num');
+            if (o.amount_mismatch) {
+                const credited = amountField(o, 'credited');
+                const note = document.createElement('div');
+                note.className = 'help';
+                note.textContent = t('orders.mismatch') + (credited ? ': ' + formatCny(credited) : '');
+                amountCell.appendChild(note);
+            }
+            cell(tr, statusBadge(o.status));
+            cell(tr, o.remitter_name || '');
+            cell(tr, timeElement(o.created_at));
+            cell(tr, timeElement(o.expires_at));
+            const actions = cell(tr, '');
+            if (o.status === 'pending') {
+                const b = document.createElement('button');
+                b.type = 'button';
+                b.className = 'btn btn-small btn-danger-ghost';
+                b.textContent = t('orders.cancel');
+                b.setAttribute('aria-label', t('orders.cancelLabel', { code: code }));
+                b.addEventListener('click', () => askCancel(o));
+                actions.appendChild(b);
+            }
+            return tr;
+        });
+        body.replaceChildren(...(rows.length ? rows : [emptyRow(7, 'orders.empty')]));
+        renderPager('orders', list);
+        renderListNotice('orders', list);
+    }
+
+    function askCancel(order) {
+        const code = order.code || order.reference_code;
+        state.cancelTarget = order;
+        $('cancel-text').textContent =
+            t('cancel.text', { code: code, amount: formatCny(amountField(order, 'amount')) });
+        const dlg = $('cancel-dialog');
+        dlg.returnValue = '';
+        dlg.showModal();
+        $('cancel-keep').focus();
+    }
+
+    async function onCancelDialogClose() {
+        const order = state.cancelTarget;
+        state.cancelTarget = null;
+        if (!order || $('cancel-dialog').returnValue !== 'confirm') {
+            return;
+        }
+        const code = order.code || order.reference_code;
+        const list = state.orders;
+        try {
+            await api('POST', '/v1/topup-orders/' + encodeURIComponent(code) + '/cancel', { body: {} });
+            list.notice = { kind: 'success', text: () => t('orders.cancelled', { code: code }) };
+        } catch (e) {
+            if (e.status === 401) {
+                return;
+            }
+            if (e.status === 409) {
+                const status = currentStatusOf(e.body);
+                const matched = status === 'processing' || status === 'completed';
+                const label = () => (STATUSES.includes(status) ? t('status.' + status) : status || '?');
+                list.notice = {
+                    kind: 'warn',
+                    text: () => t(matched ? 'orders.notPendingMatched' : 'orders.notPending',
+                                  { code: code, status: label() }),
+                };
+            } else {
+                list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+            }
+        }
+        renderListNotice('orders', list);
+        await loadOrders();
+        if (state.result && (state.result.code || state.result.reference_code) === code) {
+            refreshResult();
+        }
+        refreshBalance();
+    }
+
+    /* The 409 body names the order's current status; its exact place is the API's choice. */
+    function currentStatusOf(body) {
+        if (!body) {
+            return null;
+        }
+        const e = body.error || {};
+        return e.status || e.current_status || (e.details && e.details.status) ||
+               body.status || (body.order && body.order.status) || null;
+    }
+
+    /* ---------- account flows ---------- */
+
+    async function loadFlows() {
+        const list = state.flows;
+        const seq = ++list.seq;
+        $('flows-table').setAttribute('aria-busy', 'true');
+        try {
+            const data = await api('GET', '/v1/account-flows' + query({
+                type: $('flows-type').value,
+                limit: PAGE_SIZE,
+                cursor: list.cursors[list.page],
+            }));
+            if (seq !== list.seq) {
+                return;
+            }
+            list.rows = (data && (data.flows || data.account_flows)) || [];
+            list.next = (data && data.next_cursor) || null;
+            if (list.notice && list.notice.kind === 'error') {
+                list.notice = null;
+            }
+        } catch (e) {
+            if (seq !== list.seq || e.status === 401) {
+                return;
+            }
+            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+        } finally {
+            if (seq === list.seq) {
+                $('flows-table').setAttribute('aria-busy', 'false');
+            }
+        }
+        renderFlows();
+    }
+
+    function renderFlows() {
+        const list = state.flows;
+        const rows = list.rows.map((f) => {
+            const tr = document.createElement('tr');
+            const type = f.type || f.flow_type;
+            tr.setAttribute('data-type', type || '');
+            cell(tr, timeElement(f.occurred_at || f.created_at));
+            const typeSpan = document.createElement('span');
+            typeSpan.className = 'flow-type flow-' + (FLOW_TYPES.includes(type) ? type : 'unknown');
+            typeSpan.textContent = FLOW_TYPES.includes(type) ? t('flowType.' + type) : String(type);
+            cell(tr, typeSpan);
+            const amount = amountField(f, 'amount');
+            const sign = amountSign(amount);
+            const amountSpan = document.createElement('span');
+            amountSpan.className = sign > 0 ? 'amount-pos' : sign < 0 ? 'amount-neg' : '';
+            amountSpan.textContent = formatCny(amount, true);
+            amountSpan.setAttribute('data-amount', amount || '');
+            cell(tr, amountSpan, 'num');
+            cell(tr, formatCny(amountField(f, 'balance_after')), 'num');
+            cell(tr, f.reference || '', 'mono');
+            return tr;
+        });
+        $('flows-body').replaceChildren(...(rows.length ? rows : [emptyRow(5, 'flows.empty')]));
+        renderPager('flows', list);
+        renderListNotice('flows', list);
+    }
+
+    function pageNext(name, load) {
+        const list = state[name];
+        if (!list.next) {
+            return;
+        }
+        list.cursors[list.page + 1] = list.next;
+        list.page += 1;
+        list.notice = null;
+        load();
+    }
+
+    function pagePrev(name, load) {
+        const list = state[name];
+        if (list.page === 0) {
+            return;
+        }
+        list.page -= 1;
+        list.notice = null;
+        load();
+    }
+
+    function resetList(name, load) {
+        Object.assign(state[name], { cursors: [null], page: 0, next: null, notice: null });
+        load();
+    }
+
+    /* ---------- everything that shows text ---------- */
+
+    function renderAll() {
+        renderBalance();
+        renderPayee();
+        renderResult();
+        Object.keys(state.fieldErrors).forEach(renderFieldError);
+        renderFormError();
+        renderRemarksCount();
+        if (state.tokenError) {
+            setTokenError(state.tokenError);
+        }
+        if (state.signinNotice && !$('signin').hidden) {
+            showNotice($('signin-notice'), t(state.signinNotice), 'warn');
+        }
+        $('submit-order').textContent = t(state.submitting ? 'form.submitting' : 'form.submit');
+        if (!$('app').hidden) {
+            renderOrders();
+            renderFlows();
+        }
+        $('global-notice').hidden = true;
+        document.querySelectorAll('.tz-note').forEach((el) => {
+            el.textContent = t('common.timeZone', { zone: timeZoneName() });
+        });
+    }
+
+    function init() {
+        state.lang = detectLang();
+        applyStaticText();
+
+        $('lang-select').addEventListener('change', (e) => setLang(e.target.value));
+        $('signin-form').addEventListener('submit', signIn);
+        $('token-input').addEventListener('input', () => setTokenError(null));
+        $('sign-out').addEventListener('click', signOut);
+
+        TABS.forEach((n) => {
+            $('tab-' + n).addEventListener('click', () => selectTab(n, false));
+            $('tab-' + n).addEventListener('keydown', tabKeydown);
+        });
+
+        $('balance-refresh').addEventListener('click', refreshBalance);
+        document.addEventListener('visibilitychange', () => {
+            if (!document.hidden && state.token) {
+                refreshBalance();
+            }
+        });
+
+        document.querySelectorAll('input[name=preset]').forEach((r) =>
+            r.addEventListener('change', onPresetChange));
+        $('custom-amount').addEventListener('input', () => clearFieldError('amount'));
+        $('remitter-name').addEventListener('input', () => clearFieldError('remitter_name'));
+        $('remitter-bank').addEventListener('input', () => clearFieldError('remitter_bank'));
+        $('remarks').addEventListener('input', () => {
+            clearFieldError('remarks');
+            renderRemarksCount();
+        });
+        $('agreement').addEventListener('change', () => clearFieldError('agreement_accepted'));
+        $('agreement-open').addEventListener('click', () => $('agreement-dialog').showModal());
+        $('topup-form').addEventListener('submit', submitOrder);
+        $('copy-code').addEventListener('click', copyCode);
+        $('new-order').addEventListener('click', newOrder);
+
+        $('orders-status').addEventListener('change', () => resetList('orders', loadOrders));
+        $('orders-refresh').addEventListener('click', () => loadOrders());
+        $('orders-next').addEventListener('click', () => pageNext('orders', loadOrders));
+        $('orders-prev').addEventListener('click', () => pagePrev('orders', loadOrders));
+        $('cancel-dialog').addEventListener('close', onCancelDialogClose);
+
+        $('flows-type').addEventListener('change', () => resetList('flows', loadFlows));
+        $('flows-refresh').addEventListener('click', () => loadFlows());
+        $('flows-next').addEventListener('click', () => pageNext('flows', loadFlows));
+        $('flows-prev').addEventListener('click', () => pagePrev('flows', loadFlows));
+
+        renderRemarksCount();
+        renderPayee();
+        document.querySelectorAll('.tz-note').forEach((el) => {
+            el.textContent = t('common.timeZone', { zone: timeZoneName() });
+        });
+
+        const saved = sessionStorage.getItem(TOKEN_KEY);
+        if (saved) {
+            state.token = saved;
+            enterApp(null);
+        } else {
+            showSignIn(null);
+        }
+    }
+
+    init();
+})();
