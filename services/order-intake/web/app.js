@@ -6,8 +6,14 @@
     const LANG_KEY = 'topup.lang';
     const BALANCE_POLL_MS = 5000;
     const PAGE_SIZE = 10;
-    const REMARKS_MAX = 200;
-    const MIN_AMOUNT_FEN = 5000n; /* 50.00 CNY, the API's minimum (SPEC) */
+    /* Defaults from the SPEC until GET /v1/topup-options says what the service is configured with. */
+    const limits = {
+        minFen: 5000n,
+        maxFen: 100000000n,
+        max: '1000000.00',
+        remarksMax: 200,
+        nameMax: 64,
+    };
     const REQUEST_TIMEOUT_MS = 20000;
     const STATUSES = ['pending', 'processing', 'completed', 'cancelled', 'expired'];
     const FLOW_TYPES = ['recharge', 'consume', 'refund'];
@@ -49,13 +55,28 @@
             params && params[name] !== undefined ? String(params[name]) : m);
     }
 
+    /* Parameters of the messages of validation codes, from the configured limits. */
+    function codeParams(code) {
+        switch (code) {
+        case 'amount_above_maximum':
+            return { max: formatCny(limits.max) };
+        case 'remarks_too_long':
+            return { max: limits.remarksMax };
+        case 'remitter_name_too_long':
+        case 'remitter_bank_too_long':
+            return { max: limits.nameMax };
+        default:
+            return {};
+        }
+    }
+
     function hasText(key) {
         return window.TOPUP_I18N.en[key] !== undefined;
     }
 
     /* The message for an API error code; unknown codes fall back to the server's own message. */
     function errorText(code, params, serverMessage) {
-        const p = Object.assign({ max: REMARKS_MAX, code: code }, params || {});
+        const p = Object.assign({ code: code }, codeParams(code), params || {});
         if (code && hasText('error.' + code)) {
             return t('error.' + code, p);
         }
@@ -284,7 +305,7 @@
             const err = (data && data.error) || {};
             let code = err.code;
             if (!code) {
-                code = res.status >= 500 ? 'service_unavailable' : 'http_' + res.status;
+                code = res.status >= 500 ? 'unavailable' : 'http_' + res.status;
             }
             const apiErr = new ApiError(res.status, code, err.message, err.field, data);
             if (res.status === 401 && !o.noAuthRedirect) {
@@ -396,7 +417,7 @@
         } else {
             refreshBalance();
         }
-        loadPayee();
+        loadOptions();
         startPolling();
         selectTab(tabFromHash() || 'overview', false);
     }
@@ -554,32 +575,34 @@
         return { bank_name: bank || '', account_name: name || '', account_number: number || '' };
     }
 
-    /* The payee account comes from the service's configuration, through the API. */
-    async function loadPayee() {
+    /* The payee account and the limits come from the service's configuration, through the API. */
+    async function loadOptions() {
         try {
-            const data = await api('GET', '/v1/payee');
-            const p = payeeOf({ payee: data && (data.payee || data) });
-            if (p) {
-                state.payee = p;
-                renderPayee();
-                return;
-            }
-        } catch (e) {
-            if (e.status === 401) {
-                return;
-            }
-        }
-        /* Older services have no /v1/payee: take it from the newest order, if there is one. */
-        try {
-            const data = await api('GET', '/v1/topup-orders' + query({ limit: 1 }));
-            const p = payeeOf(data && data.orders && data.orders[0]);
+            const o = await api('GET', '/v1/topup-options');
+            const p = payeeOf(o);
             if (p) {
                 state.payee = p;
             }
+            const min = amountCanonical(String(o.min_amount || ''));
+            const max = amountCanonical(String(o.max_amount || ''));
+            if (min) {
+                limits.minFen = canonicalToFen(min);
+            }
+            if (max) {
+                limits.maxFen = canonicalToFen(max);
+                limits.max = max;
+            }
+            if (Number.isInteger(o.remarks_max_chars)) {
+                limits.remarksMax = o.remarks_max_chars;
+            }
+            if (Number.isInteger(o.name_max_chars)) {
+                limits.nameMax = o.name_max_chars;
+            }
         } catch (e) {
-            /* no payee yet: the details appear with the first order */
+            /* the defaults stay; the payee details then appear with the first order */
         }
         renderPayee();
+        renderRemarksCount();
     }
 
     function renderPayee() {
@@ -624,23 +647,34 @@
         };
     }
 
-    /* Mirrors the API's validation codes; the API stays the authority. */
+    /* C0 controls, DEL and C1 controls: the API refuses them in text fields. */
+    const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+    function checkText(errs, field, value, required) {
+        if (required && !value) {
+            errs.push({ field: field, code: field + '_required' });
+        } else if (field !== 'remarks' && codePoints(value) > limits.nameMax) {
+            errs.push({ field: field, code: field + '_too_long' });
+        } else if (field === 'remarks' && codePoints(value) > limits.remarksMax) {
+            errs.push({ field: field, code: 'remarks_too_long' });
+        } else if (CONTROL_CHARS.test(value)) {
+            errs.push({ field: field, code: 'invalid_characters' });
+        }
+    }
+
+    /* Mirrors the API's validation codes (services/order-intake/README.md); the API decides. */
     function validate(f) {
         const errs = [];
         if (f.amount === null) {
             errs.push({ field: 'amount', code: 'invalid_amount' });
-        } else if (canonicalToFen(f.amount) < MIN_AMOUNT_FEN) {
+        } else if (canonicalToFen(f.amount) < limits.minFen) {
             errs.push({ field: 'amount', code: 'amount_below_minimum' });
+        } else if (canonicalToFen(f.amount) > limits.maxFen) {
+            errs.push({ field: 'amount', code: 'amount_above_maximum' });
         }
-        if (!f.remitter_name) {
-            errs.push({ field: 'remitter_name', code: 'remitter_name_required' });
-        }
-        if (!f.remitter_bank) {
-            errs.push({ field: 'remitter_bank', code: 'remitter_bank_required' });
-        }
-        if (codePoints(f.remarks) > REMARKS_MAX) {
-            errs.push({ field: 'remarks', code: 'remarks_too_long' });
-        }
+        checkText(errs, 'remitter_name', f.remitter_name, true);
+        checkText(errs, 'remitter_bank', f.remitter_bank, true);
+        checkText(errs, 'remarks', f.remarks, false);
         if (!f.agreement_accepted) {
             errs.push({ field: 'agreement_accepted', code: 'agreement_required' });
         }
@@ -670,7 +704,7 @@
             control.setAttribute('aria-invalid', e ? 'true' : 'false');
         }
         if (field === 'amount') {
-            $('presets').classList.toggle('invalid', !!e);
+            $('presets').classList.toggle('invalid', !!e && selectedPreset() !== 'custom');
         }
     }
 
@@ -803,8 +837,8 @@
     function renderRemarksCount() {
         const n = codePoints($('remarks').value.trim());
         const el = $('remarks-count');
-        el.textContent = t('form.remarksCount', { count: n, max: REMARKS_MAX });
-        el.classList.toggle('over', n > REMARKS_MAX);
+        el.textContent = t('form.remarksCount', { count: n, max: limits.remarksMax });
+        el.classList.toggle('over', n > limits.remarksMax);
     }
 
     /* ---------- the order just created ---------- */
@@ -838,7 +872,7 @@
         if (!o) {
             return;
         }
-        const code = o.code || o.reference_code || '';
+        const code = o.code || '';
         const amount = amountField(o, 'amount');
         $('result-code').textContent = code;
         $('result-amount').textContent = formatCny(amount);
@@ -849,21 +883,21 @@
         $('result-payee-number').textContent = p.account_number;
         $('result-created').replaceChildren(timeElement(o.created_at));
         $('result-expires').replaceChildren(timeElement(o.expires_at));
-        /* Our own text in the page's language; the server's instruction when it is English. */
-        const ours = t('result.instruction', { amount: formatCny(amount), code: code });
+        /* The service's instructions in the page's language, else our own text. */
+        const theirs = state.lang === 'zh' ? o.instructions_zh : o.instructions;
         $('result-instruction').textContent =
-            state.lang === 'en' && o.instruction ? o.instruction : ours;
+            theirs || t('result.instruction', { amount: formatCny(amount), code: code });
     }
 
     async function refreshResult() {
-        const code = state.result && (state.result.code || state.result.reference_code);
+        const code = state.result && state.result.code;
         if (!code) {
             return;
         }
         try {
             const data = await api('GET', '/v1/topup-orders/' + encodeURIComponent(code));
             const o = (data && data.order) || data;
-            if (state.result && (state.result.code || state.result.reference_code) === code) {
+            if (state.result && state.result.code === code) {
                 state.result = Object.assign({}, state.result, o);
                 renderResult();
             }
@@ -988,13 +1022,13 @@
         const body = $('orders-body');
         const rows = list.rows.map((o) => {
             const tr = document.createElement('tr');
-            const code = o.code || o.reference_code;
+            const code = o.code;
             tr.setAttribute('data-code', code);
             cell(tr, code, 'mono');
             const amount = amountField(o, 'amount');
             const amountCell = cell(tr, formatCny(amount), 'num');
             if (o.amount_mismatch) {
-                const credited = amountField(o, 'credited');
+                const credited = amountField(o, 'credited_amount');
                 const note = document.createElement('div');
                 note.className = 'help';
                 note.textContent = t('orders.mismatch') + (credited ? ': ' + formatCny(credited) : '');
@@ -1022,7 +1056,7 @@
     }
 
     function askCancel(order) {
-        const code = order.code || order.reference_code;
+        const code = order.code;
         state.cancelTarget = order;
         $('cancel-text').textContent =
             t('cancel.text', { code: code, amount: formatCny(amountField(order, 'amount')) });
@@ -1038,7 +1072,7 @@
         if (!order || $('cancel-dialog').returnValue !== 'confirm') {
             return;
         }
-        const code = order.code || order.reference_code;
+        const code = order.code;
         const list = state.orders;
         try {
             await api('POST', '/v1/topup-orders/' + encodeURIComponent(code) + '/cancel', { body: {} });
@@ -1062,20 +1096,19 @@
         }
         renderListNotice('orders', list);
         await loadOrders();
-        if (state.result && (state.result.code || state.result.reference_code) === code) {
+        if (state.result && state.result.code === code) {
             refreshResult();
         }
         refreshBalance();
     }
 
-    /* The 409 body names the order's current status; its exact place is the API's choice. */
+    /* The 409 order_not_pending names the order's current status in error.status. */
     function currentStatusOf(body) {
         if (!body) {
             return null;
         }
         const e = body.error || {};
-        return e.status || e.current_status || (e.details && e.details.status) ||
-               body.status || (body.order && body.order.status) || null;
+        return e.status || null;
     }
 
     /* ---------- account flows ---------- */
@@ -1093,7 +1126,7 @@
             if (seq !== list.seq) {
                 return;
             }
-            list.rows = (data && (data.flows || data.account_flows)) || [];
+            list.rows = (data && data.flows) || [];
             list.next = (data && data.next_cursor) || null;
             if (list.notice && list.notice.kind === 'error') {
                 list.notice = null;
@@ -1115,7 +1148,7 @@
         const list = state.flows;
         const rows = list.rows.map((f) => {
             const tr = document.createElement('tr');
-            const type = f.type || f.flow_type;
+            const type = f.type;
             tr.setAttribute('data-type', type || '');
             cell(tr, timeElement(f.occurred_at || f.created_at));
             const typeSpan = document.createElement('span');

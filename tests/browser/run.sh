@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Runs the Top Up page's browser test: starts order-intake, reconciliation and ledger on the stack,
+# issues tokens, installs playwright-core into the build dir and drives Debian's Chromium.
+#
+#   tests/with-stack.sh browser_topup_page tests/browser/run.sh     (what ctest runs)
+#
+# Needs the stack env of tests/with-stack.sh (PG_CONNINFO, REDIS_*, KAFKA_BOOTSTRAP_SERVERS,
+# TOPUP_BUILD_DIR, TOPUP_SOURCE_DIR), the built services, /usr/bin/chromium, node, npm and kcat.
+# Screenshots of every tab go to $TOPUP_BUILD_DIR/browser/screenshots; service logs to
+# $TOPUP_BUILD_DIR/browser/logs.
+set -euo pipefail
+
+die() {
+    printf 'browser-test: error: %s\n' "$*" >&2
+    exit 1
+}
+say() { printf 'browser-test: %s\n' "$*"; }
+
+for v in PG_CONNINFO REDIS_HOST REDIS_PORT KAFKA_BOOTSTRAP_SERVERS TOPUP_BUILD_DIR TOPUP_SOURCE_DIR; do
+    [ -n "${!v:-}" ] || die "$v is not set: run through tests/with-stack.sh (ctest -R browser)"
+done
+
+SRC=$(cd "$TOPUP_SOURCE_DIR" && pwd)
+BUILD=$(cd "$TOPUP_BUILD_DIR" && pwd)
+HERE=$SRC/tests/browser
+WORK=$BUILD/browser
+NPM_DIR=$WORK/npm
+SHOTS=$WORK/screenshots
+LOGS=$WORK/logs
+RUN=$WORK/run
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+READY_TIMEOUT_S=60
+
+INTAKE=$BUILD/services/order-intake/order-intake
+RECON=$BUILD/services/reconciliation/reconciliation
+LEDGER=$BUILD/services/ledger/ledger
+IMPORT=$BUILD/services/statement-import/statement-import
+TOPUPCTL=$BUILD/services/topupctl/topupctl
+
+# Missing pieces fail the test loudly: a browser test that skips would prove nothing.
+for b in "$INTAKE" "$RECON" "$LEDGER" "$IMPORT" "$TOPUPCTL"; do
+    [ -x "$b" ] || die "$b is not built (cmake --build $BUILD)"
+done
+[ -x "$CHROMIUM" ] || die "$CHROMIUM is missing: apt-get install chromium (deploy/install-deps.sh)"
+command -v node >/dev/null || die "node is missing: apt-get install nodejs npm"
+command -v npm >/dev/null || die "npm is missing: apt-get install npm"
+command -v kcat >/dev/null || die "kcat is missing: apt-get install kcat"
+
+rm -rf "$SHOTS" "$LOGS" "$RUN"
+mkdir -p "$NPM_DIR" "$SHOTS" "$LOGS" "$RUN"
+
+# ---------------------------------------------------------------- playwright-core
+# Installed from the lock file into the build dir (never into the source tree), again only when
+# the lock file changed.
+if ! cmp -s "$HERE/package-lock.json" "$NPM_DIR/package-lock.json" ||
+    [ ! -d "$NPM_DIR/node_modules/playwright-core" ]; then
+    say "installing playwright-core (npm ci) into $NPM_DIR"
+    cp "$HERE/package.json" "$HERE/package-lock.json" "$NPM_DIR/"
+    (cd "$NPM_DIR" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) ||
+        die "npm ci failed in $NPM_DIR"
+fi
+
+# ---------------------------------------------------------------- services
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
+}
+
+SUFFIX=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+ACCOUNT=browser-$SUFFIX
+# A payee account of this run only: the shared topics carry other tests' statements too.
+PAYEE_NUMBER="6214 8301 $(printf '%04d %04d' $((16#${SUFFIX:0:4} % 10000)) $((16#${SUFFIX:4:4} % 10000)))"
+PAYEE_BANK="招商银行上海分行"
+PAYEE_NAME="上海无量智能科技有限公司"
+INTAKE_PORT=$(free_port)
+
+export TOPUP_TOKEN_SECRET
+TOPUP_TOKEN_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+
+pids=()
+cleanup() {
+    local rc=$?
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$rc" != 0 ]; then
+        for f in "$LOGS"/*.log; do
+            [ -f "$f" ] || continue
+            echo "----- last lines of $f"
+            tail -n 40 "$f"
+        done
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+start() {
+    local name=$1
+    shift
+    "$@" >"$LOGS/$name.log" 2>&1 &
+    pids+=($!)
+    say "started $name (pid $!)"
+}
+
+# Consumer groups of this run only, reading each topic from its beginning.
+export KAFKA_AUTO_OFFSET_RESET=earliest
+
+start order-intake env \
+    INTAKE_HTTP_PORT="$INTAKE_PORT" \
+    INTAKE_WEB_DIR="$SRC/services/order-intake/web" \
+    INTAKE_PAYEE_BANK_NAME="$PAYEE_BANK" \
+    INTAKE_PAYEE_ACCOUNT_NAME="$PAYEE_NAME" \
+    INTAKE_PAYEE_ACCOUNT_NUMBER="$PAYEE_NUMBER" \
+    TOKEN_SECRET="$TOPUP_TOKEN_SECRET" \
+    "$INTAKE"
+start reconciliation env \
+    RECON_RECEIVING_ACCOUNTS="${PAYEE_NUMBER// /}" \
+    RECON_GROUP_ID="recon-browser-$SUFFIX" \
+    "$RECON"
+start ledger env \
+    LEDGER_GROUP_ID="ledger-browser-$SUFFIX" \
+    "$LEDGER"
+
+BASE_URL=http://127.0.0.1:$INTAKE_PORT
+say "waiting for $BASE_URL/readyz"
+deadline=$((SECONDS + READY_TIMEOUT_S))
+until node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$BASE_URL/readyz"; do
+    for pid in "${pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || die "a service exited during start-up (pid $pid)"
+    done
+    [ $SECONDS -lt $deadline ] || die "order-intake not ready after ${READY_TIMEOUT_S}s"
+    sleep 0.2
+done
+
+TOKEN=$(TOKEN_SECRET="$TOPUP_TOKEN_SECRET" "$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1h)
+SHORT_TOKEN=$(TOKEN_SECRET="$TOPUP_TOKEN_SECRET" "$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1s)
+
+say "running the browser test (screenshots in $SHOTS)"
+cd "$WORK"
+TOPUP_BASE_URL=$BASE_URL \
+    TOPUP_TOKEN=$TOKEN \
+    TOPUP_SHORT_TOKEN=$SHORT_TOKEN \
+    TOPUP_ACCOUNT=$ACCOUNT \
+    TOPUP_PAYEE_BANK=$PAYEE_BANK \
+    TOPUP_PAYEE_NAME=$PAYEE_NAME \
+    TOPUP_PAYEE_NUMBER=$PAYEE_NUMBER \
+    TOPUP_SCREENSHOT_DIR=$SHOTS \
+    TOPUP_WORK_DIR=$RUN \
+    TOPUP_STATEMENT_IMPORT=$IMPORT \
+    CHROMIUM=$CHROMIUM \
+    NODE_PATH=$NPM_DIR/node_modules \
+    node --test --test-reporter=spec "$HERE/topup_page.test.js"
+say "screenshots: $SHOTS"

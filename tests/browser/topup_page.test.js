@@ -1,0 +1,579 @@
+// End-to-end test of the Top Up page in headless Chromium against the real local stack (run.sh).
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+function need(name) {
+    const v = process.env[name];
+    if (!v) {
+        throw new Error(`${name} is not set: run this test through tests/browser/run.sh`);
+    }
+    return v;
+}
+
+const BASE = need('TOPUP_BASE_URL');
+const TOKEN = need('TOPUP_TOKEN');
+const SHORT_TOKEN = need('TOPUP_SHORT_TOKEN'); /* issued with a 1 s lifetime */
+const ACCOUNT = need('TOPUP_ACCOUNT');
+const PAYEE_BANK = need('TOPUP_PAYEE_BANK');
+const PAYEE_NAME = need('TOPUP_PAYEE_NAME');
+const PAYEE_NUMBER = need('TOPUP_PAYEE_NUMBER');
+const SHOTS = need('TOPUP_SCREENSHOT_DIR');
+const WORK = need('TOPUP_WORK_DIR');
+const STATEMENT_IMPORT = need('TOPUP_STATEMENT_IMPORT');
+const KAFKA = need('KAFKA_BOOTSTRAP_SERVERS');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TIME_ZONE = 'Asia/Shanghai';
+/* Waits for the pipeline (import -> reconciliation -> ledger): generous, it is not a speed test. */
+const CREDIT_WAIT_MS = 120000;
+
+let browser;
+let context;
+let page;
+const pageErrors = [];
+const shared = {}; /* orders created by earlier steps */
+
+async function shot(name) {
+    await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+}
+
+/* The API directly, as the account (to check what the page shows against the system of record). */
+async function apiCall(method, p, body, headers) {
+    const res = await fetch(BASE + p, {
+        method,
+        headers: Object.assign({ Authorization: 'Bearer ' + TOKEN, Accept: 'application/json' },
+                               body === undefined ? {} : { 'Content-Type': 'application/json' },
+                               headers || {}),
+        body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+async function waitFor(what, fn, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    while (Date.now() < deadline) {
+        last = await fn();
+        if (last) {
+            return last;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+function fieldError(field) {
+    return page.locator('#' + field + '-error');
+}
+
+async function expectFieldError(field, code) {
+    const el = fieldError(field);
+    await el.waitFor({ state: 'visible' });
+    assert.equal(await el.getAttribute('data-code'), code, `error code shown next to ${field}`);
+    assert.ok((await el.textContent()).trim().length > 0, `message next to ${field}`);
+}
+
+async function expectNoFieldError(field) {
+    assert.equal(await fieldError(field).isVisible(), false, `no error next to ${field}`);
+}
+
+async function fillForm(opts) {
+    if (opts.preset) {
+        await page.getByRole('radio', { name: '¥' + opts.preset, exact: true }).check();
+    } else {
+        await page.getByRole('radio', { name: 'Custom', exact: true }).check();
+        await page.getByLabel('Custom amount (CNY)').fill(opts.custom);
+    }
+    await page.getByLabel('Remitter name').fill(opts.name);
+    await page.getByLabel('Bank name', { exact: true }).fill(opts.bank);
+    await page.getByLabel('Remarks').fill(opts.remarks || '');
+    const agree = page.getByLabel('I have read and agree to the Recharge Agreement.');
+    if (opts.agree) {
+        await agree.check();
+    } else {
+        await agree.uncheck();
+    }
+}
+
+async function submitAndReadResult() {
+    await page.getByRole('button', { name: 'Submit' }).click();
+    const card = page.locator('#order-result');
+    await card.waitFor({ state: 'visible' });
+    const code = (await page.locator('#result-code').textContent()).trim();
+    assert.match(code, /^[0-9A-Z]{6,16}$/, 'a reference code is shown');
+    return code;
+}
+
+/* Formats an RFC 3339 time the way the page must: en-GB in the browser's time zone. */
+function expectedTime(iso) {
+    return new Intl.DateTimeFormat('en-GB', {
+        year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+        second: '2-digit', hour12: false, timeZone: TIME_ZONE,
+    }).format(new Date(iso));
+}
+
+/* ---------- a UsageRecorded event on the wire (protobuf by hand: no protoc needed) ---------- */
+
+function varint(n) {
+    let v = BigInt.asUintN(64, BigInt(n));
+    const out = [];
+    do {
+        let b = Number(v & 0x7fn);
+        v >>= 7n;
+        if (v) {
+            b |= 0x80;
+        }
+        out.push(b);
+    } while (v);
+    return Buffer.from(out);
+}
+
+function pbString(field, s) {
+    const b = Buffer.from(s, 'utf8');
+    return Buffer.concat([varint((field << 3) | 2), varint(b.length), b]);
+}
+
+function pbInt(field, n) {
+    return Buffer.concat([varint(field << 3), varint(n)]);
+}
+
+function pbMessage(field, bytes) {
+    return Buffer.concat([varint((field << 3) | 2), varint(bytes.length), bytes]);
+}
+
+function produceUsage(requestId, amountFen) {
+    const envelope = Buffer.concat([
+        pbString(1, crypto.randomUUID()),
+        pbInt(2, Date.now()),
+        pbString(3, 'browser-test'),
+        pbInt(4, 1),
+        pbString(5, ACCOUNT),
+    ]);
+    const msg = Buffer.concat([
+        pbMessage(1, envelope),
+        pbString(2, requestId),
+        pbInt(3, amountFen),
+        pbString(4, 'wuliang-chat'),
+        pbInt(5, 2048),
+    ]);
+    const file = path.join(WORK, 'usage-' + requestId + '.bin');
+    fs.writeFileSync(file, msg);
+    /* A file argument is produced as exactly one message. */
+    execFileSync('kcat', ['-P', '-b', KAFKA, '-t', 'usage.recorded', '-k', ACCOUNT, file],
+                 { stdio: 'inherit', timeout: 60000 });
+}
+
+/* ---------- a bank statement that pays an order ---------- */
+
+function xmlEscape(s) {
+    return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/* camt.053 with one credit entry into the payee account, the reference code in the remittance. */
+function writeStatement(opts) {
+    const today = new Date().toISOString().slice(0, 10);
+    const account = PAYEE_NUMBER.replace(/\s+/g, '');
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+  <BkToCstmrStmt>
+    <GrpHdr><MsgId>BROWSER-${opts.txnId}</MsgId><CreDtTm>${today}T10:00:00+08:00</CreDtTm></GrpHdr>
+    <Stmt>
+      <Id>STMT-${opts.txnId}</Id>
+      <CreDtTm>${today}T10:00:00+08:00</CreDtTm>
+      <Acct><Id><Othr><Id>${account}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>
+      <Ntry>
+        <Amt Ccy="CNY">${opts.amount}</Amt>
+        <CdtDbtInd>CRDT</CdtDbtInd>
+        <Sts>BOOK</Sts>
+        <BookgDt><Dt>${today}</Dt></BookgDt>
+        <ValDt><Dt>${today}</Dt></ValDt>
+        <AcctSvcrRef>${opts.txnId}</AcctSvcrRef>
+        <NtryDtls><TxDtls>
+          <Refs><AcctSvcrRef>${opts.txnId}</AcctSvcrRef></Refs>
+          <RltdPties><Dbtr><Nm>${xmlEscape(opts.name)}</Nm></Dbtr></RltdPties>
+          <RmtInf><Ustrd>${xmlEscape(opts.remittance)}</Ustrd></RmtInf>
+        </TxDtls></NtryDtls>
+      </Ntry>
+    </Stmt>
+  </BkToCstmrStmt>
+</Document>
+`;
+    const file = path.join(WORK, 'statement-' + opts.txnId + '.xml');
+    fs.writeFileSync(file, xml);
+    return file;
+}
+
+function importStatement(file) {
+    execFileSync(STATEMENT_IMPORT, [file], { stdio: 'inherit', timeout: 120000, env: process.env });
+}
+
+/* ---------- the browser ---------- */
+
+async function newContext(locale) {
+    const ctx = await browser.newContext({
+        locale,
+        timezoneId: TIME_ZONE,
+        viewport: { width: 1280, height: 900 },
+        baseURL: BASE,
+    });
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+    return ctx;
+}
+
+before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    fs.mkdirSync(WORK, { recursive: true });
+    browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        ],
+    });
+    context = await newContext('en-US');
+    page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.setDefaultTimeout(30000);
+});
+
+after(async () => {
+    if (browser) {
+        await browser.close();
+    }
+});
+
+test('sign-in refuses a forged token and accepts the issued one', async () => {
+    await page.goto('/');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await shot('00-sign-in');
+
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#token-error').waitFor({ state: 'visible' });
+
+    const forged = TOKEN.slice(0, -4) + (TOKEN.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    await page.getByLabel('Account token').fill(forged);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('This token was not accepted').waitFor();
+    assert.equal(await page.locator('#app').isVisible(), false);
+
+    await page.getByLabel('Account token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('tab', { name: 'Overview' }).waitFor();
+    assert.equal(await page.getByRole('tab', { name: 'Overview' }).getAttribute('aria-selected'),
+                 'true');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('topup.token')), TOKEN);
+    await page.locator('#account-label').getByText(ACCOUNT).waitFor();
+});
+
+test('overview shows the balance and the payee account from configuration', async () => {
+    await assert.doesNotReject(page.locator('#balance-amount').getByText('¥0.00').waitFor());
+    await page.locator('#payee-number').getByText(PAYEE_NUMBER, { exact: true }).waitFor();
+    assert.equal(await page.locator('#payee-bank').textContent(), PAYEE_BANK);
+    assert.equal(await page.locator('#payee-name').textContent(), PAYEE_NAME);
+    for (const p of ['¥50', '¥100', '¥500', '¥1,000', 'Custom']) {
+        assert.ok(await page.getByRole('radio', { name: p, exact: true }).count(), `preset ${p}`);
+    }
+    const channel = page.getByRole('radio', { name: 'Bank Transfer' });
+    assert.equal(await channel.isChecked(), true, 'the channel is Bank Transfer');
+    await shot('01-overview');
+});
+
+test('validation errors appear next to the fields, with the API codes', async () => {
+    await page.getByRole('radio', { name: 'Custom', exact: true }).check();
+    await page.getByLabel('Custom amount (CNY)').fill('');
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expectFieldError('amount', 'invalid_amount');
+    await expectFieldError('remitter_name', 'remitter_name_required');
+    await expectFieldError('remitter_bank', 'remitter_bank_required');
+    await expectFieldError('agreement_accepted', 'agreement_required');
+    await expectNoFieldError('remarks');
+    assert.equal(await page.getByLabel('Remitter name').getAttribute('aria-invalid'), 'true');
+    await page.getByRole('alert').filter({ hasText: 'Please correct' }).waitFor();
+    await shot('02-overview-validation');
+
+    /* Each case the page catches, the API refuses with the same code (the API is the authority). */
+    const cases = [
+        { custom: '49.99', field: 'amount', code: 'amount_below_minimum' },
+        { custom: '10.001', field: 'amount', code: 'invalid_amount' },
+        { custom: '1e3', field: 'amount', code: 'invalid_amount' },
+        { custom: '100', remarks: 'x'.repeat(201), field: 'remarks', code: 'remarks_too_long' },
+    ];
+    for (const c of cases) {
+        await fillForm({ custom: c.custom, name: '张三', bank: '招商银行', remarks: c.remarks,
+                         agree: true });
+        await page.getByRole('button', { name: 'Submit' }).click();
+        await expectFieldError(c.field, c.code);
+        const body = { amount: c.custom, channel: 'bank_transfer', remitter_name: '张三',
+                       remitter_bank: '招商银行', remarks: c.remarks || '',
+                       agreement_accepted: true };
+        const r = await apiCall('POST', '/v1/topup-orders', body,
+                                { 'Idempotency-Key': crypto.randomUUID() });
+        assert.ok(r.status === 400 || r.status === 422, `API refuses ${c.custom}: ${r.status}`);
+        assert.equal(r.body.error.code, c.code, `API code for ${JSON.stringify(c)}`);
+        assert.equal(r.body.error.field, c.field);
+    }
+    await fillForm({ custom: '49.99', name: '张三', bank: '招商银行', agree: true });
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expectFieldError('amount', 'amount_below_minimum');
+    assert.match(await fieldError('amount').textContent(), /50\.00/);
+    await shot('03-overview-below-minimum');
+
+    /* Editing a field clears its message. */
+    await page.getByLabel('Custom amount (CNY)').fill('60');
+    await expectNoFieldError('amount');
+
+    const list = await apiCall('GET', '/v1/topup-orders');
+    assert.equal(list.body.orders.length, 0, 'no order was created by invalid submissions');
+});
+
+test('an order with a preset amount shows its reference code and instructions', async () => {
+    await fillForm({ preset: '500', name: '张三', bank: '招商银行', remarks: 'first top-up',
+                     agree: true });
+    const code = await submitAndReadResult();
+    shared.presetCode = code;
+    assert.equal(await page.locator('#result-amount').textContent(), '¥500.00');
+    assert.match(await page.locator('#result-instruction').textContent(), new RegExp(code));
+    assert.equal(await page.locator('#result-payee-number').textContent(), PAYEE_NUMBER);
+    assert.equal(await page.locator('#result-status [data-status]').getAttribute('data-status'),
+                 'pending');
+
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.locator('#copy-status').getByText('Copied').waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), code);
+
+    const r = await apiCall('GET', '/v1/topup-orders/' + code);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.amount, '500.00');
+    assert.equal(r.body.status, 'pending');
+    assert.equal(r.body.remitter_name, '张三');
+    assert.equal(await page.locator('#result-created time').textContent(),
+                 expectedTime(r.body.created_at), 'times in the browser time zone');
+    await shot('04-overview-order-created');
+});
+
+test('an order with a custom amount', async () => {
+    await page.getByRole('button', { name: 'Create another order' }).click();
+    await fillForm({ custom: '123.4', name: '张三', bank: '招商银行', agree: true });
+    const code = await submitAndReadResult();
+    shared.customCode = code;
+    assert.equal(await page.locator('#result-amount').textContent(), '¥123.40');
+    const r = await apiCall('GET', '/v1/topup-orders/' + code);
+    assert.equal(r.body.amount, '123.40');
+    assert.equal(r.body.status, 'pending');
+});
+
+test('orders tab: newest first, badges, cancel with the confirmation dialog', async () => {
+    await page.getByRole('tab', { name: 'Top Up Orders' }).click();
+    const rows = page.locator('#orders-body tr[data-code]');
+    await rows.first().waitFor();
+    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.code)),
+                     [shared.customCode, shared.presetCode], 'newest first');
+    const presetRow = page.locator(`#orders-body tr[data-code="${shared.presetCode}"]`);
+    assert.equal(await presetRow.locator('.badge').textContent(), 'Pending');
+    await shot('05-orders');
+
+    /* "Keep order" leaves it pending. */
+    await presetRow.getByRole('button', { name: 'Cancel order ' + shared.presetCode }).click();
+    const dialog = page.getByRole('dialog', { name: 'Cancel this order?' });
+    await dialog.waitFor();
+    assert.match(await dialog.textContent(), new RegExp(shared.presetCode));
+    await shot('06-orders-cancel-dialog');
+    await dialog.getByRole('button', { name: 'Keep order' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await apiCall('GET', '/v1/topup-orders/' + shared.presetCode)).body.status,
+                 'pending');
+
+    /* Confirming cancels it; the list updates and the button goes. */
+    await presetRow.getByRole('button', { name: 'Cancel order ' + shared.presetCode }).click();
+    await dialog.getByRole('button', { name: 'Cancel order' }).click();
+    await page.locator('#orders-notice').getByText(`Order ${shared.presetCode} was cancelled.`)
+        .waitFor();
+    await presetRow.locator('.badge', { hasText: 'Cancelled' }).waitFor();
+    assert.equal(await presetRow.getByRole('button').count(), 0, 'no cancel on a cancelled order');
+    assert.equal((await apiCall('GET', '/v1/topup-orders/' + shared.presetCode)).body.status,
+                 'cancelled');
+    await shot('07-orders-cancelled');
+});
+
+test('a statement that pays an order: balance and recharge flow appear without reload', async () => {
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.locator('#balance-amount').getByText('¥0.00').waitFor();
+    const navigations = [];
+    page.on('framenavigated', (f) => navigations.push(f.url()));
+
+    const file = writeStatement({
+        txnId: 'BT' + crypto.randomBytes(6).toString('hex').toUpperCase(),
+        amount: '123.40',
+        name: '张三',
+        remittance: 'Top up ' + shared.customCode.slice(0, 4) + '-' + shared.customCode.slice(4),
+    });
+    importStatement(file);
+
+    await page.locator('#balance-amount').getByText('¥123.40')
+        .waitFor({ timeout: CREDIT_WAIT_MS });
+    assert.deepEqual(navigations, [], 'the balance refreshed without a page load');
+    await page.locator('#global-notice').getByText('Your balance was updated').waitFor();
+    /* The order on the page follows: completed (or still processing for a moment). */
+    await page.locator('#result-status .badge-completed').waitFor({ timeout: CREDIT_WAIT_MS });
+    await shot('08-overview-credited');
+
+    await page.getByRole('tab', { name: 'Account Flows' }).click();
+    const row = page.locator('#flows-body tr[data-type="recharge"]');
+    await row.first().waitFor();
+    const cells = await row.first().locator('td').allTextContents();
+    assert.equal(cells[1], 'Recharge');
+    assert.equal(cells[2], '+¥123.40');
+    assert.equal(cells[3], '¥123.40');
+    assert.equal(cells[4], shared.customCode);
+    assert.equal(await row.first().locator('.amount-pos').count(), 1, 'credit coloured positive');
+});
+
+test('account flows: consume is signed and coloured, the type filter narrows the list', async () => {
+    produceUsage('req-' + crypto.randomBytes(4).toString('hex'), -125);
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.locator('#balance-amount').getByText('¥122.15').waitFor({ timeout: CREDIT_WAIT_MS });
+
+    await page.getByRole('tab', { name: 'Account Flows' }).click();
+    const rows = page.locator('#flows-body tr[data-type]');
+    await page.locator('#flows-body tr[data-type="consume"]').waitFor();
+    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.type)),
+                     ['consume', 'recharge'], 'newest first');
+    const consume = page.locator('#flows-body tr[data-type="consume"] td');
+    assert.equal(await consume.nth(2).textContent(), '−¥1.25');
+    assert.equal(await consume.nth(3).textContent(), '¥122.15');
+    assert.equal(await page.locator('#flows-body .amount-neg').count(), 1);
+    await shot('09-flows');
+
+    const filter = page.getByLabel('Type');
+    await filter.selectOption('recharge');
+    await waitFor('recharge only', async () => {
+        const types = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.type));
+        return types.length === 1 && types[0] === 'recharge';
+    }, 30000);
+    await shot('10-flows-recharge');
+    await filter.selectOption('consume');
+    await waitFor('consume only', async () => {
+        const types = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.type));
+        return types.length === 1 && types[0] === 'consume';
+    }, 30000);
+    await filter.selectOption('refund');
+    await page.locator('#flows-body td.empty').getByText('No account flows yet.').waitFor();
+    await filter.selectOption('all');
+    await waitFor('all flows', async () => (await rows.count()) === 2, 30000);
+});
+
+test('a cancel that lost the race to a bank match is explained', async () => {
+    /* A pending order shown in the list, then paid behind the page's back. */
+    const create = await apiCall('POST', '/v1/topup-orders', {
+        amount: '88.00', channel: 'bank_transfer', remitter_name: '李四',
+        remitter_bank: '中国银行', remarks: '', agreement_accepted: true,
+    }, { 'Idempotency-Key': crypto.randomUUID() });
+    assert.equal(create.status, 201);
+    const code = create.body.code;
+    await page.getByRole('tab', { name: 'Top Up Orders' }).click();
+    const row = page.locator(`#orders-body tr[data-code="${code}"]`);
+    await row.locator('.badge', { hasText: 'Pending' }).waitFor();
+
+    importStatement(writeStatement({
+        txnId: 'BT' + crypto.randomBytes(6).toString('hex').toUpperCase(),
+        amount: '88.00', name: '李四', remittance: code,
+    }));
+    await waitFor('the order to be matched', async () => {
+        const r = await apiCall('GET', '/v1/topup-orders/' + code);
+        return r.body.status !== 'pending';
+    }, CREDIT_WAIT_MS);
+
+    await row.getByRole('button', { name: 'Cancel order ' + code }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel order' }).click();
+    await page.locator('#orders-notice')
+        .getByText(`Order ${code} can no longer be cancelled: your transfer has already been matched`)
+        .waitFor();
+    await row.locator('.badge-processing, .badge-completed').waitFor();
+    assert.equal(await row.getByRole('button').count(), 0);
+    await shot('11-orders-cancel-too-late');
+});
+
+test('orders pagination moves through pages and back', async () => {
+    /* Three orders exist; eight more make eleven: two pages of ten. */
+    for (let i = 0; i < 8; i++) {
+        const r = await apiCall('POST', '/v1/topup-orders', {
+            amount: String(60 + i) + '.00', channel: 'bank_transfer', remitter_name: '王五',
+            remitter_bank: '工商银行', agreement_accepted: true,
+        }, { 'Idempotency-Key': crypto.randomUUID() });
+        assert.equal(r.status, 201);
+    }
+    await page.getByLabel('Status').selectOption('');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const rows = page.locator('#orders-body tr[data-code]');
+    await waitFor('a full first page', async () => (await rows.count()) === 10, 30000);
+    const first = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.code));
+    assert.equal(await page.getByRole('button', { name: 'Previous' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.locator('#orders-page').getByText('Page 2').waitFor();
+    await waitFor('the second page', async () => (await rows.count()) === 1, 30000);
+    assert.equal(await rows.first().getAttribute('data-code'), shared.presetCode, 'oldest last');
+    assert.equal(await page.getByRole('button', { name: 'Next' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.locator('#orders-page').getByText('Page 1').waitFor();
+    await waitFor('the first page again', async () => (await rows.count()) === 10, 30000);
+    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.code)), first);
+
+    await page.getByLabel('Status').selectOption('cancelled');
+    await waitFor('cancelled only', async () => {
+        const codes = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.code));
+        return codes.length === 1 && codes[0] === shared.presetCode;
+    }, 30000);
+    await page.getByLabel('Status').selectOption('');
+});
+
+test('Chinese by browser language, and the language switch', async () => {
+    const zhContext = await newContext('zh-CN');
+    const zh = await zhContext.newPage();
+    zh.on('pageerror', (e) => pageErrors.push(String(e)));
+    await zh.goto('/');
+    await zh.evaluate((tok) => sessionStorage.setItem('topup.token', tok), TOKEN);
+    await zh.goto('/#overview');
+    await zh.getByRole('tab', { name: '概览' }).waitFor();
+    assert.equal(await zh.evaluate(() => document.documentElement.lang), 'zh-CN');
+    await zh.locator('#balance-amount').getByText('¥210.15').waitFor();
+    await zh.getByRole('button', { name: '提交' }).click();
+    await zh.locator('#remitter_name-error').getByText('请输入汇款人姓名。').waitFor();
+    await zh.screenshot({ path: path.join(SHOTS, '12-zh-overview.png'), fullPage: true });
+    await zh.getByRole('tab', { name: '账户流水' }).click();
+    await zh.locator('#flows-body tr[data-type="recharge"] td').nth(1).getByText('充值').waitFor();
+    await zh.screenshot({ path: path.join(SHOTS, '13-zh-flows.png'), fullPage: true });
+
+    await zh.getByLabel('语言').selectOption('en');
+    await zh.getByRole('tab', { name: 'Account Flows' }).waitFor();
+    assert.equal(await zh.evaluate(() => document.documentElement.lang), 'en');
+    await zh.locator('#flows-body tr[data-type="recharge"] td').nth(1).getByText('Recharge')
+        .waitFor();
+    await zhContext.close();
+});
+
+test('an expired token sends the user back to sign-in with a clear message', async () => {
+    /* The short token was issued with a 1 s lifetime before the browser started. */
+    const ctx = await newContext('en-US');
+    const p = await ctx.newPage();
+    await p.goto('/');
+    await p.evaluate((tok) => sessionStorage.setItem('topup.token', tok), SHORT_TOKEN);
+    await p.reload();
+    await p.getByRole('alert').getByText('Your session has expired. Sign in again with a new token.')
+        .waitFor();
+    assert.equal(await p.locator('#app').isVisible(), false);
+    assert.equal(await p.evaluate(() => sessionStorage.getItem('topup.token')), null);
+    await p.screenshot({ path: path.join(SHOTS, '14-sign-in-expired.png'), fullPage: true });
+    await ctx.close();
+});
+
+test('the page raised no script errors', () => {
+    assert.deepEqual(pageErrors, []);
+});
