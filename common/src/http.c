@@ -1,0 +1,517 @@
+/* HTTP server over libmicrohttpd: bounded requests, deferred answers, routing, draining stop. */
+#include "topup/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "topup/log.h"
+#include "topup/mem.h"
+
+#define HTTP_CONNECTIONS_MAX_DEFAULT 1024
+#define HTTP_IDLE_TIMEOUT_S_DEFAULT  30
+#define HTTP_HEADER_NAME_MAX         64
+#define HTTP_HEADER_VALUE_MAX        256
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_handler_fn *handler;
+    void *ctx;
+    size_t body_max;
+    int port;
+    atomic_int_least64_t inflight;
+    atomic_bool quiesced;
+};
+
+enum http_req_state {
+    HTTP_REQ_RECEIVING, /* headers in, body arriving */
+    HTTP_REQ_HANDLING,  /* inside the handler call */
+    HTTP_REQ_SUSPENDED, /* handler returned without answering: connection suspended */
+    HTTP_REQ_ANSWERED,  /* response built, not yet queued */
+    HTTP_REQ_QUEUED,    /* response handed to MHD */
+};
+
+struct http_header_pair {
+    char name[HTTP_HEADER_NAME_MAX];
+    char value[HTTP_HEADER_VALUE_MAX];
+};
+
+struct http_request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* owned by MHD, valid for the request */
+    const char *path;
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    size_t discarded;
+    bool too_large;
+    pthread_mutex_t mu;
+    enum http_req_state state;
+    struct MHD_Response *response;
+    unsigned status;
+    int nheaders;
+    struct http_header_pair headers[HTTP_RESPONSE_HEADERS_MAX];
+    struct timespec started;
+};
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        buf[--n] = '\0';
+    }
+    log_warn("http server library reported a problem", LF_S("detail", buf));
+}
+
+static void http_request_free(struct http_request *r)
+{
+    if (r->response != NULL) {
+        MHD_destroy_response(r->response);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r->body);
+    free(r);
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct http_request *r = *con_cls;
+    if (r == NULL) {
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t)(now.tv_sec - r->started.tv_sec) * 1000000 +
+                 (now.tv_nsec - r->started.tv_nsec) / 1000;
+    log_debug("http request completed", LF_S("method", r->method), LF_S("path", r->path),
+              LF_I("status", r->status), LF_I("duration_us", us),
+              LF_I("ok", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+    http_request_free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Queues r's response on its connection; called on the connection's thread. */
+static enum MHD_Result http_queue(struct http_request *r)
+{
+    r->state = HTTP_REQ_QUEUED;
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, r->response);
+    MHD_destroy_response(r->response);
+    r->response = NULL;
+    return ret;
+}
+
+/* Builds the MHD response with the pending headers and hands it over (any thread). */
+static void http_answer(struct http_request *r, unsigned status, struct MHD_Response *resp)
+{
+    if (resp == NULL) {
+        /* Only on allocation failure inside MHD: nothing sensible is left to send. */
+        log_error("http response could not be created; aborting");
+        abort();
+    }
+    for (int i = 0; i < r->nheaders; i++) {
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->state != HTTP_REQ_HANDLING && r->state != HTTP_REQ_SUSPENDED &&
+        r->state != HTTP_REQ_RECEIVING) {
+        pthread_mutex_unlock(&r->mu);
+        log_error("http request answered twice; aborting", LF_S("path", r->path));
+        abort();
+    }
+    r->response = resp;
+    r->status = status;
+    bool resume = r->state == HTTP_REQ_SUSPENDED;
+    r->state = HTTP_REQ_ANSWERED;
+    if (resume) {
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool http_content_length_over(struct MHD_Connection *conn, size_t max)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl == NULL) {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    /* Unparsable lengths are MHD's to refuse; an overflow is certainly too large. */
+    return (errno == ERANGE) || (end != cl && v > max);
+}
+
+static void http_append_body(struct http_request *r, const char *data, size_t n)
+{
+    if (r->too_large || r->body_len + n > r->srv->body_max) {
+        r->too_large = true;
+        r->discarded += n;
+        return;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->body_len + n + 1) {
+            cap *= 2;
+        }
+        r->body = mem_realloc(r->body, cap);
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+}
+
+static void http_respond_too_large(struct http_request *r)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", r->srv->body_max);
+    http_respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg, NULL);
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct http_request *r = *con_cls;
+    if (r == NULL) {
+        r = mem_calloc(1, sizeof(*r));
+        r->srv = s;
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        r->status = 0;
+        r->state = HTTP_REQ_RECEIVING;
+        pthread_mutex_init(&r->mu, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &r->started);
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        if (http_content_length_over(conn, s->body_max)) {
+            /* Answer before reading the body; MHD closes the connection after it. */
+            r->too_large = true;
+            http_respond_too_large(r);
+            pthread_mutex_lock(&r->mu);
+            enum MHD_Result ret = http_queue(r);
+            pthread_mutex_unlock(&r->mu);
+            return ret;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        http_append_body(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    pthread_mutex_lock(&r->mu);
+    enum http_req_state st = r->state;
+    pthread_mutex_unlock(&r->mu);
+    if (st == HTTP_REQ_RECEIVING) {
+        if (r->too_large) {
+            http_respond_too_large(r);
+        } else {
+            if (r->body == NULL) {
+                r->body = mem_calloc(1, 1);
+            }
+            pthread_mutex_lock(&r->mu);
+            r->state = HTTP_REQ_HANDLING;
+            pthread_mutex_unlock(&r->mu);
+            s->handler(s->ctx, r);
+        }
+    }
+    enum MHD_Result ret = MHD_YES;
+    pthread_mutex_lock(&r->mu);
+    if (r->state == HTTP_REQ_ANSWERED) {
+        ret = http_queue(r);
+    } else if (r->state == HTTP_REQ_HANDLING) {
+        r->state = HTTP_REQ_SUSPENDED;
+        MHD_suspend_connection(conn);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ret;
+}
+
+static enum tp_status http_bind_addr(const char *addr, int port, struct sockaddr_storage *ss,
+                                     bool *ipv6, struct tp_error *err)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *ipv6 = false;
+        return TP_OK;
+    }
+    if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *ipv6 = true;
+        return TP_OK;
+    }
+    return error_set(err, TP_INVALID, "\"%s\" is not an IPv4 or IPv6 address", addr);
+}
+
+struct http_server *http_server_new(const struct http_server_config *cfg, http_handler_fn *handler,
+                                    void *ctx, struct tp_error *err)
+{
+    struct sockaddr_storage ss;
+    bool ipv6 = false;
+    if (cfg->port < 0 || cfg->port > 65535) {
+        error_set(err, TP_INVALID, "port %d is out of range", cfg->port);
+        return NULL;
+    }
+    if (http_bind_addr(cfg->addr, cfg->port, &ss, &ipv6, err) != TP_OK) {
+        return NULL;
+    }
+    struct http_server *s = mem_calloc(1, sizeof(*s));
+    s->handler = handler;
+    s->ctx = ctx;
+    s->body_max = cfg->body_max_bytes ? cfg->body_max_bytes : HTTP_BODY_MAX_DEFAULT;
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->quiesced, false);
+    size_t mem = cfg->header_max_bytes ? cfg->header_max_bytes : HTTP_HEADER_MAX_DEFAULT;
+    unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
+    unsigned conns =
+        cfg->connections_max > 0 ? (unsigned)cfg->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT;
+    unsigned timeout =
+        cfg->idle_timeout_s > 0 ? (unsigned)cfg->idle_timeout_s : HTTP_IDLE_TIMEOUT_S_DEFAULT;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    struct MHD_OptionItem opts[] = {
+        /* First, so that MHD reports every later problem through it. */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, s},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)conns, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, s},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s, MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        error_set(err, TP_FATAL, "cannot listen on %s:%d (address in use or not available)",
+                  cfg->addr, cfg->port);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info != NULL ? info->port : cfg->port;
+    return s;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+int64_t http_server_inflight(const struct http_server *s)
+{
+    return atomic_load(&((struct http_server *)s)->inflight);
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (atomic_exchange(&s->quiesced, true)) {
+        return;
+    }
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+    }
+}
+
+void http_server_free(struct http_server *s, int drain_timeout_ms)
+{
+    if (s == NULL) {
+        return;
+    }
+    http_server_quiesce(s);
+    for (int waited = 0; waited < drain_timeout_ms && atomic_load(&s->inflight) > 0; waited += 10) {
+        usleep(10000);
+    }
+    int64_t left = atomic_load(&s->inflight);
+    if (left > 0) {
+        log_warn("http server stopping with requests still open", LF_I("requests", left));
+    }
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}
+
+const char *http_request_method(const struct http_request *r)
+{
+    return r->method;
+}
+
+const char *http_request_path(const struct http_request *r)
+{
+    return r->path;
+}
+
+const char *http_request_body(const struct http_request *r, size_t *len)
+{
+    if (len != NULL) {
+        *len = r->body_len;
+    }
+    return r->body != NULL ? r->body : "";
+}
+
+const char *http_request_header(const struct http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(const struct http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void http_response_header(struct http_request *r, const char *name, const char *value)
+{
+    if (r->nheaders >= HTTP_RESPONSE_HEADERS_MAX) {
+        log_error("too many response headers; programmer error", LF_S("header", name));
+        abort();
+    }
+    struct http_header_pair *h = &r->headers[r->nheaders++];
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    snprintf(h->value, sizeof(h->value), "%s", value);
+}
+
+void http_respond(struct http_request *r, unsigned status, const char *content_type,
+                  const void *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (resp != NULL && content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
+    http_answer(r, status, resp);
+}
+
+void http_respond_json(struct http_request *r, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        log_error("JSON response could not be serialised; aborting");
+        abort();
+    }
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    if (resp != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json; charset=utf-8");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
+    http_answer(r, status, resp);
+}
+
+json_t *http_error_body(const char *code, const char *message, const char *field)
+{
+    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", message, "field",
+                     field);
+}
+
+void http_respond_error(struct http_request *r, unsigned status, const char *code,
+                        const char *message, const char *field)
+{
+    http_respond_json(r, status, http_error_body(code, message, field));
+}
+
+void http_respond_fd(struct http_request *r, unsigned status, const char *content_type, int fd,
+                     uint64_t size)
+{
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (resp != NULL && content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
+    http_answer(r, status, resp);
+}
+
+/*
+ * Matches one pattern against path, segment by segment. "{x}" takes one non-empty segment
+ * (at most HTTP_ROUTE_PARAM_MAX - 1 bytes).
+ */
+static bool http_pattern_match(const char *pattern, const char *path, struct http_route_match *m)
+{
+    m->n = 0;
+    const char *p = pattern;
+    const char *u = path;
+    while (*p != '\0' && *u != '\0') {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            const char *seg_end = strchr(u, '/');
+            size_t len = seg_end != NULL ? (size_t)(seg_end - u) : strlen(u);
+            if (close == NULL || len == 0 || len >= HTTP_ROUTE_PARAM_MAX ||
+                m->n >= HTTP_ROUTE_PARAMS_MAX) {
+                return false;
+            }
+            memcpy(m->params[m->n], u, len);
+            m->params[m->n][len] = '\0';
+            m->n++;
+            p = close + 1;
+            u += len;
+            continue;
+        }
+        if (*p != *u) {
+            return false;
+        }
+        p++;
+        u++;
+    }
+    return *p == '\0' && *u == '\0';
+}
+
+static bool http_method_matches(const char *route_method, const char *method)
+{
+    return strcmp(route_method, method) == 0 ||
+           (strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+enum http_route_result http_route_find(const struct http_route *routes, const char *method,
+                                       const char *path, const struct http_route **out,
+                                       struct http_route_match *m, char *allow, size_t allow_size)
+{
+    bool path_seen = false;
+    if (allow_size > 0) {
+        allow[0] = '\0';
+    }
+    for (const struct http_route *rt = routes; rt->method != NULL; rt++) {
+        struct http_route_match tmp;
+        if (!http_pattern_match(rt->pattern, path, &tmp)) {
+            continue;
+        }
+        if (http_method_matches(rt->method, method)) {
+            *m = tmp;
+            *out = rt;
+            return HTTP_ROUTE_OK;
+        }
+        if (allow_size > 0 && strstr(allow, rt->method) == NULL) {
+            size_t used = strlen(allow);
+            snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", rt->method);
+        }
+        path_seen = true;
+    }
+    return path_seen ? HTTP_ROUTE_METHOD_NOT_ALLOWED : HTTP_ROUTE_NOT_FOUND;
+}
