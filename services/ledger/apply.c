@@ -1,0 +1,492 @@
+/* The ledger's batch transaction: lock accounts in order, read what exists, write flows in bulk. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "topup/log.h"
+#include "topup/mem.h"
+#include "topup/pg.h"
+
+/*
+ * Accounts appear on their first event. Rows are created and then locked in one byte order
+ * (COLLATE "C", the same in every instance), so two ledgers never wait on each other in a cycle.
+ * Orders are locked only after every account lock, so orders cannot close a cycle either.
+ */
+static const char apply_sql_accounts_ensure[] =
+    "INSERT INTO accounts (account_id) SELECT a FROM unnest($1::text[]) AS a "
+    "ORDER BY a COLLATE \"C\" ON CONFLICT (account_id) DO NOTHING";
+
+static const char apply_sql_accounts_lock[] =
+    "SELECT account_id, balance_fen, balance_version FROM accounts "
+    "WHERE account_id = ANY($1::text[]) ORDER BY account_id COLLATE \"C\" FOR UPDATE";
+
+/* Read after the account locks: a concurrent batch with the same events has committed by then. */
+static const char apply_sql_events_known[] =
+    "SELECT event_id, NULL::text FROM account_flows WHERE event_id = ANY($1::text[]) "
+    "UNION ALL SELECT event_id, reason FROM ledger_rejections WHERE event_id = ANY($1::text[])";
+
+static const char apply_sql_orders_lock[] =
+    "SELECT code, account_id, status FROM topup_orders WHERE code = ANY($1::text[]) "
+    "ORDER BY code COLLATE \"C\" FOR UPDATE";
+
+static const char apply_sql_orders_credited[] =
+    "SELECT reference, event_id FROM account_flows "
+    "WHERE flow_type = 'recharge' AND reference = ANY($1::text[])";
+
+/* ORDER BY ord: flow ids follow batch order, which is per-account event order. */
+static const char apply_sql_flows_insert[] =
+    "INSERT INTO account_flows (event_id, account_id, flow_type, amount_fen, balance_after_fen, "
+    "reference, occurred_at) "
+    "SELECT e, a, t, amt, bal, r, to_timestamp(0) + ms * interval '1 millisecond' "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
+    "$7::bigint[]) WITH ORDINALITY AS v(e, a, t, amt, bal, r, ms, ord) "
+    "ORDER BY ord ON CONFLICT (event_id) DO NOTHING";
+
+/* The old balance guards against a plan made from stale rows (impossible under the lock). */
+static const char apply_sql_balances_update[] =
+    "UPDATE accounts AS a SET balance_fen = v.nb, balance_version = a.balance_version + 1, "
+    "updated_at = now() FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, ob, nb) "
+    "WHERE a.account_id = v.id AND a.balance_fen = v.ob "
+    "RETURNING a.account_id, a.balance_version";
+
+static const char apply_sql_orders_complete[] =
+    "UPDATE topup_orders AS o SET status = 'completed', credited_fen = v.c, amount_mismatch = v.m, "
+    "completed_at = now(), updated_at = now() "
+    "FROM unnest($1::text[], $2::bigint[], $3::bool[]) AS v(code, c, m) "
+    "WHERE o.code = v.code AND o.status = 'processing'";
+
+static const char apply_sql_rejections_insert[] =
+    "INSERT INTO ledger_rejections (event_id, account_id, flow_type, amount_fen, reference, "
+    "reason, "
+    "source_topic, source_partition, source_offset, occurred_at) "
+    "SELECT e, a, t, amt, r, why, tp, p, o, to_timestamp(0) + ms * interval '1 millisecond' "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], "
+    "$7::text[], $8::int[], $9::bigint[], $10::bigint[]) AS v(e, a, t, amt, r, why, tp, p, o, ms) "
+    "ON CONFLICT (event_id) DO NOTHING";
+
+enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
+{
+    static const struct {
+        const char *name, *sql;
+        int nparams;
+    } stmts[] = {
+        {"ledger_accounts_ensure", apply_sql_accounts_ensure, 1},
+        {"ledger_accounts_lock", apply_sql_accounts_lock, 1},
+        {"ledger_events_known", apply_sql_events_known, 1},
+        {"ledger_orders_lock", apply_sql_orders_lock, 1},
+        {"ledger_orders_credited", apply_sql_orders_credited, 1},
+        {"ledger_flows_insert", apply_sql_flows_insert, 7},
+        {"ledger_balances_update", apply_sql_balances_update, 3},
+        {"ledger_orders_complete", apply_sql_orders_complete, 3},
+        {"ledger_rejections_insert", apply_sql_rejections_insert, 10},
+    };
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        enum tp_status st = pg_prepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, err);
+        if (st != TP_OK) {
+            return st;
+        }
+    }
+    return TP_OK;
+}
+
+/* ---- PostgreSQL array literals: every value travels as a parameter, quoted and escaped ---- */
+
+#define APPLY_ARRAYS_MAX 10
+
+struct apply_array {
+    char *buf;
+    size_t len, cap;
+    int n;
+};
+
+static void apply_array_reserve(struct apply_array *a, size_t more)
+{
+    if (a->len + more + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (a->len + more + 1 > cap) {
+            cap *= 2;
+        }
+        a->buf = mem_realloc(a->buf, cap);
+        a->cap = cap;
+    }
+}
+
+static void apply_array_begin(struct apply_array *a)
+{
+    apply_array_reserve(a, 1);
+    a->buf[0] = '{';
+    a->len = 1;
+    a->n = 0;
+}
+
+static void apply_array_sep(struct apply_array *a)
+{
+    if (a->n++ > 0) {
+        apply_array_reserve(a, 1);
+        a->buf[a->len++] = ',';
+    }
+}
+
+static void apply_array_str(struct apply_array *a, const char *s)
+{
+    size_t n = strlen(s);
+    apply_array_sep(a);
+    apply_array_reserve(a, 2 * n + 2);
+    a->buf[a->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            a->buf[a->len++] = '\\';
+        }
+        a->buf[a->len++] = s[i];
+    }
+    a->buf[a->len++] = '"';
+}
+
+static void apply_array_i64(struct apply_array *a, int64_t v)
+{
+    apply_array_sep(a);
+    apply_array_reserve(a, 24);
+    a->len += (size_t)snprintf(a->buf + a->len, 24, "%" PRId64, v);
+}
+
+static void apply_array_bool(struct apply_array *a, bool v)
+{
+    apply_array_sep(a);
+    apply_array_reserve(a, 1);
+    a->buf[a->len++] = v ? 't' : 'f';
+}
+
+static const char *apply_array_end(struct apply_array *a)
+{
+    apply_array_reserve(a, 1);
+    a->buf[a->len++] = '}';
+    a->buf[a->len] = '\0';
+    return a->buf;
+}
+
+/* The state of one apply_batch call, shared by transaction attempts. */
+struct apply_ctx {
+    struct batch *b;
+    const struct apply_source *sources;
+    struct apply_array arr[APPLY_ARRAYS_MAX];
+};
+
+/* Ends arrays 0..n-1 into params. */
+static void apply_params(struct apply_ctx *x, int n, const char *params[])
+{
+    for (int i = 0; i < n; i++) {
+        params[i] = apply_array_end(&x->arr[i]);
+    }
+}
+
+static void apply_begin_arrays(struct apply_ctx *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        apply_array_begin(&x->arr[i]);
+    }
+}
+
+static enum tp_status apply_lock_accounts(struct pg_conn *c, struct apply_ctx *x,
+                                          struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n_accounts; i++) {
+        apply_array_str(&x->arr[0], b->accounts[i].account_id);
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    enum tp_status st = pg_exec_prepared(c, "ledger_accounts_ensure", 1, p, NULL, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    PGresult *r = NULL;
+    st = pg_exec_prepared(c, "ledger_accounts_lock", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct batch_account *a = batch_find_account(b, pg_get_str(r, row, 0));
+        if (a != NULL) {
+            a->loaded = true;
+            a->balance_fen = pg_get_i64(r, row, 1);
+            a->version = pg_get_i64(r, row, 2);
+        }
+    }
+    PQclear(r);
+    for (int i = 0; i < b->n_accounts; i++) {
+        if (!b->accounts[i].loaded) {
+            /* Cannot happen after the insert above, unless a row was deleted meanwhile. */
+            return error_set(err, TP_RETRY, "account %s vanished after insert",
+                             b->accounts[i].account_id);
+        }
+    }
+    return TP_OK;
+}
+
+static enum tp_status apply_read_known(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n_keys; i++) {
+        apply_array_str(&x->arr[0], b->keys[i].event_id);
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_events_known", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct batch_event_key *k = batch_find_key(b, pg_get_str(r, row, 0));
+        if (k == NULL) {
+            continue;
+        }
+        if (pg_is_null(r, row, 1)) {
+            k->is_flow = true;
+        } else {
+            k->is_rejection = true;
+            snprintf(k->rejection_reason, sizeof(k->rejection_reason), "%s", pg_get_str(r, row, 1));
+        }
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
+static enum tp_status apply_read_orders(struct pg_conn *c, struct apply_ctx *x,
+                                        struct tp_error *err)
+{
+    struct batch *b = x->b;
+    if (b->n_orders == 0) {
+        return TP_OK;
+    }
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n_orders; i++) {
+        apply_array_str(&x->arr[0], b->orders[i].code);
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_orders_lock", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct batch_order *o = batch_find_order(b, pg_get_str(r, row, 0));
+        if (o != NULL) {
+            o->status = strcmp(pg_get_str(r, row, 2), "processing") == 0 ? BATCH_ORDER_PROCESSING
+                                                                         : BATCH_ORDER_OTHER;
+            snprintf(o->account_id, sizeof(o->account_id), "%s", pg_get_str(r, row, 1));
+        }
+    }
+    PQclear(r);
+    r = NULL;
+    st = pg_exec_prepared(c, "ledger_orders_credited", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct batch_order *o = batch_find_order(b, pg_get_str(r, row, 0));
+        if (o != NULL) {
+            snprintf(o->credited_by, sizeof(o->credited_by), "%s", pg_get_str(r, row, 1));
+        }
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
+static enum tp_status apply_insert_flows(struct pg_conn *c, struct apply_ctx *x, int expected,
+                                         struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 7);
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome != BATCH_APPLY) {
+            continue;
+        }
+        apply_array_str(&x->arr[0], it->ev.event_id);
+        apply_array_str(&x->arr[1], it->ev.account_id);
+        apply_array_str(&x->arr[2], ledger_flow_type_name(it->ev.type));
+        apply_array_i64(&x->arr[3], it->ev.amount_fen);
+        apply_array_i64(&x->arr[4], it->balance_after_fen);
+        apply_array_str(&x->arr[5], it->ev.reference);
+        apply_array_i64(&x->arr[6], it->ev.occurred_at_ms);
+    }
+    const char *p[7];
+    apply_params(x, 7, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_flows_insert", 7, p, &r, err);
+    if (st == TP_DUPLICATE) {
+        /* Another instance committed a recharge of the same order after our read: read again. */
+        return error_set(err, TP_RETRY, "flow insert raced with another ledger: %s", err->msg);
+    }
+    if (st != TP_OK) {
+        return st;
+    }
+    int inserted = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (inserted != expected) {
+        /* The final guard fired: balances planned for these flows would be wrong. Start again. */
+        return error_set(err, TP_RETRY, "inserted %d flows of %d planned", inserted, expected);
+    }
+    return TP_OK;
+}
+
+static enum tp_status apply_update_balances(struct pg_conn *c, struct apply_ctx *x,
+                                            struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 3);
+    int expected = 0;
+    for (int i = 0; i < b->n_accounts; i++) {
+        const struct batch_account *a = &b->accounts[i];
+        if (a->flows == 0) {
+            continue;
+        }
+        apply_array_str(&x->arr[0], a->account_id);
+        apply_array_i64(&x->arr[1], a->balance_fen);
+        apply_array_i64(&x->arr[2], a->new_balance_fen);
+        expected++;
+    }
+    const char *p[3];
+    apply_params(x, 3, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_balances_update", 3, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    for (int row = 0; row < rows; row++) {
+        struct batch_account *a = batch_find_account(b, pg_get_str(r, row, 0));
+        if (a != NULL) {
+            a->new_version = pg_get_i64(r, row, 1);
+        }
+    }
+    PQclear(r);
+    if (rows != expected) {
+        return error_set(err, TP_RETRY, "updated %d balances of %d planned", rows, expected);
+    }
+    return TP_OK;
+}
+
+static enum tp_status apply_complete_orders(struct pg_conn *c, struct apply_ctx *x,
+                                            struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 3);
+    int expected = 0;
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome != BATCH_APPLY || !it->complete_order) {
+            continue;
+        }
+        apply_array_str(&x->arr[0], it->ev.reference);
+        apply_array_i64(&x->arr[1], it->ev.amount_fen);
+        apply_array_bool(&x->arr[2], it->ev.amount_mismatch);
+        expected++;
+    }
+    if (expected == 0) {
+        return TP_OK;
+    }
+    const char *p[3];
+    apply_params(x, 3, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_orders_complete", 3, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    int rows = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (rows != expected) {
+        return error_set(err, TP_RETRY, "completed %d orders of %d planned", rows, expected);
+    }
+    return TP_OK;
+}
+
+static enum tp_status apply_insert_rejections(struct pg_conn *c, struct apply_ctx *x,
+                                              struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 10);
+    int n = 0;
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome != BATCH_REJECT || it->rejected_before) {
+            continue;
+        }
+        const struct apply_source *src = x->sources != NULL ? &x->sources[it->msg_index] : NULL;
+        apply_array_str(&x->arr[0], it->ev.event_id);
+        apply_array_str(&x->arr[1], it->ev.account_id);
+        apply_array_str(&x->arr[2], ledger_flow_type_name(it->ev.type));
+        apply_array_i64(&x->arr[3], it->ev.amount_fen);
+        apply_array_str(&x->arr[4], it->ev.reference);
+        apply_array_str(&x->arr[5], it->reason);
+        apply_array_str(&x->arr[6], src != NULL && src->topic != NULL ? src->topic : "");
+        apply_array_i64(&x->arr[7], src != NULL ? src->partition : -1);
+        apply_array_i64(&x->arr[8], src != NULL ? src->offset : -1);
+        apply_array_i64(&x->arr[9], it->ev.occurred_at_ms);
+        n++;
+    }
+    if (n == 0) {
+        return TP_OK;
+    }
+    const char *p[10];
+    apply_params(x, 10, p);
+    return pg_exec_prepared(c, "ledger_rejections_insert", 10, p, NULL, err);
+}
+
+static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *err)
+{
+    struct apply_ctx *x = ctx;
+    struct batch *b = x->b;
+    batch_index(b);
+    enum tp_status st = apply_lock_accounts(c, x, err);
+    if (st == TP_OK) {
+        st = apply_read_known(c, x, err);
+    }
+    if (st == TP_OK) {
+        st = apply_read_orders(c, x, err);
+    }
+    if (st != TP_OK) {
+        return st;
+    }
+    batch_plan(b);
+    int planned = b->applied[LEDGER_FLOW_RECHARGE] + b->applied[LEDGER_FLOW_CONSUME] +
+                  b->applied[LEDGER_FLOW_REFUND];
+    if (planned > 0) {
+        st = apply_insert_flows(c, x, planned, err);
+        if (st == TP_OK) {
+            st = apply_update_balances(c, x, err);
+        }
+        if (st == TP_OK) {
+            st = apply_complete_orders(c, x, err);
+        }
+    }
+    if (st == TP_OK) {
+        st = apply_insert_rejections(c, x, err);
+    }
+    return st;
+}
+
+enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct apply_source *sources,
+                           int max_attempts, struct tp_error *err)
+{
+    struct apply_ctx x = {.b = b, .sources = sources};
+    enum tp_status st = TP_OK;
+    batch_index(b);
+    if (b->n_keys == 0) {
+        /* Only invalid messages: nothing to lock or write. */
+        batch_plan(b);
+        goto out;
+    }
+    st = pg_transaction(c, apply_tx, &x, max_attempts, err);
+out:
+    for (int i = 0; i < APPLY_ARRAYS_MAX; i++) {
+        free(x.arr[i].buf);
+    }
+    return st;
+}

@@ -1,0 +1,410 @@
+/* account.flows: the flows table is its own outbox; one publisher per cluster, in id order. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "ledger.h"
+#include "topup/counters.h"
+#include "topup/event.h"
+#include "topup/kafka.h"
+#include "topup/log.h"
+#include "topup/mem.h"
+#include "topup/pg.h"
+#include "topup/signals.h"
+
+/* pg_try_advisory_xact_lock key: "ledger" in ASCII. One active publisher per database. */
+#define FLOWS_PUBLISHER_LOCK_KEY "119165742885490"
+/* A round whose deliveries take longer than this gives up; its rows are published again. */
+#define FLOWS_PUBLISHER_DELIVERY_MAX_MS 60000
+/* At shutdown, rounds continue this long at most. */
+#define FLOWS_PUBLISHER_DRAIN_MAX_MS     10000
+#define FLOWS_PUBLISHER_BACKLOG_EVERY_MS 5000
+
+static const char flows_publisher_sql_lock[] =
+    "SELECT pg_try_advisory_xact_lock(" FLOWS_PUBLISHER_LOCK_KEY ")";
+
+static const char flows_publisher_sql_select[] =
+    "SELECT id, event_id, account_id, flow_type, amount_fen, balance_after_fen, reference, "
+    "(extract(epoch FROM created_at) * 1000)::bigint FROM account_flows "
+    "WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
+static const char flows_publisher_sql_mark[] =
+    "UPDATE account_flows SET published_at = now() WHERE id = ANY($1::bigint[])";
+
+static const char flows_publisher_sql_backlog[] =
+    "SELECT count(*) FROM account_flows WHERE published_at IS NULL";
+
+enum flows_delivery { FLOWS_PENDING = 0, FLOWS_DELIVERED, FLOWS_FAILED };
+
+struct flows_publisher {
+    char *conninfo;
+    int batch_max;
+    int poll_ms;
+    struct counters *counters;
+    struct pg_conn *pg;
+    struct kafka_producer *producer;
+    enum flows_delivery *delivery; /* per row of the round in hand */
+    int64_t *ids;
+
+    pthread_mutex_t mu; /* guards kicked, stop */
+    pthread_cond_t cv;
+    bool kicked;
+    bool stop;
+    pthread_t thread;
+    bool started;
+    int64_t published_total;
+};
+
+static int64_t flows_publisher_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The event id of a flow's AccountFlowRecorded: a UUID (version 8, RFC 9562) derived from the
+ * flow id, so a flow published again after a crash carries the same id and consumers dedupe it.
+ */
+static void flows_publisher_event_id(int64_t flow_id, char out[UUID_STR_LEN])
+{
+    char name[64];
+    int n = snprintf(name, sizeof(name), "topup.account_flows/%" PRId64, flow_id);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(name, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80);
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[md[i] >> 4];
+        out[o++] = hex[md[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static Topup__V1__FlowType flows_publisher_type(const char *t)
+{
+    if (strcmp(t, "recharge") == 0) {
+        return TOPUP__V1__FLOW_TYPE__FLOW_TYPE_RECHARGE;
+    }
+    if (strcmp(t, "consume") == 0) {
+        return TOPUP__V1__FLOW_TYPE__FLOW_TYPE_CONSUME;
+    }
+    return TOPUP__V1__FLOW_TYPE__FLOW_TYPE_REFUND;
+}
+
+static void flows_publisher_on_delivery(void *ctx, void *opaque, enum tp_status status,
+                                        const char *reason)
+{
+    struct flows_publisher *p = ctx;
+    intptr_t i = (intptr_t)opaque - 1;
+    if (i < 0 || i >= p->batch_max) {
+        return;
+    }
+    p->delivery[i] = status == TP_OK ? FLOWS_DELIVERED : FLOWS_FAILED;
+    if (status != TP_OK) {
+        log_warn("account flow not delivered; it will be published again",
+                 LF_I("flow_id", p->ids[i]), LF_S("reason", reason != NULL ? reason : ""));
+    }
+}
+
+/* Encodes row `row` of r and queues it; waits for room when the producer queue is full. */
+static enum tp_status flows_publisher_send(struct flows_publisher *p, const PGresult *r, int row,
+                                           struct tp_error *err)
+{
+    Topup__V1__Envelope env;
+    topup__v1__envelope__init(&env);
+    char event_id[UUID_STR_LEN];
+    int64_t id = pg_get_i64(r, row, 0);
+    int64_t created_ms = pg_get_i64(r, row, 7);
+    flows_publisher_event_id(id, event_id);
+    env.event_id = event_id;
+    env.occurred_at_ms = created_ms;
+    env.producer = "ledger";
+    env.schema_version = EVENT_SCHEMA_VERSION;
+    env.account_id = (char *)pg_get_str(r, row, 2);
+
+    Topup__V1__AccountFlowRecorded m;
+    topup__v1__account_flow_recorded__init(&m);
+    m.envelope = &env;
+    m.flow_id = id;
+    m.flow_type = flows_publisher_type(pg_get_str(r, row, 3));
+    m.amount_fen = pg_get_i64(r, row, 4);
+    m.balance_after_fen = pg_get_i64(r, row, 5);
+    m.reference = (char *)pg_get_str(r, row, 6);
+    m.source_event_id = (char *)pg_get_str(r, row, 1);
+    m.created_at_ms = created_ms;
+
+    uint8_t buf[1024];
+    size_t len = topup__v1__account_flow_recorded__get_packed_size(&m);
+    if (len > sizeof(buf)) {
+        return error_set(err, TP_FATAL, "flow %" PRId64 " encodes to %zu bytes", id, len);
+    }
+    topup__v1__account_flow_recorded__pack(&m, buf);
+    enum tp_status st;
+    for (;;) {
+        st =
+            kafka_producer_send(p->producer, TOPIC_ACCOUNT_FLOWS, env.account_id,
+                                strlen(env.account_id), buf, len, (void *)(intptr_t)(row + 1), err);
+        if (st != TP_RETRY) {
+            break;
+        }
+        kafka_producer_poll(p->producer, 100); /* queue full: let deliveries drain */
+    }
+    return st;
+}
+
+/* Marks the delivered prefix published; rows after a failure go again, in order, next round. */
+static enum tp_status flows_publisher_mark(struct flows_publisher *p, int n, int *marked,
+                                           struct tp_error *err)
+{
+    size_t cap = (size_t)n * 21 + 3;
+    char *arr = mem_alloc(cap);
+    size_t len = 0;
+    arr[len++] = '{';
+    int k = 0;
+    while (k < n && p->delivery[k] == FLOWS_DELIVERED) {
+        len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, k > 0 ? "," : "", p->ids[k]);
+        k++;
+    }
+    arr[len++] = '}';
+    arr[len] = '\0';
+    enum tp_status st = TP_OK;
+    if (k > 0) {
+        const char *params[1] = {arr};
+        st = pg_exec_prepared(p->pg, "ledger_flows_mark", 1, params, NULL, err);
+    }
+    free(arr);
+    *marked = k;
+    return st;
+}
+
+/*
+ * One round inside one transaction: take the cluster-wide lock, read up to batch_max unpublished
+ * flows in id order, produce them, wait for every delivery report, mark the delivered prefix.
+ * Returns the number published (0 when another instance holds the lock or nothing is left).
+ */
+static enum tp_status flows_publisher_round(struct flows_publisher *p, int *published,
+                                            struct tp_error *err)
+{
+    PGresult *r = NULL;
+    *published = 0;
+    enum tp_status st = pg_begin(p->pg, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    st = pg_exec(p->pg, flows_publisher_sql_lock, 0, NULL, &r, err);
+    if (st != TP_OK || strcmp(pg_get_str(r, 0, 0), "t") != 0) {
+        goto out; /* another ledger instance publishes */
+    }
+    PQclear(r);
+    r = NULL;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", p->batch_max);
+    const char *params[1] = {limit};
+    st = pg_exec_prepared(p->pg, "ledger_flows_unpublished", 1, params, &r, err);
+    if (st != TP_OK) {
+        goto out;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        p->ids[i] = pg_get_i64(r, i, 0);
+        p->delivery[i] = FLOWS_PENDING;
+    }
+    int sent = 0;
+    for (; sent < n && st == TP_OK; sent++) {
+        st = flows_publisher_send(p, r, sent, err);
+    }
+    for (int i = sent; i < n; i++) {
+        p->delivery[i] = FLOWS_FAILED;
+    }
+    int64_t deadline = flows_publisher_now_ms() + FLOWS_PUBLISHER_DELIVERY_MAX_MS;
+    while (kafka_producer_outstanding(p->producer) > 0 && flows_publisher_now_ms() < deadline) {
+        kafka_producer_poll(p->producer, 50);
+    }
+    if (kafka_producer_outstanding(p->producer) > 0) {
+        /* Reports still due would land on a later round's rows: start from a fresh producer. */
+        log_warn("account flow deliveries unreported; recreating the producer",
+                 LF_I("outstanding", kafka_producer_outstanding(p->producer)));
+        for (int i = 0; i < n; i++) {
+            p->delivery[i] = FLOWS_FAILED;
+        }
+        kafka_producer_free(p->producer);
+        struct tp_error perr;
+        p->producer = kafka_producer_new("ledger-flows", flows_publisher_on_delivery, p, &perr);
+    }
+    enum tp_status mst = flows_publisher_mark(p, n, published, err);
+    if (st == TP_OK) {
+        st = mst;
+    }
+out:
+    PQclear(r);
+    if (st == TP_OK) {
+        st = pg_commit(p->pg, err);
+    } else {
+        pg_rollback(p->pg);
+    }
+    if (st != TP_OK) {
+        *published = 0;
+    }
+    return st;
+}
+
+static void flows_publisher_backlog(struct flows_publisher *p)
+{
+    PGresult *r = NULL;
+    struct tp_error err;
+    if (pg_exec(p->pg, flows_publisher_sql_backlog, 0, NULL, &r, &err) == TP_OK) {
+        counters_gauge(p->counters, "flows.backlog", pg_get_i64(r, 0, 0));
+    }
+    PQclear(r);
+}
+
+/* Waits up to ms or until kicked/stopped. */
+static void flows_publisher_wait(struct flows_publisher *p, int ms)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->kicked && !p->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+    }
+    p->kicked = false;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool flows_publisher_stopping(struct flows_publisher *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool s = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+static void *flows_publisher_main(void *arg)
+{
+    struct flows_publisher *p = arg;
+    int64_t next_backlog = 0;
+    int64_t drain_until = 0;
+    for (;;) {
+        bool stopping = flows_publisher_stopping(p);
+        if (stopping && drain_until == 0) {
+            drain_until = flows_publisher_now_ms() + FLOWS_PUBLISHER_DRAIN_MAX_MS;
+        }
+        int published = 0;
+        struct tp_error err = {0};
+        if (p->producer == NULL) {
+            p->producer = kafka_producer_new("ledger-flows", flows_publisher_on_delivery, p, &err);
+        }
+        enum tp_status st = p->producer != NULL ? flows_publisher_round(p, &published, &err)
+                                                : error_set(&err, TP_RETRY, "no producer");
+        if (st != TP_OK) {
+            log_warn("account flows round failed; retrying", LF_S("error", err.msg));
+        }
+        if (published > 0) {
+            p->published_total += published;
+            counters_incr(p->counters, "flows.published", published);
+        }
+        int64_t now = flows_publisher_now_ms();
+        if (now >= next_backlog) {
+            flows_publisher_backlog(p);
+            next_backlog = now + FLOWS_PUBLISHER_BACKLOG_EVERY_MS;
+        }
+        if (stopping && (published < p->batch_max || now >= drain_until)) {
+            break; /* drained what the last batch committed, or ran out of time */
+        }
+        if (published < p->batch_max) {
+            flows_publisher_wait(p, st == TP_OK ? p->poll_ms : 1000);
+        }
+    }
+    log_info("account flows publisher stopped", LF_I("published", p->published_total));
+    return NULL;
+}
+
+struct flows_publisher *flows_publisher_new(const char *conninfo, int batch_max, int poll_ms,
+                                            struct counters *counters, struct tp_error *err)
+{
+    struct flows_publisher *p = mem_calloc(1, sizeof(*p));
+    p->conninfo = mem_strdup(conninfo);
+    p->batch_max = batch_max;
+    p->poll_ms = poll_ms;
+    p->counters = counters;
+    p->delivery = mem_calloc((size_t)batch_max, sizeof(*p->delivery));
+    p->ids = mem_calloc((size_t)batch_max, sizeof(*p->ids));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->pg = pg_conn_new(conninfo, 30000, err);
+    if (p->pg == NULL ||
+        pg_prepare(p->pg, "ledger_flows_unpublished", flows_publisher_sql_select, 1, err) !=
+            TP_OK ||
+        pg_prepare(p->pg, "ledger_flows_mark", flows_publisher_sql_mark, 1, err) != TP_OK) {
+        goto fail;
+    }
+    p->producer = kafka_producer_new("ledger-flows", flows_publisher_on_delivery, p, err);
+    if (p->producer == NULL) {
+        goto fail;
+    }
+    return p;
+fail:
+    flows_publisher_free(p);
+    return NULL;
+}
+
+enum tp_status flows_publisher_start(struct flows_publisher *p, struct tp_error *err)
+{
+    if (pthread_create(&p->thread, NULL, flows_publisher_main, p) != 0) {
+        return error_set(err, TP_FATAL, "cannot start the account flows publisher thread");
+    }
+    p->started = true;
+    return TP_OK;
+}
+
+void flows_publisher_kick(struct flows_publisher *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->kicked = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void flows_publisher_free(struct flows_publisher *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (p->started) {
+        pthread_join(p->thread, NULL);
+    }
+    kafka_producer_free(p->producer);
+    pg_conn_free(p->pg);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->delivery);
+    free(p->ids);
+    free(p->conninfo);
+    free(p);
+}

@@ -1,0 +1,275 @@
+/* The ledger worker's shared types and the interfaces between its files. */
+#ifndef LEDGER_H
+#define LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "topup/error.h"
+#include "topup/ids.h"
+
+/* A flow's reference (order code, usage request id, refund id): printable ASCII, bounded. */
+#define LEDGER_REFERENCE_MAX 128
+#define LEDGER_ACCOUNT_MAX   64
+/* Why a message was dead-lettered; longer reasons are cut. */
+#define LEDGER_REASON_MAX 256
+/* Upper bound of LEDGER_BATCH_MAX: a batch's memory is about 1 KiB per message. */
+#define LEDGER_BATCH_HARD_MAX 10000
+
+/* Values equal the proto's FlowType so they can be published as they are. */
+enum ledger_flow_type {
+    LEDGER_FLOW_RECHARGE = 1,
+    LEDGER_FLOW_CONSUME = 2,
+    LEDGER_FLOW_REFUND = 3,
+};
+
+/* One money event, decoded and validated; owns its strings (no pointer into the message). */
+struct ledger_event {
+    char event_id[UUID_STR_LEN];
+    char account_id[LEDGER_ACCOUNT_MAX + 1];
+    char reference[LEDGER_REFERENCE_MAX + 1];
+    enum ledger_flow_type type;
+    int64_t amount_fen; /* signed effect on the balance, never 0 */
+    int64_t occurred_at_ms;
+    bool amount_mismatch; /* recharge only: flagged on the order */
+};
+
+/* "recharge", "consume", "refund" (the account_flows.flow_type values). */
+const char *ledger_flow_type_name(enum ledger_flow_type t);
+
+/* ---- decode.c: Kafka message -> ledger_event, or the reason it goes to the dead-letter topic ----
+ */
+
+/*
+ * Decodes the value of a message of `topic` (payment.matched, usage.recorded or refund.issued) and
+ * checks it: envelope (event_envelope_check with an account), the Kafka key equal to the envelope's
+ * account id (per-account order depends on it), a reference of 1..LEDGER_REFERENCE_MAX printable
+ * ASCII characters, the amount's sign for its type. TP_INVALID with the reason in err otherwise.
+ * key may be NULL (then it is refused). Nothing is allocated that outlives the call.
+ */
+enum tp_status decode_message(const char *topic, const void *key, size_t key_len,
+                              const void *payload, size_t len, struct ledger_event *out,
+                              struct tp_error *err) TP_MUST_CHECK;
+
+/* ---- batch.c: the plan of one batch, computed from the events and what PostgreSQL holds ---- */
+
+enum batch_outcome {
+    BATCH_PENDING = 0, /* valid, not planned yet */
+    BATCH_INVALID,     /* failed decoding: dead-lettered before the transaction */
+    BATCH_APPLY,       /* becomes a flow */
+    BATCH_DUPLICATE,   /* its event id is already a flow (or earlier in this batch): no effect */
+    BATCH_REJECT,      /* valid but refused by the ledger's state: recorded and dead-lettered */
+};
+
+/* Order statuses the plan distinguishes. */
+enum batch_order_status {
+    BATCH_ORDER_MISSING = 0,
+    BATCH_ORDER_PROCESSING,
+    BATCH_ORDER_OTHER, /* pending, cancelled, expired, completed */
+};
+
+struct batch_item {
+    struct ledger_event ev;
+    enum batch_outcome outcome;
+    char reason[LEDGER_REASON_MAX];
+    int64_t balance_after_fen; /* BATCH_APPLY */
+    bool complete_order;       /* BATCH_APPLY recharge of an order in processing */
+    bool order_not_processing; /* BATCH_APPLY recharge of an order in another status */
+    bool rejected_before;      /* BATCH_REJECT found in ledger_rejections (redelivery) */
+    int msg_index;             /* position in the polled Kafka batch */
+};
+
+struct batch_account {
+    const char *account_id; /* points into an item */
+    bool loaded;            /* row read (and locked) */
+    int64_t balance_fen;    /* as read */
+    int64_t version;        /* as read */
+    int64_t new_balance_fen;
+    int64_t new_version; /* after the update (filled by apply.c) */
+    int flows;           /* flows applied in this batch */
+};
+
+struct batch_event_key {
+    const char *event_id; /* points into an item */
+    bool is_flow;         /* already an account flow */
+    bool is_rejection;    /* already rejected (ledger_rejections) */
+    char rejection_reason[LEDGER_REASON_MAX];
+};
+
+struct batch_order {
+    const char *code; /* points into an item */
+    enum batch_order_status status;
+    char account_id[LEDGER_ACCOUNT_MAX + 1];
+    char credited_by[UUID_STR_LEN]; /* event id of an existing recharge flow, "" if none */
+};
+
+/* Everything one batch needs; sized once for LEDGER_BATCH_MAX items and reused. */
+struct batch {
+    struct batch_item *items;
+    int n, max;
+    struct batch_account *accounts; /* sorted by account_id, unique */
+    int n_accounts;
+    struct batch_event_key *keys; /* sorted by event_id, unique */
+    int n_keys;
+    struct batch_order *orders; /* recharge order codes, sorted, unique */
+    int n_orders;
+    /* Totals of the last plan. */
+    int applied[4]; /* by ledger_flow_type */
+    int duplicates, rejects, invalid;
+};
+
+void batch_init(struct batch *b, int max);
+void batch_deinit(struct batch *b);
+/* Empties the batch (keeps its memory). */
+void batch_reset(struct batch *b);
+/* Returns the next free item, zeroed, or NULL when the batch holds max items. Owned by b. */
+struct batch_item *batch_add(struct batch *b);
+
+/*
+ * Builds the sorted indexes (accounts, event ids, recharge order codes) of the valid items and
+ * forgets every database fact and earlier plan, so a transaction attempt can start again.
+ */
+void batch_index(struct batch *b);
+
+/* Database facts, recorded by apply.c while it reads under locks. Unknown keys are ignored. */
+struct batch_account *batch_find_account(struct batch *b, const char *account_id);
+struct batch_event_key *batch_find_key(struct batch *b, const char *event_id);
+struct batch_order *batch_find_order(struct batch *b, const char *code);
+
+/*
+ * Decides every valid item's outcome in batch order: duplicates (known event id, or repeated in
+ * the batch), rejections (recharge of an unknown order, of another account's order, of an order
+ * already credited by another event; a balance that would overflow; an event rejected before),
+ * and for the rest the balance after each flow, per account in batch order. Needs every account
+ * of the batch loaded. Fills the totals.
+ */
+void batch_plan(struct batch *b);
+
+/* ---- apply.c: the batch transaction in PostgreSQL ---- */
+
+struct pg_conn;
+
+/* Registers the prepared statements of the batch transaction on c. */
+enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err) TP_MUST_CHECK;
+
+/*
+ * Applies b in one transaction (batch_index, lock, read, batch_plan, write), retrying the whole
+ * transaction on TP_RETRY up to max_attempts. On TP_OK the plan in b is what was committed and
+ * each touched account has its new balance and version. source_topic etc. of rejected items are
+ * taken from topics/partitions/offsets indexed by item msg_index (may be NULL).
+ */
+struct apply_source {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct apply_source *sources,
+                           int max_attempts, struct tp_error *err) TP_MUST_CHECK;
+
+struct counters;
+
+/* ---- flows_publisher.c: account.flows from the flows table (its own outbox) ---- */
+
+struct flows_publisher;
+
+/*
+ * Connects to PostgreSQL (conninfo) and creates an idempotent producer of its own. Each round,
+ * inside one transaction holding a cluster-wide advisory lock (one publisher at a time, so flows
+ * leave in id order, which per account is event order), it produces up to batch_max unpublished
+ * flows as AccountFlowRecorded (key: account id) and sets published_at on those acknowledged.
+ * Rounds run when kicked after a commit and every poll_ms. NULL with err on failure; the caller
+ * owns the result.
+ */
+struct flows_publisher *flows_publisher_new(const char *conninfo, int batch_max, int poll_ms,
+                                            struct counters *counters, struct tp_error *err);
+enum tp_status flows_publisher_start(struct flows_publisher *p, struct tp_error *err) TP_MUST_CHECK;
+/* Wakes the publisher: flows were committed. NULL is fine. */
+void flows_publisher_kick(struct flows_publisher *p);
+/* Publishes what is committed (bounded), stops the thread, flushes and frees. NULL is fine. */
+void flows_publisher_free(struct flows_publisher *p);
+
+/* ---- balance_cache.c: real-time balances in Redis, written by a thread of their own ---- */
+
+/*
+ * Key BALANCE_CACHE_KEY_PREFIX<account>: a hash {balance_fen, version}. version is
+ * accounts.balance_version; a write with a version not newer than the stored one is refused by
+ * the script, so the cache never goes back in time. PostgreSQL stays the truth: a missing key
+ * means "read PostgreSQL".
+ */
+#define BALANCE_CACHE_KEY_PREFIX  "topup:balance:"
+#define BALANCE_CACHE_ACCOUNT_MAX LEDGER_ACCOUNT_MAX
+
+struct balance_cache;
+
+/*
+ * Starts the writer thread (Redis at host:port, NULL/0 for REDIS_HOST/REDIS_PORT). At most
+ * pending_max accounts wait for Redis (newest balance per account); beyond that updates are
+ * dropped and counted (cache.dropped). ttl_s > 0 sets an expiry on every written key.
+ * Never fails; the caller owns the result: balance_cache_free().
+ */
+struct balance_cache *balance_cache_new(const char *host, int port, size_t pending_max, int ttl_s,
+                                        struct counters *counters);
+
+/* Queues the balance of an account after a commit; never blocks on Redis. NULL bc is fine. */
+void balance_cache_put(struct balance_cache *bc, const char *account, int64_t balance_fen,
+                       int64_t version);
+
+/* Updates dropped so far at the pending maximum. */
+int64_t balance_cache_dropped(struct balance_cache *bc);
+
+/* Makes one last bounded attempt to write what is pending, stops the thread and frees. */
+void balance_cache_free(struct balance_cache *bc);
+
+/* ---- worker.c: the consume loop; main.c wires it up ---- */
+
+/* Commit latencies are kept per millisecond up to this; slower ones share the last bucket. */
+#define LEDGER_COMMIT_HIST_MS 10000
+
+struct ledger_config {
+    const char *group;
+    int64_t batch_max;
+    int64_t batch_wait_ms;
+    int64_t tx_attempts;
+    int64_t dlq_timeout_ms;
+    int64_t publish_batch_max;
+    int64_t publish_poll_ms;
+    int64_t cache_pending_max;
+    int64_t cache_ttl_s;
+    const char *pg_conninfo;
+    const char *redis_host;
+    int64_t redis_port;
+    const char *log_level;
+};
+
+struct ledger_stats {
+    int64_t batches, messages, applied, duplicates, rejected, invalid;
+    int64_t commit_hist[LEDGER_COMMIT_HIST_MS + 1];
+};
+
+/* The worker's one state struct. */
+struct ledger {
+    struct ledger_config cfg;
+    struct pg_conn *pg;
+    struct kafka_consumer *consumer;
+    struct kafka_producer *dlq;
+    struct counters *counters;
+    struct balance_cache *cache;
+    struct flows_publisher *publisher;
+    struct batch batch;  /* the polled messages */
+    struct batch single; /* one event at a time, when PostgreSQL refuses a whole batch */
+    struct kafka_message *msgs;
+    struct apply_source *sources;
+    struct ledger_stats stats;
+};
+
+/*
+ * Polls, applies and acknowledges batches until a stop is requested; the batch in hand is
+ * finished (or left unacknowledged for redelivery when PostgreSQL or Kafka cannot take it).
+ */
+void worker_run(struct ledger *l);
+
+/* Logs the totals and the commit latency percentiles ("ledger stats"). */
+void worker_log_stats(const struct ledger *l, const char *msg);
+
+#endif
