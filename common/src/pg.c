@@ -107,8 +107,14 @@ static void pg_notice_receiver(void *arg, const PGresult *res)
 static void pg_conn_message(PGconn *conn, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    /* One line for the JSON log: libpq's messages span several, with tabs. */
+    for (char *p = buf; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\t') {
+            *p = ' ';
+        }
+    }
     size_t n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) {
+    while (n > 0 && buf[n - 1] == ' ') {
         buf[--n] = '\0';
     }
     if (n == 0) {

@@ -13,11 +13,11 @@
 
 #include <stdint.h>
 
-#define COUNTERS_KEY_PREFIX "topup:ctr:"
-#define GAUGES_KEY_PREFIX "topup:gauge:"
+#define COUNTERS_KEY_PREFIX   "topup:ctr:"
+#define GAUGES_KEY_PREFIX     "topup:gauge:"
 #define COUNTERS_BUCKET_TTL_S 172800 /* 48 h */
-#define COUNTERS_BUFFER_MAX 1024     /* distinct (name, minute) entries between two flushes */
-#define COUNTERS_NAME_MAX 100
+#define COUNTERS_BUFFER_MAX   1024   /* distinct (name, minute) entries between two flushes */
+#define COUNTERS_NAME_MAX     100
 
 struct counters;
 
@@ -34,7 +34,7 @@ void counters_incr(struct counters *c, const char *name, int64_t by);
 /* Buffers a gauge value; the last one before a flush wins. */
 void counters_gauge(struct counters *c, const char *name, int64_t value);
 
-/* Sends what is buffered in one pipeline (bounded by a short timeout). Call it every second or so. */
+/* Sends what is buffered in one pipeline, bounded by short timeouts. Call it every second. */
 void counters_flush(struct counters *c);
 
 /*

@@ -30,9 +30,10 @@ enum tp_status pg_prepare(struct pg_conn *c, const char *name, const char *sql, 
  * Executes a registered statement with text parameters (NULL entries are SQL NULL).
  * On success *res (if res is non-NULL) is the result, owned by the caller: PQclear() it.
  * Errors are classified: TP_RETRY (connection lost, serialization failure, deadlock, admin
- * shutdown, lock timeout), TP_DUPLICATE (unique_violation), TP_INVALID (check, not-null, foreign key,
- * data exception), TP_FATAL (everything else). A lost connection is re-established (with backoff,
- * bounded) before returning TP_RETRY, unless inside a transaction, where the caller must restart it.
+ * shutdown, lock timeout), TP_DUPLICATE (unique_violation), TP_INVALID (check, not-null, foreign
+ * key, data exception), TP_FATAL (everything else). A lost connection is re-established (with
+ * backoff, bounded) before returning TP_RETRY, unless inside a transaction, where the caller must
+ * restart it.
  */
 enum tp_status pg_exec_prepared(struct pg_conn *c, const char *name, int nparams,
                                 const char *const *params, PGresult **res,

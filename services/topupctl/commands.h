@@ -1,0 +1,39 @@
+/* topupctl subcommands: one cmd_<name>.c each, declared here, listed in main.c's table. */
+#ifndef TOPUPCTL_COMMANDS_H
+#define TOPUPCTL_COMMANDS_H
+
+#include <stdint.h>
+
+/* Exit codes shared by every subcommand; the README's "Exit codes" table lists them. */
+enum topupctl_exit {
+    TOPUPCTL_EXIT_OK = 0,
+    TOPUPCTL_EXIT_FAILURE = 1,           /* could not do it: server unreachable, SQL error */
+    TOPUPCTL_EXIT_USAGE = 2,             /* bad command line or configuration */
+    TOPUPCTL_EXIT_MIGRATION_CHANGED = 3, /* migrate: an applied migration file was edited */
+    TOPUPCTL_EXIT_LOCK_BUSY = 4,         /* migrate: another migrator held the lock too long */
+    /* New commands add their specific codes here (and to the README table). */
+};
+
+/* Settings from the environment, loaded by main() before a command runs (--help-config). */
+struct topupctl_config {
+    char *pg_conninfo;
+    char *redis_host;
+    int64_t redis_port;
+    char *migrations_dir; /* "" means: the checkout's deploy/migrations */
+};
+extern struct topupctl_config topupctl_cfg;
+
+/*
+ * A subcommand. argv[0] is the subcommand's name and argv[1..] its arguments: parse them with
+ * getopt_long as usual (optind is still 1; main() does not call getopt). Every command answers
+ * --help on stdout with exit 0. Returns an exit code above. Human output goes to stdout, JSON log
+ * lines to stderr.
+ *
+ * To add a command: write cmd_<name>.c (CMake picks it up), declare it below, and add one line
+ * to the `commands` table in main.c.
+ */
+int cmd_migrate(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+/* Add new commands here, e.g. int cmd_token(int argc, char **argv); */
+
+#endif

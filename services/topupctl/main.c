@@ -1,0 +1,77 @@
+/* topupctl: the operators' tool; dispatches `topupctl <command> [args]` through one table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "topup/config.h"
+#include "topup/log.h"
+
+struct topupctl_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+/* One line per subcommand; keep `topupctl --help` and the README in the same order. */
+static const struct topupctl_command commands[] = {
+    {"migrate", cmd_migrate, "apply the SQL migrations in name order, each once"},
+    {"stats", cmd_stats, "print the Redis monitoring counters as a table"},
+    /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
+};
+
+struct topupctl_config topupctl_cfg;
+
+static const struct config_def config_defs[] = {
+    {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,
+     "libpq connection string or URI", &topupctl_cfg.pg_conninfo},
+    {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis host (stats)", &topupctl_cfg.redis_host},
+    {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port (stats)", &topupctl_cfg.redis_port},
+    {"TOPUP_MIGRATIONS_DIR", CONFIG_STR, "", 0, 4096,
+     "migrations folder when --dir is not given; empty: the checkout's deploy/migrations",
+     &topupctl_cfg.migrations_dir},
+    {0},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: topupctl <command> [options]\n"
+                 "       topupctl <command> --help\n"
+                 "       topupctl --help-config\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    }
+    fprintf(out, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 migration changed, 4 migrate lock "
+                 "busy (README)\n");
+}
+
+int main(int argc, char **argv)
+{
+    log_init("topupctl");
+    if (argc < 2) {
+        usage(stderr);
+        return TOPUPCTL_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return TOPUPCTL_EXIT_OK;
+    }
+    if (strcmp(name, "--help-config") == 0) {
+        config_print_table(config_defs, stdout);
+        return TOPUPCTL_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) != 0) {
+            continue;
+        }
+        struct tp_error err = {0};
+        if (config_load(config_defs, &err) != TP_OK) {
+            fprintf(stderr, "topupctl: configuration: %s\n", err.msg);
+            return TOPUPCTL_EXIT_USAGE;
+        }
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "topupctl: unknown command \"%s\"\n\n", name);
+    usage(stderr);
+    return TOPUPCTL_EXIT_USAGE;
+}
