@@ -360,12 +360,18 @@ write_env() {
     local bootstrap="" control=""
     bootstrap=$(cat "$BROKER_DIR/bootstrap" 2>/dev/null || true)
     control=$(cat "$BROKER_DIR/control" 2>/dev/null || true)
+    # The bearer-token signing secret: generated once per stack, kept, never a shipped default.
+    if [ ! -s "$STACK_DIR/token_secret" ]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$STACK_DIR/token_secret")
+    fi
     {
         echo "# Written by deploy/local/stack.sh start: the local stack's addresses. Source it."
         printf 'export PG_CONNINFO=%q\n' "host=$HOST port=${PORT[pg]} dbname=topup user=topup"
         printf 'export REDIS_HOST=%q\n' "$HOST"
         printf 'export REDIS_PORT=%q\n' "${PORT[redis]}"
         printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$bootstrap"
+        echo "# Signing secret of the API's bearer tokens (order-intake, topupctl token issue)."
+        printf 'export TOKEN_SECRET=%q\n' "$(cat "$STACK_DIR/token_secret")"
         echo "# The dev broker's fault-injection channel: topup-devbroker ctl broker-down 1"
         printf 'export DEVBROKER_CONTROL=%q\n' "$control"
         echo "# PostgreSQL administration (tests that create databases or restart the server)."
