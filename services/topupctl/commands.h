@@ -34,6 +34,7 @@ extern struct topupctl_config topupctl_cfg;
  */
 int cmd_migrate(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 /* Add new commands here, e.g. int cmd_token(int argc, char **argv); */
 
 #endif

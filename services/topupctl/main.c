@@ -16,6 +16,7 @@ struct topupctl_command {
 static const struct topupctl_command commands[] = {
     {"migrate", cmd_migrate, "apply the SQL migrations in name order, each once"},
     {"stats", cmd_stats, "print the Redis monitoring counters as a table"},
+    {"token", cmd_token, "issue or check an API bearer token (TOKEN_SECRET)"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
 };
 
