@@ -13,14 +13,15 @@ fail() {
 for v in PG_CONNINFO REDIS_HOST REDIS_PORT TOPUP_SOURCE_DIR; do
     [ -n "${!v:-}" ] || fail "$v is not set: run through tests/with-stack.sh (ctest does)"
 done
-command -v psql >/dev/null || fail "psql not found"
+PSQL=${TOPUP_PG_BIN:-/usr/lib/postgresql/15/bin}/psql
+[ -x "$PSQL" ] || PSQL=$(command -v psql) || fail "psql not found"
 
 MIGS=$TOPUP_SOURCE_DIR/deploy/migrations
 SUFFIX=$$_$RANDOM
 DB1=tctl_a_$SUFFIX
 DB2=tctl_b_$SUFFIX
 WORK=$(mktemp -d)
-psqlq() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+psqlq() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 cleanup() {
     for db in "$DB1" "$DB2"; do
         psqlq -d "$PG_CONNINFO" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -31,8 +32,9 @@ trap cleanup EXIT
 
 # Fresh, empty databases of our own: the test's own database is already migrated from the template.
 # PG_CONNINFO is key=value (the stack writes it so); a later dbname= overrides the first.
-psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB1"
-psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB2"
+# template0: nobody can be connected to it, so the copy never waits for other tests.
+psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB1 TEMPLATE template0"
+psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB2 TEMPLATE template0"
 CI1="$PG_CONNINFO dbname=$DB1"
 CI2="$PG_CONNINFO dbname=$DB2"
 NFILES=$(find "$MIGS" -maxdepth 1 -name '*.sql' ! -name '.*' | wc -l)
