@@ -142,7 +142,11 @@ static enum tp_status redis_fail(struct redis_client *r, const char *what, struc
     char why[256];
     snprintf(why, sizeof(why), "%s", what);
     if (r->ctx != NULL) {
-        if (r->ctx->err != 0 && r->ctx->errstr[0] != '\0') {
+        if (r->ctx->err == REDIS_ERR_IO &&
+            strcmp(r->ctx->errstr, "Resource temporarily unavailable") == 0) {
+            /* hiredis reports an expired socket timeout as EAGAIN. */
+            snprintf(why, sizeof(why), "%s: no answer within %d ms", what, r->command_timeout_ms);
+        } else if (r->ctx->err != 0 && r->ctx->errstr[0] != '\0') {
             snprintf(why, sizeof(why), "%s: %s", what, r->ctx->errstr);
         }
         redisFree(r->ctx);
