@@ -91,6 +91,15 @@ ensure_pg_os_user() {
     done
 }
 
+# True while pid runs. A daemon that exited stays a zombie until init reaps it, which can take a
+# while in containers: a zombie counts as gone.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local st
+    st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)
+    [ "$st" != Z ]
+}
+
 # ---------------------------------------------------------------- ports
 declare -A PORT=()
 
@@ -243,7 +252,7 @@ pg_stop() {
 redis_pid() {
     local pid
     pid=$(cat "$REDIS_DIR/redis.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    [ -n "$pid" ] && alive "$pid" && echo "$pid"
 }
 
 redis_running() {
@@ -287,10 +296,10 @@ redis_stop() {
     fi
     redis-cli -h "$HOST" -p "${PORT[redis]}" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid"
     for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop"
+    alive "$pid" && die "Redis (pid $pid) did not stop"
     rm -f "$REDIS_DIR/redis.pid"
     say "Redis stopped"
 }
@@ -299,7 +308,7 @@ redis_stop() {
 broker_pid() {
     local pid
     pid=$(cat "$BROKER_DIR/broker.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+    [ -n "$pid" ] && alive "$pid" &&
         tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q topup-devbroker && echo "$pid"
 }
 
@@ -326,7 +335,7 @@ broker_start() {
     echo "$pid" >"$BROKER_DIR/broker.pid"
     for i in $(seq 1 $((START_TIMEOUT_S * 10))); do
         [ -s "$BROKER_DIR/bootstrap" ] && break
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
     if ! broker_running; then
@@ -344,10 +353,10 @@ broker_stop() {
     fi
     kill -TERM "$pid"
     for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         say "dev broker (pid $pid) ignored SIGTERM for 10 s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
