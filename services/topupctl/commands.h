@@ -11,6 +11,7 @@ enum topupctl_exit {
     TOPUPCTL_EXIT_USAGE = 2,             /* bad command line or configuration */
     TOPUPCTL_EXIT_MIGRATION_CHANGED = 3, /* migrate: an applied migration file was edited */
     TOPUPCTL_EXIT_LOCK_BUSY = 4,         /* migrate: another migrator held the lock too long */
+    TOPUPCTL_EXIT_VIOLATIONS = 5,        /* verify: the ledger breaks an invariant */
     /* New commands add their specific codes here (and to the README table). */
 };
 
@@ -35,6 +36,7 @@ extern struct topupctl_config topupctl_cfg;
 int cmd_migrate(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 /* Add new commands here, e.g. int cmd_token(int argc, char **argv); */
 
 #endif

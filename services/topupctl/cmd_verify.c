@@ -1,0 +1,184 @@
+/* topupctl verify: checks the ledger invariants of the SPEC and prints every violation. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "topup/pg.h"
+
+/* Rows printed per check; beyond it the check says how many it did not print. */
+#define VERIFY_ROWS_MAX           10000
+#define VERIFY_CONNECT_TIMEOUT_MS 10000
+
+static const char verify_usage[] =
+    "usage: topupctl verify\n"
+    "\n"
+    "Checks, in one consistent snapshot of PostgreSQL (PG_CONNINFO), the ledger's invariants and\n"
+    "prints one line per violation:\n"
+    "  balance_mismatch          an account's balance is not the sum of its flows\n"
+    "  balance_after_mismatch    a flow's balance_after is not the running sum of its account\n"
+    "  order_recharge_count      a completed order does not have exactly one recharge flow\n"
+    "  order_recharge_amount     a completed order's recharge flow is not its credited amount\n"
+    "  recharge_without_order    a recharge flow whose reference is no order\n"
+    "  recharge_wrong_account    a recharge flow on another account than its order's\n"
+    "  recharge_order_not_completed  a recharge flow whose order is not completed\n"
+    "  order_recharged_twice     more than one recharge flow for one order\n"
+    "  flow_without_source       a flow without event id or reference\n"
+    "  duplicate_event_id        an event id on more than one flow\n"
+    "  event_applied_and_rejected  an event id both in account_flows and ledger_rejections\n"
+    "Exit 0 when there is none, 5 when there are violations, 1 when the check could not run.\n";
+
+struct verify_check {
+    const char *kind;
+    const char *sql; /* every row is one violation; columns are printed as name=value */
+};
+
+static const struct verify_check verify_checks[] = {
+    {"balance_mismatch",
+     "SELECT a.account_id AS account, a.balance_fen, COALESCE(s.total, 0) AS flows_sum_fen "
+     "FROM accounts a LEFT JOIN (SELECT account_id, sum(amount_fen) AS total FROM account_flows "
+     "GROUP BY account_id) s USING (account_id) "
+     "WHERE a.balance_fen <> COALESCE(s.total, 0) ORDER BY a.account_id"},
+    {"balance_after_mismatch",
+     "SELECT id AS flow_id, account_id AS account, balance_after_fen, running AS expected_fen "
+     "FROM (SELECT id, account_id, balance_after_fen, sum(amount_fen) OVER "
+     "(PARTITION BY account_id ORDER BY id) AS running FROM account_flows) f "
+     "WHERE balance_after_fen <> running ORDER BY account_id, id"},
+    {"order_recharge_count",
+     "SELECT o.code AS order_code, count(f.id) AS recharge_flows FROM topup_orders o "
+     "LEFT JOIN account_flows f ON f.flow_type = 'recharge' AND f.reference = o.code "
+     "WHERE o.status = 'completed' GROUP BY o.code HAVING count(f.id) <> 1 ORDER BY o.code"},
+    {"order_recharge_amount",
+     "SELECT o.code AS order_code, o.credited_fen, f.amount_fen AS flow_amount_fen, f.id AS "
+     "flow_id "
+     "FROM topup_orders o JOIN account_flows f ON f.flow_type = 'recharge' AND f.reference = "
+     "o.code "
+     "WHERE o.status = 'completed' AND o.credited_fen IS DISTINCT FROM f.amount_fen "
+     "ORDER BY o.code, f.id"},
+    {"recharge_without_order",
+     "SELECT f.id AS flow_id, f.account_id AS account, f.reference FROM account_flows f "
+     "WHERE f.flow_type = 'recharge' AND NOT EXISTS "
+     "(SELECT 1 FROM topup_orders o WHERE o.code = f.reference) ORDER BY f.id"},
+    {"recharge_wrong_account",
+     "SELECT f.id AS flow_id, f.reference AS order_code, f.account_id AS flow_account, "
+     "o.account_id AS order_account FROM account_flows f "
+     "JOIN topup_orders o ON o.code = f.reference "
+     "WHERE f.flow_type = 'recharge' AND o.account_id <> f.account_id ORDER BY f.id"},
+    {"recharge_order_not_completed",
+     "SELECT f.id AS flow_id, f.reference AS order_code, o.status FROM account_flows f "
+     "JOIN topup_orders o ON o.code = f.reference "
+     "WHERE f.flow_type = 'recharge' AND o.status <> 'completed' ORDER BY f.id"},
+    {"order_recharged_twice",
+     "SELECT reference AS order_code, count(*) AS recharge_flows FROM account_flows "
+     "WHERE flow_type = 'recharge' GROUP BY reference HAVING count(*) > 1 ORDER BY reference"},
+    {"flow_without_source",
+     "SELECT id AS flow_id, account_id AS account, flow_type, event_id, reference "
+     "FROM account_flows WHERE btrim(event_id) = '' OR btrim(reference) = '' ORDER BY id"},
+    {"duplicate_event_id",
+     "SELECT event_id, count(*) AS flows FROM account_flows GROUP BY event_id "
+     "HAVING count(*) > 1 ORDER BY event_id"},
+    {"event_applied_and_rejected",
+     "SELECT r.event_id, f.id AS flow_id, r.reason FROM ledger_rejections r "
+     "JOIN account_flows f USING (event_id) ORDER BY r.event_id"},
+};
+
+static const char verify_sql_totals[] =
+    "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM account_flows), "
+    "(SELECT count(*) FROM topup_orders WHERE status = 'completed')";
+
+/* Runs one check; prints its rows; adds them to *violations. TP_OK unless the query failed. */
+static enum tp_status verify_run(struct pg_conn *c, const struct verify_check *chk,
+                                 long long *violations, struct tp_error *err)
+{
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "SELECT * FROM (%s) v LIMIT %d", chk->sql, VERIFY_ROWS_MAX + 1);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec(c, sql, 0, NULL, &r, err);
+    if (st != TP_OK) {
+        error_set(err, st, "check %s: %.400s", chk->kind, err->msg);
+        return st;
+    }
+    int rows = PQntuples(r);
+    for (int row = 0; row < rows && row < VERIFY_ROWS_MAX; row++) {
+        printf("violation %s:", chk->kind);
+        for (int col = 0; col < PQnfields(r); col++) {
+            printf(" %s=%s", PQfname(r, col),
+                   PQgetisnull(r, row, col) ? "NULL" : PQgetvalue(r, row, col));
+        }
+        printf("\n");
+    }
+    if (rows > VERIFY_ROWS_MAX) {
+        printf("violation %s: more than %d rows, the rest not printed\n", chk->kind,
+               VERIFY_ROWS_MAX);
+    }
+    *violations += rows;
+    PQclear(r);
+    return TP_OK;
+}
+
+static int verify_all(struct pg_conn *c)
+{
+    struct tp_error err = {0};
+    long long violations = 0;
+    PGresult *r = NULL;
+    int rc = TOPUPCTL_EXIT_FAILURE;
+    /* One snapshot for every check, so a ledger committing meanwhile raises no false alarm. */
+    if (pg_begin(c, &err) != TP_OK ||
+        pg_exec(c, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL,
+                &err) != TP_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(verify_checks) / sizeof(verify_checks[0]); i++) {
+        if (verify_run(c, &verify_checks[i], &violations, &err) != TP_OK) {
+            goto out;
+        }
+    }
+    if (pg_exec(c, verify_sql_totals, 0, NULL, &r, &err) != TP_OK) {
+        goto out;
+    }
+    if (violations > 0) {
+        printf("%lld violation%s (%s accounts, %s flows, %s completed orders checked)\n",
+               violations, violations == 1 ? "" : "s", pg_get_str(r, 0, 0), pg_get_str(r, 0, 1),
+               pg_get_str(r, 0, 2));
+        rc = TOPUPCTL_EXIT_VIOLATIONS;
+    } else {
+        printf("ok: no violations (%s accounts, %s flows, %s completed orders checked)\n",
+               pg_get_str(r, 0, 0), pg_get_str(r, 0, 1), pg_get_str(r, 0, 2));
+        rc = TOPUPCTL_EXIT_OK;
+    }
+out:
+    PQclear(r);
+    pg_rollback(c);
+    if (rc == TOPUPCTL_EXIT_FAILURE) {
+        fprintf(stderr, "topupctl verify: %s\n", err.msg);
+    }
+    return rc;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') {
+            fputs(verify_usage, stdout);
+            return TOPUPCTL_EXIT_OK;
+        }
+        fputs(verify_usage, stderr);
+        return TOPUPCTL_EXIT_USAGE;
+    }
+    if (optind != argc) {
+        fputs(verify_usage, stderr);
+        return TOPUPCTL_EXIT_USAGE;
+    }
+    struct tp_error err = {0};
+    struct pg_conn *c = pg_conn_new(topupctl_cfg.pg_conninfo, VERIFY_CONNECT_TIMEOUT_MS, &err);
+    if (c == NULL) {
+        fprintf(stderr, "topupctl verify: %s\n", err.msg);
+        return TOPUPCTL_EXIT_FAILURE;
+    }
+    int rc = verify_all(c);
+    pg_conn_free(c);
+    return rc;
+}
