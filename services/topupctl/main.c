@@ -42,8 +42,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
-    fprintf(out, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 migration changed, 4 migrate lock "
-                 "busy (README)\n");
+    /* Command-specific codes (3 and up) live in commands.h and the README, not here. */
+    fprintf(out, "\nexit codes: 0 ok, 1 failure, 2 usage; others per command (README)\n");
 }
 
 int main(int argc, char **argv)
