@@ -1,0 +1,64 @@
+/* topup_orders as the matcher sees them: statuses, and creation and expiry as local dates. */
+#include "recon.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "days.h"
+#include "topup/log.h"
+#include "topup/pg.h"
+
+static const char orders_sql_fetch[] =
+    "SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
+    " (extract(epoch FROM created_at) * 1000)::bigint,"
+    " (extract(epoch FROM expires_at) * 1000)::bigint"
+    " FROM topup_orders WHERE code IN (SELECT jsonb_array_elements_text($1::jsonb))"
+    " UNION"
+    " SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
+    " (extract(epoch FROM created_at) * 1000)::bigint,"
+    " (extract(epoch FROM expires_at) * 1000)::bigint"
+    " FROM topup_orders WHERE status = 'pending' AND (remitter_name_norm, amount_fen) IN"
+    " (SELECT k.n, k.a FROM jsonb_to_recordset($2::jsonb) AS k(n text, a bigint))";
+
+enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err)
+{
+    return pg_prepare(c, "recon_orders_fetch", orders_sql_fetch, 2, err);
+}
+
+enum tp_status orders_store_fetch(struct pg_conn *c, json_t *codes, json_t *keys, PGresult **res,
+                                  struct tp_error *err)
+{
+    char *tc = json_dumps(codes, JSON_COMPACT);
+    char *tk = json_dumps(keys, JSON_COMPACT);
+    if (tc == NULL || tk == NULL) {
+        abort(); /* out of memory only */
+    }
+    const char *const params[2] = {tc, tk};
+    enum tp_status st = pg_exec_prepared(c, "recon_orders_fetch", 2, params, res, err);
+    free(tc);
+    free(tk);
+    return st;
+}
+
+void orders_store_fill(const PGresult *res, struct matcher_order *out)
+{
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct matcher_order *o = &out[row];
+        memset(o, 0, sizeof(*o));
+        o->id = pg_get_i64(res, row, 0);
+        o->code = pg_get_str(res, row, 1);
+        o->account_id = pg_get_str(res, row, 2);
+        o->amount_fen = pg_get_i64(res, row, 3);
+        o->name_norm = pg_get_str(res, row, 4);
+        if (!matcher_order_status_parse(pg_get_str(res, row, 5), &o->status)) {
+            /* The schema's CHECK lists the statuses; an unknown one is never treated as pending. */
+            log_warn("order with an unknown status", LF_S("order", o->code),
+                     LF_S("status", pg_get_str(res, row, 5)));
+            o->status = MATCHER_ORDER_COMPLETED;
+        }
+        o->created_at_ms = pg_get_i64(res, row, 6);
+        o->created_day = days_local_from_ms(o->created_at_ms);
+        o->expires_day = days_local_from_ms(pg_get_i64(res, row, 7));
+    }
+}

@@ -1,0 +1,325 @@
+/* The reconciliation worker's loop: poll, decode, reconcile in one transaction, store offsets. */
+#include "recon.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "days.h"
+#include "topup/counters.h"
+#include "topup/event.h"
+#include "topup/kafka.h"
+#include "topup/log.h"
+#include "topup/mem.h"
+#include "topup/outbox.h"
+#include "topup/pg.h"
+#include "topup/signals.h"
+
+/* Waits of the loop; none of them is a correctness bound. */
+#define WORKER_POLL_MS        200
+#define WORKER_PG_CONNECT_MS  30000
+#define WORKER_DLQ_TIMEOUT_MS 10000
+#define WORKER_TX_ATTEMPTS    5
+#define WORKER_BACKOFF_MIN_MS 100
+#define WORKER_BACKOFF_MAX_MS 5000
+#define WORKER_FLUSH_MS       1000
+
+struct worker {
+    const struct recon_config *cfg;
+    const struct recon_accounts *accounts;
+    struct recon_settings settings;
+    struct kafka_consumer *consumer;
+    struct kafka_producer *dlq;
+    struct pg_conn *pg;
+    struct reconcile *rc;
+    struct counters *counters;
+    struct outbox_relay *relay;
+    struct kafka_message *msgs;
+    struct decoded *dec;
+    bool *ok; /* dec[i] holds a decoded message */
+    int64_t last_sweep_ms;
+    int64_t last_flush_ms;
+};
+
+static int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps ms, in slices, returning early on a stop request. */
+static void worker_sleep(int64_t ms)
+{
+    while (ms > 0 && !signals_stop_requested()) {
+        int64_t slice = ms < 100 ? ms : 100;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
+}
+
+/* Dead-letters msg; retried until acknowledged or a stop is requested (then false). */
+static bool worker_dead_letter(struct worker *w, const struct kafka_message *msg,
+                               const char *reason)
+{
+    int64_t backoff = WORKER_BACKOFF_MIN_MS;
+    while (true) {
+        struct tp_error err = {0};
+        if (kafka_dead_letter(w->dlq, msg, reason, WORKER_DLQ_TIMEOUT_MS, &err) == TP_OK) {
+            log_warn("message dead-lettered", LF_S("topic", msg->topic),
+                     LF_I("partition", msg->partition), LF_I("offset", msg->offset),
+                     LF_S("reason", reason));
+            counters_incr(w->counters, "recon.dlq", 1);
+            return true;
+        }
+        log_warn("dead letter not acknowledged, retrying", LF_S("topic", msg->topic),
+                 LF_I("offset", msg->offset), LF_S("error", err.msg));
+        if (signals_stop_requested()) {
+            return false;
+        }
+        worker_sleep(backoff);
+        backoff = backoff * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* Adds message i to the batch; counts the order events that need no work. */
+static void worker_add(struct worker *w, int i)
+{
+    struct decoded *d = &w->dec[i];
+    switch (d->kind) {
+    case DECODE_RECORD:
+        (void)reconcile_add_record(w->rc, &d->rec); /* n <= batch_max: always fits */
+        break;
+    case DECODE_ORDER_REQUESTED:
+        (void)reconcile_add_order(w->rc, d->order_code);
+        counters_incr(w->counters, "recon.orders.requested", 1);
+        break;
+    case DECODE_ORDER_CANCELLED:
+        /* The conditional claim already keeps a cancelled order from being matched. */
+        counters_incr(w->counters, "recon.orders.cancelled", 1);
+        break;
+    case DECODE_ORDER_EXPIRED:
+        counters_incr(w->counters, "recon.orders.expired", 1);
+        break;
+    }
+}
+
+/* Decodes msgs[0..n); the invalid ones are dead-lettered. False when stopping mid-way. */
+static bool worker_decode(struct worker *w, int n)
+{
+    reconcile_reset(w->rc);
+    for (int i = 0; i < n; i++) {
+        struct tp_error err = {0};
+        w->ok[i] = decode_message(w->msgs[i].topic, w->msgs[i].payload, w->msgs[i].len, w->accounts,
+                                  &w->dec[i], &err) == TP_OK;
+        if (!w->ok[i]) {
+            if (!worker_dead_letter(w, &w->msgs[i], err.msg)) {
+                return false;
+            }
+            continue;
+        }
+        worker_add(w, i);
+    }
+    return true;
+}
+
+/*
+ * A batch refused as a whole with TP_INVALID (a value PostgreSQL rejects although decode accepted
+ * it): each message alone, so only the offending one is dead-lettered.
+ */
+static enum tp_status worker_isolate(struct worker *w, int n, struct tp_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (!w->ok[i]) {
+            continue;
+        }
+        reconcile_reset(w->rc);
+        worker_add(w, i);
+        struct recon_tally tally;
+        enum tp_status st = reconcile_run(w->rc, WORKER_TX_ATTEMPTS, &tally, err);
+        if (st == TP_OK) {
+            recon_tally_count(&tally, w->counters);
+        } else if (st == TP_INVALID) {
+            if (!worker_dead_letter(w, &w->msgs[i], err->msg)) {
+                return TP_RETRY;
+            }
+        } else {
+            return st;
+        }
+    }
+    return TP_OK;
+}
+
+/* Reconciles one polled batch until it is committed, isolated, or the worker must stop. */
+static enum tp_status worker_batch(struct worker *w, int n)
+{
+    enum tp_status st = TP_RETRY;
+    struct tp_error err = {0};
+    int64_t backoff = WORKER_BACKOFF_MIN_MS;
+    if (!worker_decode(w, n)) {
+        goto out;
+    }
+    while (true) {
+        struct recon_tally tally;
+        st = reconcile_run(w->rc, WORKER_TX_ATTEMPTS, &tally, &err);
+        if (st == TP_OK) {
+            recon_tally_count(&tally, w->counters);
+            break;
+        }
+        if (st == TP_INVALID) {
+            log_warn("batch refused, reconciling its messages one by one", LF_S("error", err.msg));
+            st = worker_isolate(w, n, &err);
+            if (st != TP_RETRY) {
+                break;
+            }
+        }
+        if (st != TP_RETRY || signals_stop_requested()) {
+            break;
+        }
+        log_warn("batch not committed, retrying", LF_S("error", err.msg),
+                 LF_I("retry_in_ms", backoff));
+        worker_sleep(backoff);
+        backoff = backoff * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : backoff * 2;
+    }
+    if (st == TP_OK) {
+        /* Durable in PostgreSQL (and the dead letters acknowledged): now the offsets may move. */
+        kafka_consumer_store(w->consumer, w->msgs, n);
+    } else if (st != TP_RETRY) {
+        log_error("batch failed, stopping without storing its offsets", LF_S("error", err.msg),
+                  LF_S("status", error_status_name(st)));
+    }
+out:
+    for (int i = 0; i < n; i++) {
+        if (w->ok[i]) {
+            decode_free(&w->dec[i]);
+            w->ok[i] = false;
+        }
+    }
+    reconcile_reset(w->rc);
+    kafka_consumer_release(w->consumer, w->msgs, n);
+    return st;
+}
+
+/* Re-examines every stored unmatched record: late matches, and aging into review. */
+static void worker_sweep(struct worker *w)
+{
+    int32_t today = days_local_from_ms(event_now_ms());
+    int64_t after = 0;
+    bool more = true;
+    struct recon_tally total = {0};
+    while (more && !signals_stop_requested()) {
+        struct recon_tally tally;
+        struct tp_error err = {0};
+        if (reconcile_sweep_chunk(w->rc, today, &after, &more, &tally, &err) != TP_OK) {
+            log_warn("sweep of unmatched records interrupted", LF_S("error", err.msg));
+            break;
+        }
+        recon_tally_count(&tally, w->counters);
+        total.rematched += tally.rematched;
+        total.review[MATCHER_REASON_AGED_UNMATCHED] += tally.review[MATCHER_REASON_AGED_UNMATCHED];
+    }
+    if (total.rematched > 0) {
+        log_info("sweep of unmatched records done", LF_I("decided", total.rematched),
+                 LF_I("aged_to_review", total.review[MATCHER_REASON_AGED_UNMATCHED]));
+    }
+}
+
+static void worker_tick(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+    if (now - w->last_sweep_ms >= w->cfg->aging_sweep_ms) {
+        worker_sweep(w);
+        w->last_sweep_ms = worker_now_ms();
+    }
+    if (now - w->last_flush_ms >= WORKER_FLUSH_MS) {
+        if (w->relay != NULL) {
+            counters_gauge(w->counters, "recon.outbox.backlog", outbox_relay_backlog(w->relay));
+        }
+        counters_flush(w->counters);
+        w->last_flush_ms = now;
+    }
+}
+
+static enum tp_status worker_open(struct worker *w, struct tp_error *err)
+{
+    static const char *const topics[] = {TOPIC_BANK_STATEMENT_RECORDS, TOPIC_TOPUP_REQUESTED,
+                                         TOPIC_TOPUP_CANCELLED, TOPIC_TOPUP_EXPIRED};
+    w->counters = counters_new(RECON_SERVICE, w->cfg->redis_host, (int)w->cfg->redis_port);
+    w->pg = pg_conn_new(w->cfg->pg_conninfo, WORKER_PG_CONNECT_MS, err);
+    if (w->pg == NULL) {
+        return TP_FATAL;
+    }
+    w->rc = reconcile_new(w->pg, &w->settings, err);
+    if (w->rc == NULL) {
+        return TP_FATAL;
+    }
+    w->relay = outbox_relay_new(RECON_SOURCE, w->cfg->pg_conninfo, (int)w->cfg->relay_poll_ms,
+                                w->counters, err);
+    if (w->relay == NULL || outbox_relay_start(w->relay, err) != TP_OK) {
+        return TP_FATAL;
+    }
+    w->dlq = kafka_producer_new(RECON_SERVICE "-dlq", NULL, NULL, err);
+    if (w->dlq == NULL) {
+        return TP_FATAL;
+    }
+    w->consumer = kafka_consumer_new(w->cfg->group, topics, 4, err);
+    if (w->consumer == NULL) {
+        return TP_FATAL;
+    }
+    return TP_OK;
+}
+
+static void worker_close(struct worker *w)
+{
+    /* The consumer first: its final commit covers only what PostgreSQL already holds. */
+    kafka_consumer_free(w->consumer);
+    outbox_relay_free(w->relay);
+    kafka_producer_free(w->dlq);
+    reconcile_free(w->rc);
+    pg_conn_free(w->pg);
+    counters_free(w->counters);
+    free(w->msgs);
+    free(w->dec);
+    free(w->ok);
+}
+
+int worker_run(const struct recon_config *cfg, const struct recon_accounts *accounts,
+               const struct aging_calendar *calendar)
+{
+    struct worker w = {0};
+    w.cfg = cfg;
+    w.accounts = accounts;
+    w.settings.matcher.early_days = (int)cfg->early_days;
+    w.settings.review_after_business_days = (int)cfg->review_after_business_days;
+    w.settings.calendar = calendar;
+    w.settings.batch_max = (int)cfg->batch_max;
+    w.msgs = mem_calloc((size_t)cfg->batch_max, sizeof(*w.msgs));
+    w.dec = mem_calloc((size_t)cfg->batch_max, sizeof(*w.dec));
+    w.ok = mem_calloc((size_t)cfg->batch_max, sizeof(*w.ok));
+    int code = 0;
+    struct tp_error err = {0};
+    if (worker_open(&w, &err) != TP_OK) {
+        log_error("reconciliation could not start", LF_S("error", err.msg));
+        code = 1;
+        goto out;
+    }
+    log_info("reconciliation started", LF_S("group", cfg->group),
+             LF_S("receiving_accounts", cfg->receiving_accounts),
+             LF_I("batch_max", cfg->batch_max));
+    while (!signals_stop_requested()) {
+        int n = kafka_consumer_poll_batch(w.consumer, w.msgs, (int)cfg->batch_max, WORKER_POLL_MS);
+        if (n > 0) {
+            enum tp_status st = worker_batch(&w, n);
+            if (st != TP_OK && st != TP_RETRY) {
+                code = 1;
+                break;
+            }
+        }
+        worker_tick(&w);
+    }
+    log_info("reconciliation stopping");
+out:
+    worker_close(&w);
+    return code;
+}
