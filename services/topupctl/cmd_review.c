@@ -1,5 +1,4 @@
 /* topupctl review: support works the reconciliation review queue (list, show, act on items). */
- * ignore). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
