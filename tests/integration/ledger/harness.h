@@ -1,0 +1,114 @@
+/* Ledger integration tests: the ledger as a child process, events in, PostgreSQL/Kafka/Redis out.
+ */
+#ifndef LEDGER_HARNESS_H
+#define LEDGER_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "topup/ids.h"
+
+#define H_WAIT_MS   60000 /* longest wait for the ledger to reach a state */
+#define H_PROCS_MAX 8
+#define H_DLQ_MAX   256
+#define H_FLOWS_MAX 4096
+#define H_ID_MAX    96
+
+/* Fails the test: prints, stops every ledger started, exits 1. */
+void h_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            h_fail("%s:%d: check failed: %s", __FILE__, __LINE__, #cond);                          \
+        }                                                                                          \
+    } while (0)
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            h_fail(__VA_ARGS__);                                                                   \
+        }                                                                                          \
+    } while (0)
+void h_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* argv: <test> <ledger binary> <topupctl binary>. Connects to PostgreSQL and Kafka. */
+void h_init(int argc, char **argv, const char *name);
+/* A random suffix unique to this run, for account ids, order codes and groups. */
+const char *h_sfx(void);
+/* Writes "<prefix>-<sfx>" into out (H_ID_MAX). Returns out. */
+char *h_id(char *out, const char *prefix);
+void h_event_id(char out[UUID_STR_LEN]);
+
+/* ---- PostgreSQL (the test's own database) ---- */
+PGresult *h_sql(const char *sql, int n, const char *const *params);
+void h_exec(const char *sql, int n, const char *const *params);
+int64_t h_i64(const char *sql, int n, const char *const *params);
+/* Polls sql (one bigint) until it equals want or H_WAIT_MS passes; fails naming what. */
+void h_wait_i64(const char *what, const char *sql, int n, const char *const *params, int64_t want);
+int64_t h_balance(const char *account);
+/* Fails unless every flow of account has balance_after = running sum of amounts, in id order. */
+void h_check_chain(const char *account);
+void h_order(const char *code, const char *account, int64_t amount_fen, const char *status);
+
+/* ---- Kafka ---- */
+struct h_sent {
+    char topic[64];
+    int32_t partition;
+    int64_t offset;
+};
+/* Produces and waits for the acknowledgement; returns where it landed. */
+struct h_sent h_send_raw(const char *topic, const char *key, const void *payload, size_t len);
+struct h_sent h_send_usage(const char *eid, const char *account, const char *req, int64_t amount);
+/* kind: 1 usage refund, 2 bank payout. */
+struct h_sent h_send_refund(const char *eid, const char *account, const char *refund_id,
+                            int64_t amount, int kind);
+struct h_sent h_send_matched(const char *eid, const char *account, const char *code,
+                             int64_t credited, int64_t order_amount);
+/* Committed offset of group on topic/partition (negative when none). */
+int64_t h_committed(const char *group, const char *topic, int32_t partition);
+
+struct h_dlq {
+    char key[H_ID_MAX];
+    char reason[512];
+    char topic[64];
+};
+/*
+ * Reads topic (a .dlq) from the beginning until `want` messages whose key starts with key_prefix
+ * are found or H_WAIT_MS passes; returns how many were stored in out.
+ */
+int h_dlq_collect(const char *topic, const char *key_prefix, int want, struct h_dlq *out, int max);
+
+struct h_flow {
+    char account[H_ID_MAX];
+    char source_event_id[UUID_STR_LEN];
+    char event_id[UUID_STR_LEN];
+    int flow_type;
+    int64_t flow_id, amount_fen, balance_after_fen;
+};
+/* Reads account.flows from the beginning: AccountFlowRecorded of accounts starting with prefix. */
+int h_flows_collect(const char *key_prefix, int want, struct h_flow *out, int max);
+
+/* ---- Redis ---- */
+/* HGET topup:balance:<account> field into out; false when missing. */
+bool h_cached(const char *account, const char *field, char *out, size_t len);
+
+/* ---- the ledger process ---- */
+struct h_proc {
+    pid_t pid;
+    char log[512];
+    char name[32];
+};
+/* Starts the ledger with LEDGER_GROUP=group plus env ("K=V", NULL-terminated, may be NULL). */
+void h_ledger_start(struct h_proc *p, const char *name, const char *group, const char *const *env);
+/* Sends sig and waits up to timeout_ms; returns the exit code, 128+signal when killed. */
+int h_ledger_stop(struct h_proc *p, int sig, int timeout_ms);
+/* Sum of integer field `field` over the log lines of p whose msg is `msg`. */
+int64_t h_log_sum(const struct h_proc *p, const char *msg, const char *field);
+/* Lines of p's log containing s. */
+int h_log_count(const struct h_proc *p, const char *s);
+
+/* Runs topupctl with args (NULL-terminated); stdout into out; returns the exit code. */
+int h_topupctl(char *out, size_t len, const char *const *args);
+
+#endif
