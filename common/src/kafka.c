@@ -357,7 +357,12 @@ struct kafka_consumer *kafka_consumer_new(const char *group, const char *const *
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_partition_list_t *subs = NULL;
     rd_kafka_conf_t *conf = kafka_conf_base();
-    static const char *const defaults[] = {"auto.offset.reset", "earliest", NULL};
+    /*
+     * A 10 s session (librdkafka's default is 45 s) bounds how long a crashed member holds its
+     * partitions, and how long a close waits for a commit while the coordinator is away.
+     */
+    static const char *const defaults[] = {"auto.offset.reset", "earliest", "session.timeout.ms",
+                                           "10000", NULL};
     /* Only offsets the caller stored (after its commit) are ever auto-committed. */
     static const char *const required[] = {"enable.auto.commit", "true", "enable.auto.offset.store",
                                            "false", NULL};
