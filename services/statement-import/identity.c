@@ -1,0 +1,201 @@
+/* Record identity: the bank's id or a deterministic fingerprint with an occurrence counter. */
+#include "identity.h"
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topup/mem.h"
+
+struct identity_slot {
+    uint8_t key[16];
+    uint32_t count;
+    uint32_t first_line;
+    uint8_t used;
+    uint8_t bank;
+};
+
+struct identity {
+    uint64_t *bloom; /* IDENTITY_BLOOM_BITS bits; calloc'd pages are touched only when set */
+    struct identity_slot *slots;
+    uint32_t cap; /* power of two */
+    uint32_t n;
+    uint32_t bank_candidates;
+};
+
+struct identity *identity_new(void)
+{
+    struct identity *id = mem_calloc(1, sizeof *id);
+    id->bloom = mem_calloc(IDENTITY_BLOOM_BITS / 64, sizeof(uint64_t));
+    id->cap = 1024;
+    id->slots = mem_calloc(id->cap, sizeof *id->slots);
+    return id;
+}
+
+void identity_free(struct identity *id)
+{
+    if (id == NULL) {
+        return;
+    }
+    free(id->bloom);
+    free(id->slots);
+    free(id);
+}
+
+/* Appends a field and a unit separator (fields never contain control characters). */
+static size_t identity_put(uint8_t *buf, size_t o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(buf + o, s, n);
+    buf[o + n] = 0x1F;
+    return o + n + 1;
+}
+
+void identity_key(const struct record *r, struct identity_key *k)
+{
+    /* Large enough for every field at its maximum plus separators. */
+    uint8_t buf[RECORD_ACCOUNT_MAX * 2 + RECORD_ID_MAX + RECORD_NAME_MAX + RECORD_REMIT_MAX + 128];
+    size_t o = 0;
+    if (r->bank_txn_id[0] != '\0' && !r->id_is_fingerprint) {
+        k->bank = true;
+        o = identity_put(buf, o, "bank.v1");
+        o = identity_put(buf, o, r->receiving_account);
+        o = identity_put(buf, o, r->bank_txn_id);
+    } else {
+        char amount[24];
+        k->bank = false;
+        snprintf(amount, sizeof amount, "%" PRId64, r->amount_fen);
+        o = identity_put(buf, o, "fp.v1");
+        o = identity_put(buf, o, r->receiving_account);
+        o = identity_put(buf, o, r->booking_date);
+        o = identity_put(buf, o, r->value_date);
+        o = identity_put(buf, o, r->booking_time);
+        o = identity_put(buf, o, amount);
+        o = identity_put(buf, o, r->currency);
+        o = identity_put(buf, o, r->reversal ? "R" : "");
+        o = identity_put(buf, o, r->counterparty_name);
+        o = identity_put(buf, o, r->counterparty_account);
+        o = identity_put(buf, o, r->remittance);
+    }
+    SHA256(buf, o, k->b);
+}
+
+static uint32_t identity_word(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static struct identity_slot *identity_find(struct identity *id, const uint8_t *key, bool insert)
+{
+    uint32_t mask = id->cap - 1;
+    uint32_t i = identity_word(key) & mask;
+    for (;;) {
+        struct identity_slot *s = &id->slots[i];
+        if (!s->used) {
+            return insert ? s : NULL;
+        }
+        if (memcmp(s->key, key, 16) == 0) {
+            return s;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static void identity_grow(struct identity *id)
+{
+    struct identity_slot *old = id->slots;
+    uint32_t old_cap = id->cap;
+    id->cap *= 2;
+    id->slots = mem_calloc(id->cap, sizeof *id->slots);
+    for (uint32_t i = 0; i < old_cap; i++) {
+        if (old[i].used) {
+            *identity_find(id, old[i].key, true) = old[i];
+        }
+    }
+    free(old);
+}
+
+enum identity_seen identity_observe(struct identity *id, const struct identity_key *k)
+{
+    bool all = true;
+    for (int h = 0; h < 4; h++) {
+        uint32_t bit = identity_word(k->b + 16 + 4 * h) & (IDENTITY_BLOOM_BITS - 1);
+        uint64_t m = (uint64_t)1 << (bit & 63);
+        if ((id->bloom[bit >> 6] & m) == 0) {
+            all = false;
+            id->bloom[bit >> 6] |= m;
+        }
+    }
+    if (!all) {
+        return IDENTITY_FIRST;
+    }
+    struct identity_slot *s = identity_find(id, k->b, false);
+    if (s != NULL) {
+        return IDENTITY_CANDIDATE;
+    }
+    if (id->n >= IDENTITY_CANDIDATES_MAX) {
+        return IDENTITY_FULL;
+    }
+    if ((id->n + 1) * 4 > id->cap * 3) {
+        identity_grow(id);
+    }
+    s = identity_find(id, k->b, true);
+    memcpy(s->key, k->b, 16);
+    s->used = 1;
+    s->bank = k->bank;
+    id->n++;
+    if (k->bank) {
+        id->bank_candidates++;
+    }
+    return IDENTITY_CANDIDATE;
+}
+
+bool identity_has_bank_candidates(const struct identity *id)
+{
+    return id->bank_candidates > 0;
+}
+
+void identity_reset_counts(struct identity *id)
+{
+    for (uint32_t i = 0; i < id->cap; i++) {
+        id->slots[i].count = 0;
+        id->slots[i].first_line = 0;
+    }
+}
+
+uint32_t identity_count(struct identity *id, const struct identity_key *k, uint32_t line,
+                        uint32_t *first_line)
+{
+    struct identity_slot *s = identity_find(id, k->b, false);
+    if (s == NULL) {
+        return 1;
+    }
+    if (s->count == 0) {
+        s->first_line = line;
+    }
+    s->count++;
+    *first_line = s->first_line;
+    return s->count;
+}
+
+void identity_assign_fingerprint(struct record *r, const struct identity_key *k,
+                                 uint32_t occurrence)
+{
+    static const char hex[] = "0123456789abcdef";
+    char h[33];
+    for (int i = 0; i < 16; i++) {
+        h[2 * i] = hex[k->b[i] >> 4];
+        h[2 * i + 1] = hex[k->b[i] & 15];
+    }
+    h[32] = '\0';
+    snprintf(r->bank_txn_id, sizeof r->bank_txn_id, IDENTITY_FP_PREFIX "%s:%" PRIu32, h,
+             occurrence);
+    r->id_is_fingerprint = true;
+}
+
+uint32_t identity_candidates(const struct identity *id)
+{
+    return id->n;
+}

@@ -1,0 +1,67 @@
+/* Record identity: the bank's id or a deterministic fingerprint with an occurrence counter. */
+#ifndef STATEMENT_IMPORT_IDENTITY_H
+#define STATEMENT_IMPORT_IDENTITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "record.h"
+
+/*
+ * Repeats inside one file are found in memory that does not grow with the file: a fixed Bloom
+ * filter (IDENTITY_BLOOM_BITS) flags keys that may have been seen, and only those candidates
+ * are counted exactly, in a table of at most IDENTITY_CANDIDATES_MAX keys (more: the file is
+ * refused as too repetitive). A false positive costs one table slot, never a wrong id.
+ */
+#define IDENTITY_BLOOM_BITS     (1u << 27) /* 16 MiB */
+#define IDENTITY_CANDIDATES_MAX (1u << 20)
+#define IDENTITY_FP_PREFIX      "fp:"
+
+struct identity_key {
+    uint8_t b[32]; /* SHA-256 of the identity input */
+    bool bank;     /* from the bank's transaction id (else a fingerprint) */
+};
+
+struct identity;
+
+/* Caller owns the result: identity_free(). */
+struct identity *identity_new(void);
+void identity_free(struct identity *id);
+
+/*
+ * The key of r: (receiving account, bank id) when the bank gave an id, else a fingerprint over
+ * receiving account, booking and value date, booking time, amount, currency, reversal,
+ * counterparty name and account and remittance information.
+ */
+void identity_key(const struct record *r, struct identity_key *k);
+
+enum identity_seen {
+    IDENTITY_FIRST,     /* certainly not seen before in this pass */
+    IDENTITY_CANDIDATE, /* may repeat: counted exactly from now on */
+    IDENTITY_FULL,      /* too many candidates: the file is refused */
+};
+
+/* First pass: notes k. */
+enum identity_seen identity_observe(struct identity *id, const struct identity_key *k);
+
+/* True when some bank-id key may repeat (a verification pass must count them). */
+bool identity_has_bank_candidates(const struct identity *id);
+
+/* Sets every candidate's count to zero before a counting pass. */
+void identity_reset_counts(struct identity *id);
+
+/*
+ * Counting pass: returns the occurrence number of k in file order (1 for keys that are not
+ * candidates) and, for repeats, the line of the first occurrence in *first_line.
+ */
+uint32_t identity_count(struct identity *id, const struct identity_key *k, uint32_t line,
+                        uint32_t *first_line);
+
+/* Writes "fp:<32 hex digits>:<occurrence>" into r->bank_txn_id and marks it a fingerprint. */
+void identity_assign_fingerprint(struct record *r, const struct identity_key *k,
+                                 uint32_t occurrence);
+
+/* Number of candidate keys (tests, summary). */
+uint32_t identity_candidates(const struct identity *id);
+
+#endif
