@@ -10,6 +10,7 @@
 #                          ports); exits with ctest's code
 #
 # Logs and pid files of the services: .local/logs/<service>.log, .local/run/<service>.pid.
+# The services get the stack's env file, then .local/dev.env if it exists (your own settings).
 set -euo pipefail
 
 CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -82,6 +83,11 @@ service_start() {
         set -a
         # shellcheck source=/dev/null
         . "$STACK_ENV"
+        # Your own settings for the services (git-ignored), e.g. RECON_RECEIVING_ACCOUNTS=...
+        if [ -f "$LOCAL_DIR/dev.env" ]; then
+            # shellcheck source=/dev/null
+            . "$LOCAL_DIR/dev.env"
+        fi
         set +a
         exec setsid "$bin" </dev/null >>"$LOG_DIR/$name.log" 2>&1
     ) &
@@ -89,8 +95,10 @@ service_start() {
     echo "$pid" >"$RUN_DIR/$name.pid"
     sleep 1
     if ! kill -0 "$pid" 2>/dev/null; then
-        tail -n 20 "$LOG_DIR/$name.log" >&2 || true
-        die "$name exited at start; log: $LOG_DIR/$name.log"
+        tail -n 10 "$LOG_DIR/$name.log" >&2 || true
+        say "$name: exited at start; log: $LOG_DIR/$name.log"
+        rm -f "$RUN_DIR/$name.pid"
+        return 1
     fi
     say "$name: running (pid $pid), log $LOG_DIR/$name.log $(service_urls "$bin" | tr '\n' ' ')"
 }
@@ -119,10 +127,13 @@ cmd_up() {
     build Release "$BUILD_DIR"
     TOPUP_BUILD_DIR=$BUILD_DIR TOPUP_STACK_DIR=$LOCAL_DIR/stack bash "$STACK_SH" start
     STACK_ENV=$LOCAL_DIR/stack/env
-    local s
+    local s failed=()
     for s in "${SERVICES[@]}"; do
-        service_start "$s"
+        service_start "$s" || failed+=("$s")
     done
+    if [ ${#failed[@]} -gt 0 ]; then
+        die "did not start: ${failed[*]} (settings of your own go in $LOCAL_DIR/dev.env)"
+    fi
     say "everything is up; environment: . $STACK_ENV ; stop with: deploy/dev.sh down"
 }
 
