@@ -1,0 +1,187 @@
+/* The HTTP entry point: routing, bearer-token authentication, errors, shared JSON rendering. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "intake.h"
+#include "topup/counters.h"
+#include "topup/log.h"
+#include "topup/money.h"
+#include "topup/outbox.h"
+
+#define API_RETRY_AFTER_S "1"
+
+/* Every /v1/ route needs the token; ctx of each handler is a struct api_call. */
+static const struct http_route api_routes[] = {
+    {"POST", "/v1/topup-orders", api_orders_create},
+    {"GET", "/v1/topup-orders", api_orders_list},
+    {"GET", "/v1/topup-orders/{code}", api_orders_get},
+    {"POST", "/v1/topup-orders/{code}/cancel", api_orders_cancel},
+    {"GET", "/v1/balance", api_account_balance},
+    {"GET", "/v1/account-flows", api_account_flows},
+    {"GET", "/v1/topup-options", api_account_options},
+    {0},
+};
+
+void api_error(struct intake *app, struct http_request *req, unsigned status, const char *code,
+               const char *message, const char *field, bool order_create)
+{
+    char name[COUNTERS_NAME_MAX];
+    snprintf(name, sizeof(name), "%s.%s", order_create ? "orders.rejected" : "requests.rejected",
+             code);
+    counters_incr(app->counters, name, 1);
+    http_respond_error(req, status, code, message, field);
+}
+
+void api_validation_error(struct intake *app, struct http_request *req,
+                          const struct validate_error *v, bool order_create)
+{
+    api_error(app, req, v->status, v->code, v->message, v->field[0] != '\0' ? v->field : NULL,
+              order_create);
+}
+
+void api_unavailable(struct intake *app, struct http_request *req, const char *why)
+{
+    counters_incr(app->counters, "requests.unavailable", 1);
+    http_response_header(req, "Retry-After", API_RETRY_AFTER_S);
+    http_respond_error(req, 503, "unavailable", why, NULL);
+}
+
+json_t *api_time_json(int64_t ms)
+{
+    if (ms == 0) {
+        return json_null();
+    }
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char buf[40];
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(ms % 1000));
+    return json_string(buf);
+}
+
+json_t *api_order_json(const struct intake *app, const struct store_order *o)
+{
+    char amount[MONEY_STR_MAX];
+    char credited[MONEY_STR_MAX];
+    money_format(o->amount_fen, amount);
+    char en[256];
+    char zh[256];
+    snprintf(en, sizeof(en),
+             "Transfer %s CNY to the account above and write the reference code %s in the "
+             "transfer remarks.",
+             amount, o->code);
+    snprintf(zh, sizeof(zh), "请向上述账户转账 %s 元，并在转账附言中填写参考码 %s。", amount,
+             o->code);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+        " s:{s:s, s:s, s:s}, s:s, s:s}",
+        "code", o->code, "status", o->status, "amount", amount, "currency", o->currency, "channel",
+        o->channel, "remitter_name", o->remitter_name, "remitter_bank", o->remitter_bank, "remarks",
+        o->remarks, "credited_amount",
+        o->credited_fen >= 0 ? json_string(money_format(o->credited_fen, credited)) : json_null(),
+        "amount_mismatch", o->amount_mismatch, "created_at", api_time_json(o->created_ms),
+        "expires_at", api_time_json(o->expires_ms), "updated_at", api_time_json(o->updated_ms),
+        "cancelled_at", api_time_json(o->cancelled_ms), "expired_at", api_time_json(o->expired_ms),
+        "matched_at", api_time_json(o->matched_ms), "completed_at", api_time_json(o->completed_ms),
+        "payee", "bank_name", app->cfg.payee_bank_name, "account_name", app->cfg.payee_account_name,
+        "account_number", app->cfg.payee_account_number, "instructions", en, "instructions_zh", zh);
+    if (j == NULL) {
+        /* Only invalid UTF-8 from the database could do this: a broken invariant, not input. */
+        log_error("order could not be rendered as JSON", LF_S("order", o->code));
+        j = json_pack("{s:s, s:s}", "code", o->code, "status", o->status);
+    }
+    return j;
+}
+
+/* Verifies "Authorization: Bearer <token>"; answers 401 itself when it fails. */
+static bool api_authenticate(struct intake *app, struct http_request *req, char *account)
+{
+    const char *h = http_request_header(req, "Authorization");
+    static const char scheme[] = "Bearer ";
+    if (h == NULL || strncasecmp(h, scheme, sizeof(scheme) - 1) != 0) {
+        http_response_header(req, "WWW-Authenticate", "Bearer realm=\"topup\"");
+        api_error(app, req, 401, "unauthorized", "a bearer token is required", NULL, false);
+        return false;
+    }
+    const char *tok = h + sizeof(scheme) - 1;
+    while (*tok == ' ') {
+        tok++;
+    }
+    struct token_claims claims;
+    struct tp_error err = {0};
+    const char *secret = app->cfg.token_secret;
+    if (token_verify(secret, strlen(secret), tok, (int64_t)time(NULL), &claims, &err) != TP_OK) {
+        http_response_header(req, "WWW-Authenticate",
+                             "Bearer realm=\"topup\", error=\"invalid_token\"");
+        if (claims.expired) {
+            api_error(app, req, 401, "token_expired", "the token has expired: sign in again", NULL,
+                      false);
+        } else {
+            api_error(app, req, 401, "unauthorized", "the token is not valid", NULL, false);
+        }
+        return false;
+    }
+    snprintf(account, TOKEN_ACCOUNT_MAX + 1, "%s", claims.account);
+    return true;
+}
+
+static void api_health(struct intake *app, struct http_request *req)
+{
+    http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void api_ready(struct intake *app, struct http_request *req)
+{
+    struct intake_job *job = pool_job_new(JOB_READY, req, NULL);
+    if (!pool_submit(app->pool, job)) {
+        pool_job_free(job);
+        api_unavailable(app, req, "the service is overloaded or stopping");
+    }
+}
+
+void api_handle(void *ctx, struct http_request *req)
+{
+    struct intake *app = ctx;
+    const char *path = http_request_path(req);
+    const char *method = http_request_method(req);
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+        if (!get) {
+            http_response_header(req, "Allow", "GET");
+            api_error(app, req, 405, "method_not_allowed", "use GET", NULL, false);
+        } else if (path[1] == 'h') {
+            api_health(app, req);
+        } else {
+            api_ready(app, req);
+        }
+        return;
+    }
+    if (strncmp(path, "/v1/", 4) != 0 && strcmp(path, "/v1") != 0) {
+        static_serve(app, req);
+        return;
+    }
+    const struct http_route *rt = NULL;
+    struct http_route_match m;
+    char allow[64];
+    switch (http_route_find(api_routes, method, path, &rt, &m, allow, sizeof(allow))) {
+    case HTTP_ROUTE_NOT_FOUND:
+        api_error(app, req, 404, "not_found", "no such endpoint", NULL, false);
+        return;
+    case HTTP_ROUTE_METHOD_NOT_ALLOWED:
+        http_response_header(req, "Allow", allow);
+        api_error(app, req, 405, "method_not_allowed", "method not allowed on this endpoint", NULL,
+                  false);
+        return;
+    case HTTP_ROUTE_OK:
+        break;
+    }
+    struct api_call call = {.app = app};
+    if (!api_authenticate(app, req, call.account)) {
+        return;
+    }
+    rt->fn(&call, req, &m);
+}

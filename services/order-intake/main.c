@@ -1,0 +1,127 @@
+/* order-intake: wires configuration, the outbox relay, database workers, expiry and HTTP together.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "intake.h"
+#include "topup/counters.h"
+#include "topup/log.h"
+#include "topup/outbox.h"
+#include "topup/signals.h"
+
+#define MAIN_TICK_MS  100
+#define MAIN_FLUSH_MS 1000
+
+static int main_write_port_file(const char *path, int port)
+{
+    char tmp[4096 + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        log_error("cannot write the port file", LF_S("path", path), LF_S("error", strerror(errno)));
+        return -1;
+    }
+    return 0;
+}
+
+static int main_start(struct intake *app)
+{
+    struct tp_error err = {0};
+    app->counters = counters_new(INTAKE_SERVICE, app->cfg.redis_host, (int)app->cfg.redis_port);
+    static_init(app);
+    app->relay = outbox_relay_new(INTAKE_OUTBOX_SOURCE, app->cfg.pg_conninfo,
+                                  (int)app->cfg.outbox_poll_ms, app->counters, &err);
+    if (app->relay == NULL || outbox_relay_start(app->relay, &err) != TP_OK) {
+        log_error("outbox relay did not start", LF_S("error", err.msg));
+        return -1;
+    }
+    app->pool = pool_new(app, &err);
+    if (app->pool == NULL) {
+        log_error("database workers did not start", LF_S("error", err.msg));
+        return -1;
+    }
+    app->expiry = expiry_start(app, &err);
+    if (app->expiry == NULL) {
+        log_error("expiry sweep did not start", LF_S("error", err.msg));
+        return -1;
+    }
+    struct http_server_config hc = {
+        .addr = app->cfg.http_addr,
+        .port = (int)app->cfg.http_port,
+        .threads = (int)app->cfg.threads,
+        .body_max_bytes = (size_t)app->cfg.max_body_bytes,
+    };
+    app->http = http_server_new(&hc, api_handle, app, &err);
+    if (app->http == NULL) {
+        log_error("cannot listen", LF_S("error", err.msg));
+        return -1;
+    }
+    log_info("order-intake listening", LF_S("addr", app->cfg.http_addr),
+             LF_I("port", http_server_port(app->http)), LF_I("http_threads", app->cfg.threads),
+             LF_I("db_workers", app->cfg.pg_conns));
+    if (app->cfg.port_file[0] != '\0' &&
+        main_write_port_file(app->cfg.port_file, http_server_port(app->http)) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERM: no new connections, answer every request in hand, then the relay's last batch. */
+static void main_stop(struct intake *app)
+{
+    if (app->http != NULL) {
+        http_server_quiesce(app->http);
+    }
+    pool_stop(app->pool);
+    expiry_stop(app->expiry);
+    app->expiry = NULL;
+    http_server_free(app->http, (int)app->cfg.shutdown_grace_ms);
+    app->http = NULL;
+    pool_free(app->pool);
+    app->pool = NULL;
+    outbox_relay_free(app->relay);
+    app->relay = NULL;
+    counters_free(app->counters);
+    app->counters = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    log_init(INTAKE_SERVICE);
+    if (argc > 1 && strcmp(argv[1], "--help-config") == 0) {
+        settings_print_table();
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(argc > 1 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+                "usage: order-intake [--help-config]\n"
+                "HTTP/JSON API and Top Up page; configured by environment variables "
+                "(--help-config lists them).\n");
+        return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    static struct intake app;
+    struct tp_error err = {0};
+    if (settings_load(&app.cfg, &err) != TP_OK) {
+        fprintf(stderr, "order-intake: configuration: %s\n", err.msg);
+        return 2;
+    }
+    signals_install();
+    int rc = main_start(&app);
+    int since_flush = 0;
+    while (rc == 0 && !signals_stop_requested()) {
+        usleep(MAIN_TICK_MS * 1000);
+        since_flush += MAIN_TICK_MS;
+        if (since_flush >= MAIN_FLUSH_MS) {
+            counters_flush(app.counters);
+            since_flush = 0;
+        }
+    }
+    log_info("order-intake stopping",
+             LF_I("in_flight", app.http ? http_server_inflight(app.http) : 0));
+    main_stop(&app);
+    log_info("order-intake stopped");
+    return rc == 0 ? 0 : 1;
+}

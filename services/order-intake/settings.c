@@ -1,0 +1,99 @@
+/* order-intake's configuration table: environment variables, defaults, bounds, meaning. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "intake.h"
+#include "topup/config.h"
+
+#ifndef INTAKE_SOURCE_WEB_DIR
+#define INTAKE_SOURCE_WEB_DIR "web"
+#endif
+
+static struct intake_settings settings_tmp;
+
+/* The one table: config_load reads it, `order-intake --help-config` and the README print it. */
+static const struct config_def settings_defs[] = {
+    {"INTAKE_HTTP_ADDR", CONFIG_STR, "127.0.0.1", 0, 64, "address to listen on (IPv4 or IPv6)",
+     &settings_tmp.http_addr},
+    {"INTAKE_HTTP_PORT", CONFIG_INT, "8080", 0, 65535, "port to listen on; 0 picks a free one",
+     &settings_tmp.http_port},
+    {"INTAKE_PORT_FILE", CONFIG_STR, "", 0, 4096,
+     "if set, the bound port is written to this file once listening (tests, supervisors)",
+     &settings_tmp.port_file},
+    {"INTAKE_THREADS", CONFIG_INT, "2", 1, 64,
+     "HTTP threads (each an epoll loop; handlers never block)", &settings_tmp.threads},
+    {"INTAKE_PG_CONNS", CONFIG_INT, "4", 1, 64, "database workers, one PostgreSQL connection each",
+     &settings_tmp.pg_conns},
+    {"INTAKE_QUEUE_MAX", CONFIG_INT, "2048", 1, 1000000,
+     "requests waiting for a database worker; beyond it: 503 unavailable", &settings_tmp.queue_max},
+    {"INTAKE_BATCH_MAX", CONFIG_INT, "64", 1, 1000,
+     "order creations committed together in one transaction (group commit)",
+     &settings_tmp.batch_max},
+    {"INTAKE_MAX_BODY_BYTES", CONFIG_INT, "16384", 1024, 1048576,
+     "largest request body; beyond it: 413 body_too_large", &settings_tmp.max_body_bytes},
+    {"INTAKE_MIN_AMOUNT_FEN", CONFIG_INT, "5000", 1, 100000000000000,
+     "smallest order amount in fen (5000 = 50.00 CNY)", &settings_tmp.min_amount_fen},
+    {"INTAKE_MAX_AMOUNT_FEN", CONFIG_INT, "100000000", 1, 100000000000000,
+     "largest order amount in fen (100000000 = 1,000,000.00 CNY)", &settings_tmp.max_amount_fen},
+    {"INTAKE_ORDER_TTL_S", CONFIG_INT, "259200", 1, 2592000,
+     "order window: a pending order expires this long after creation (259200 = 72 h)",
+     &settings_tmp.order_ttl_s},
+    {"INTAKE_EXPIRY_SWEEP_MS", CONFIG_INT, "10000", 100, 3600000, "how often the expiry sweep runs",
+     &settings_tmp.expiry_sweep_ms},
+    {"INTAKE_EXPIRY_BATCH_MAX", CONFIG_INT, "500", 1, 10000,
+     "orders expired per transaction of the sweep", &settings_tmp.expiry_batch_max},
+    {"INTAKE_PAYEE_BANK_NAME", CONFIG_STR, "招商银行上海分行", 0, 200,
+     "payee bank shown with every order", &settings_tmp.payee_bank_name},
+    {"INTAKE_PAYEE_ACCOUNT_NAME", CONFIG_STR, "上海无量智能科技有限公司", 0, 200,
+     "payee account name shown with every order", &settings_tmp.payee_account_name},
+    {"INTAKE_PAYEE_ACCOUNT_NUMBER", CONFIG_STR, "1219 0951 0710 001", 0, 64,
+     "payee account number shown with every order (the reconciliation worker's receiving account, "
+     "spaces aside)",
+     &settings_tmp.payee_account_number},
+    {"INTAKE_WEB_DIR", CONFIG_STR, INTAKE_SOURCE_WEB_DIR, 0, 4096,
+     "static files of the Top Up page, served at /", &settings_tmp.web_dir},
+    {"INTAKE_OUTBOX_POLL_MS", CONFIG_INT, "1000", 10, 60000,
+     "outbox relay poll interval besides LISTEN/NOTIFY", &settings_tmp.outbox_poll_ms},
+    {"INTAKE_SHUTDOWN_GRACE_MS", CONFIG_INT, "10000", 0, 600000,
+     "on SIGTERM, how long in-flight requests may take to be answered",
+     &settings_tmp.shutdown_grace_ms},
+    {"TOKEN_SECRET", CONFIG_STR, NULL, 0, 4096,
+     "bearer-token signing secret, at least 32 bytes; no default (the local stack generates one)",
+     &settings_tmp.token_secret},
+    {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,
+     "libpq connection string or URI", &settings_tmp.pg_conninfo},
+    {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis host (monitoring counters)",
+     &settings_tmp.redis_host},
+    {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port", &settings_tmp.redis_port},
+    {0},
+};
+
+enum tp_status settings_load(struct intake_settings *s, struct tp_error *err)
+{
+    memset(&settings_tmp, 0, sizeof(settings_tmp));
+    enum tp_status st = config_load(settings_defs, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    if (strlen(settings_tmp.token_secret) < TOKEN_SECRET_MIN_BYTES) {
+        return error_set(err, TP_INVALID, "TOKEN_SECRET must be at least %d bytes",
+                         TOKEN_SECRET_MIN_BYTES);
+    }
+    if (settings_tmp.min_amount_fen > settings_tmp.max_amount_fen) {
+        return error_set(err, TP_INVALID,
+                         "INTAKE_MIN_AMOUNT_FEN (%" PRId64
+                         ") is above INTAKE_MAX_AMOUNT_FEN (%" PRId64 ")",
+                         settings_tmp.min_amount_fen, settings_tmp.max_amount_fen);
+    }
+    *s = settings_tmp;
+    return TP_OK;
+}
+
+void settings_print_table(void)
+{
+    config_print_table(settings_defs, stdout);
+    printf("| `KAFKA_*` | | | passed to librdkafka for the outbox relay's producer, e.g. "
+           "`KAFKA_BOOTSTRAP_SERVERS` -> `bootstrap.servers` |\n");
+    printf("| `LOG_LEVEL` | `info` | debug/info/warn/error | log threshold |\n");
+}
