@@ -80,10 +80,14 @@ ensure_pg_os_user() {
     if ! id "$PG_OS_USER" >/dev/null 2>&1; then
         useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$PG_OS_USER"
     fi
-    # The postgres user must be able to walk down to its data directory (e.g. a clone in /root).
-    local d=$PG_DIR
+    # The postgres user must be able to walk down to its data directory (e.g. a clone in /root):
+    # from the top down, grant search (o+x, not read) where it is missing.
+    local d=$PG_DIR dirs=()
     while [ "$d" != / ]; do
         d=$(dirname "$d")
+        dirs=("$d" "${dirs[@]}")
+    done
+    for d in "${dirs[@]}"; do
         if ! runuser -u "$PG_OS_USER" -- test -x "$d" 2>/dev/null; then
             say "granting o+x on $d so that $PG_OS_USER can reach $PG_DIR"
             chmod o+x "$d"
@@ -266,15 +270,20 @@ redis_start() {
         return 0
     fi
     mkdir -p "$REDIS_DIR"
-    local attempt i
+    local attempt i pid
     for attempt in 1 2 3; do
         choose_port redis "$FIXED_REDIS_PORT"
         rm -f "$REDIS_DIR/redis.pid"
-        redis-server --port "${PORT[redis]}" --bind "$HOST" --protected-mode yes \
-            --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
-            --dir "$REDIS_DIR" --save '' --appendonly no </dev/null >/dev/null 2>&1 9>&- || true
+        # Not --daemonize: with our own child's pid a failed bind is seen at once, not after a
+        # timeout.
+        setsid redis-server --port "${PORT[redis]}" --bind "$HOST" --protected-mode yes \
+            --daemonize no --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+            --dir "$REDIS_DIR" --save '' --appendonly no </dev/null >/dev/null 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$REDIS_DIR/redis.pid"
         for i in $(seq 1 $((START_TIMEOUT_S * 10))); do
             redis_running && break
+            alive "$pid" || break
             sleep 0.1
         done
         if redis_running; then
