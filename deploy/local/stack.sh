@@ -240,7 +240,9 @@ pg_migrate() {
     # Tests copy this database as a template, so nothing may stay connected to it afterwards.
     (cd "$CHECKOUT" && PG_CONNINFO="host=$HOST port=${PORT[pg]} dbname=topup user=topup" \
         TOPUP_SOURCE_DIR="$CHECKOUT" TOPUP_MIGRATIONS_DIR="$CHECKOUT/deploy/migrations" \
-        "$TOPUPCTL" migrate) || die "topupctl migrate failed"
+        "$TOPUPCTL" migrate) ||
+        die "topupctl migrate failed; if an applied migration changed, start this stack afresh:" \
+            "TOPUP_STACK_DIR=$STACK_DIR $STACK_SH clean"
 }
 
 pg_stop() {
