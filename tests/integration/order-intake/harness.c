@@ -1,0 +1,529 @@
+/* order-intake integration tests: start/stop the service, HTTP calls, SQL, decoded events. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "topup/kafka.h"
+#include "topup/log.h"
+#include "topup/v1/events.pb-c.h"
+
+#define IT_EVENTS_MAX 20000
+
+static const char *it_name = "intake";
+static const char *it_binary;
+static char it_sfx[16];
+static int it_counter;
+static PGconn *it_pg;
+static struct it_service *it_services[IT_SERVICES_MAX];
+
+int64_t it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void it_dump_log(const struct it_service *s)
+{
+    FILE *f = fopen(s->log_path, "r");
+    if (f == NULL) {
+        return;
+    }
+    fprintf(stderr, "---- last lines of %s ----\n", s->log_path);
+    char line[4096];
+    long lines = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+    }
+    rewind(f);
+    long skip = lines > 40 ? lines - 40 : 0;
+    for (long i = 0; fgets(line, sizeof(line), f) != NULL; i++) {
+        if (i >= skip) {
+            fputs(line, stderr);
+        }
+    }
+    fclose(f);
+}
+
+void it_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL [%s]: ", it_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    for (int i = 0; i < IT_SERVICES_MAX; i++) {
+        if (it_services[i] != NULL && it_services[i]->pid > 0) {
+            it_dump_log(it_services[i]);
+            kill(it_services[i]->pid, SIGKILL);
+            waitpid(it_services[i]->pid, NULL, 0);
+        }
+    }
+    exit(1);
+}
+
+void it_step(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s] ", it_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void it_init(int argc, char **argv, const char *name)
+{
+    it_name = name;
+    if (argc < 2) {
+        it_fail("usage: %s <order-intake binary>", argv[0]);
+    }
+    it_binary = argv[1];
+    log_init(name);
+    const char *secret = getenv("TOKEN_SECRET");
+    CHECK_MSG(secret != NULL && strlen(secret) >= TOKEN_SECRET_MIN_BYTES,
+              "TOKEN_SECRET missing from the stack env");
+    CHECK_MSG(getenv("PG_CONNINFO") != NULL,
+              "PG_CONNINFO missing: run through tests/with-stack.sh");
+    unsigned seed = (unsigned)(it_now_ms() ^ (getpid() << 16));
+    srand(seed);
+    snprintf(it_sfx, sizeof(it_sfx), "%06x%04x", (unsigned)rand() & 0xffffff,
+             (unsigned)getpid() & 0xffff);
+    it_pg = it_pg_connect();
+    signal(SIGPIPE, SIG_IGN);
+}
+
+char *it_id(char *out, const char *prefix)
+{
+    snprintf(out, IT_ID_MAX, "%s-%s-%d", prefix, it_sfx, ++it_counter);
+    return out;
+}
+
+/* ---- the service ---- */
+
+static int it_read_port(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int port = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%d", &port) != 1) {
+            port = 0;
+        }
+        fclose(f);
+    }
+    return port;
+}
+
+extern char **environ;
+
+/* Environment for the child: ours, with the overrides replacing same-named entries. */
+static char **it_child_env(const char *const *over, int nover)
+{
+    int n = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    char **envp = calloc((size_t)(n + nover + 1), sizeof(*envp));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq != NULL ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+        bool replaced = false;
+        for (int j = 0; j < nover && !replaced; j++) {
+            replaced = strncmp(over[j], environ[i], len) == 0;
+        }
+        if (!replaced) {
+            envp[k++] = environ[i];
+        }
+    }
+    for (int j = 0; j < nover; j++) {
+        envp[k++] = (char *)over[j];
+    }
+    envp[k] = NULL;
+    return envp;
+}
+
+void it_start(struct it_service *s, const char *const *env)
+{
+    static int n;
+    memset(s, 0, sizeof(*s));
+    char port_file[256];
+    snprintf(port_file, sizeof(port_file), "/tmp/intake-it-%s-%d.port", it_sfx, ++n);
+    snprintf(s->log_path, sizeof(s->log_path), "/tmp/intake-it-%s-%d.log", it_sfx, n);
+    unlink(port_file);
+    /* Built before fork: the child only calls async-signal-safe functions (threads exist). */
+    char port_env[300];
+    snprintf(port_env, sizeof(port_env), "INTAKE_PORT_FILE=%s", port_file);
+    const char *over[64] = {"INTAKE_HTTP_PORT=0", port_env};
+    int nover = 2;
+    if (getenv("LOG_LEVEL") == NULL) {
+        over[nover++] = "LOG_LEVEL=info";
+    }
+    for (int i = 0; env != NULL && env[i] != NULL && nover < 63; i++) {
+        over[nover++] = env[i];
+    }
+    char **envp = it_child_env(over, nover);
+    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    CHECK(fd >= 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        char *const argv[] = {(char *)it_binary, NULL};
+        execve(it_binary, argv, envp);
+        _exit(127);
+    }
+    close(fd);
+    free(envp);
+    s->pid = pid;
+    for (int i = 0; i < IT_SERVICES_MAX; i++) {
+        if (it_services[i] == NULL || it_services[i]->pid == 0) {
+            it_services[i] = s;
+            break;
+        }
+    }
+    int64_t deadline = it_now_ms() + IT_WAIT_MS;
+    while ((s->port = it_read_port(port_file)) == 0) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            struct it_service copy = *s;
+            it_dump_log(&copy);
+            it_fail("order-intake exited at start (status %d)", st);
+        }
+        CHECK_MSG(it_now_ms() < deadline, "order-intake did not write its port file");
+        it_sleep_ms(20);
+    }
+    unlink(port_file);
+}
+
+int it_stop(struct it_service *s, int sig)
+{
+    if (s->pid <= 0) {
+        return -1;
+    }
+    kill(s->pid, sig);
+    int st = 0;
+    int64_t deadline = it_now_ms() + IT_WAIT_MS;
+    while (waitpid(s->pid, &st, WNOHANG) == 0) {
+        if (it_now_ms() > deadline) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            s->pid = 0;
+            it_fail("order-intake did not exit within %d ms of signal %d", IT_WAIT_MS, sig);
+        }
+        it_sleep_ms(10);
+    }
+    s->pid = 0;
+    for (int i = 0; i < IT_SERVICES_MAX; i++) {
+        if (it_services[i] == s) {
+            it_services[i] = NULL;
+        }
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void it_wait_ready(struct it_service *s)
+{
+    int64_t deadline = it_now_ms() + IT_WAIT_MS;
+    for (;;) {
+        struct it_resp r;
+        it_call(s, "GET", "/readyz", NULL, NULL, NULL, NULL, NULL, &r);
+        int status = r.status;
+        it_resp_free(&r);
+        if (status == 200) {
+            return;
+        }
+        CHECK_MSG(it_now_ms() < deadline, "order-intake not ready (last status %d)", status);
+        it_sleep_ms(100);
+    }
+}
+
+void it_token(char out[TOKEN_STR_MAX], const char *account, int64_t ttl_s)
+{
+    const char *secret = getenv("TOKEN_SECRET");
+    struct tp_error err = {0};
+    int64_t exp = (int64_t)time(NULL) + ttl_s;
+    CHECK_MSG(token_issue(secret, strlen(secret), account, exp, out, TOKEN_STR_MAX, &err) == TP_OK,
+              "token_issue: %s", err.msg);
+}
+
+/* ---- HTTP ---- */
+
+void it_call(const struct it_service *s, const char *method, const char *path, const char *token,
+             const char *idem_key, const char *content_type, const char *body,
+             const char *const *extra, struct it_resp *out)
+{
+    char auth[TOKEN_STR_MAX + 32], idem[512], ct[256];
+    const char *headers[16];
+    int n = 0;
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers[n++] = auth;
+    }
+    if (idem_key != NULL) {
+        snprintf(idem, sizeof(idem), "Idempotency-Key: %s", idem_key);
+        headers[n++] = idem;
+    }
+    if (content_type != NULL) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+        headers[n++] = ct;
+    }
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < 15; i++) {
+        headers[n++] = extra[i];
+    }
+    headers[n] = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = -1;
+    /* A fresh connection can meet a full accept queue under load: a few attempts. */
+    for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
+        rc = hc_once(NULL, s->port, method, path, headers, body, &out->raw);
+        if (rc != 0) {
+            it_sleep_ms(50);
+        }
+    }
+    CHECK_MSG(rc == 0, "%s %s: no HTTP response from port %d", method, path, s->port);
+    out->status = out->raw.status;
+    json_error_t e;
+    out->json = out->raw.body_len > 0 ? json_loadb(out->raw.body, out->raw.body_len, 0, &e) : NULL;
+}
+
+void it_resp_free(struct it_resp *r)
+{
+    json_decref(r->json);
+    r->json = NULL;
+    hc_response_free(&r->raw);
+}
+
+const char *it_err(const struct it_resp *r)
+{
+    json_t *e = json_object_get(json_object_get(r->json, "error"), "code");
+    return json_is_string(e) ? json_string_value(e) : "";
+}
+
+const char *it_err_field(const struct it_resp *r)
+{
+    json_t *e = json_object_get(json_object_get(r->json, "error"), "field");
+    return json_is_string(e) ? json_string_value(e) : "";
+}
+
+const char *it_str(const struct it_resp *r, const char *key)
+{
+    json_t *v = json_object_get(r->json, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+char *it_body(char *buf, size_t size, const char *amount, const char *name, const char *bank,
+              const char *remarks)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b}", "amount", amount, "channel", "bank_transfer",
+                          "remitter_name", name, "remitter_bank", bank, "agreement_accepted", 1);
+    if (remarks != NULL) {
+        json_object_set_new(j, "remarks", json_string(remarks));
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    snprintf(buf, size, "%s", text);
+    free(text);
+    json_decref(j);
+    return buf;
+}
+
+void it_create(const struct it_service *s, const char *token, const char *idem_key,
+               const char *body, struct it_resp *out)
+{
+    it_call(s, "POST", "/v1/topup-orders", token, idem_key, "application/json", body, NULL, out);
+}
+
+void it_create_ok(const struct it_service *s, const char *token, const char *amount,
+                  char code[REFCODE_STR_LEN])
+{
+    char key[IT_ID_MAX], body[1024];
+    it_id(key, "key");
+    it_body(body, sizeof(body), amount, "张三", "中国工商银行", NULL);
+    struct it_resp r;
+    it_create(s, token, key, body, &r);
+    CHECK_MSG(r.status == 201, "create: status %d body %s", r.status, r.raw.body);
+    snprintf(code, REFCODE_STR_LEN, "%s", it_str(&r, "code"));
+    CHECK(ids_refcode_valid(code));
+    it_resp_free(&r);
+}
+
+/* ---- PostgreSQL ---- */
+
+PGconn *it_pg_connect(void)
+{
+    PGconn *c = PQconnectdb(getenv("PG_CONNINFO"));
+    CHECK_MSG(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    return c;
+}
+
+PGresult *it_sql(const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(it_pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    CHECK_MSG(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s",
+              PQerrorMessage(it_pg), sql);
+    return r;
+}
+
+void it_exec(const char *sql, int n, const char *const *params)
+{
+    PQclear(it_sql(sql, n, params));
+}
+
+int64_t it_i64(const char *sql, int n, const char *const *params)
+{
+    PGresult *r = it_sql(sql, n, params);
+    CHECK_MSG(PQntuples(r) == 1, "expected one row: %s", sql);
+    int64_t v = PQgetisnull(r, 0, 0) ? 0 : atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+void it_wait_i64(const char *what, const char *sql, int n, const char *const *params, int64_t want)
+{
+    int64_t deadline = it_now_ms() + IT_WAIT_MS;
+    int64_t got = 0;
+    while ((got = it_i64(sql, n, params)) != want) {
+        CHECK_MSG(it_now_ms() < deadline, "%s: got %lld, want %lld", what, (long long)got,
+                  (long long)want);
+        it_sleep_ms(50);
+    }
+}
+
+/* ---- Kafka ---- */
+
+struct it_consumer {
+    struct kafka_consumer *kc;
+    struct it_event *events;
+    int n;
+};
+
+struct it_consumer *it_consumer_new(const char *bootstrap)
+{
+    if (bootstrap != NULL) {
+        setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap, 1);
+    }
+    char group[IT_ID_MAX];
+    it_id(group, "intake-it-group");
+    const char *topics[] = {TOPIC_TOPUP_REQUESTED, TOPIC_TOPUP_CANCELLED, TOPIC_TOPUP_EXPIRED};
+    struct tp_error err = {0};
+    struct it_consumer *c = calloc(1, sizeof(*c));
+    c->kc = kafka_consumer_new(group, topics, 3, &err);
+    CHECK_MSG(c->kc != NULL, "kafka consumer: %s", err.msg);
+    c->events = calloc(IT_EVENTS_MAX, sizeof(*c->events));
+    return c;
+}
+
+static void it_copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+static void it_envelope(struct it_event *e, const Topup__V1__Envelope *env)
+{
+    CHECK_MSG(env != NULL, "event without envelope");
+    it_copy(e->account, sizeof(e->account), env->account_id);
+    it_copy(e->producer, sizeof(e->producer), env->producer);
+    it_copy(e->event_id, sizeof(e->event_id), env->event_id);
+    e->schema_version = env->schema_version;
+}
+
+/* Decodes one message of our topics; fails the test on bytes that are not the topic's message. */
+static void it_decode(const struct kafka_message *m, struct it_event *e)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->key, sizeof(e->key), "%.*s", (int)m->key_len, (const char *)m->key);
+    if (strcmp(m->topic, TOPIC_TOPUP_REQUESTED) == 0) {
+        Topup__V1__TopUpRequested *ev =
+            topup__v1__top_up_requested__unpack(NULL, m->len, m->payload);
+        CHECK_MSG(ev != NULL, "undecodable TopUpRequested (key %s)", e->key);
+        e->kind = IT_REQUESTED;
+        it_envelope(e, ev->envelope);
+        it_copy(e->code, sizeof(e->code), ev->order_code);
+        e->amount_fen = ev->amount_fen;
+        it_copy(e->remitter_name, sizeof(e->remitter_name), ev->remitter_name);
+        e->created_ms = ev->created_at_ms;
+        e->expires_ms = ev->expires_at_ms;
+        topup__v1__top_up_requested__free_unpacked(ev, NULL);
+    } else if (strcmp(m->topic, TOPIC_TOPUP_CANCELLED) == 0) {
+        Topup__V1__TopUpCancelled *ev =
+            topup__v1__top_up_cancelled__unpack(NULL, m->len, m->payload);
+        CHECK_MSG(ev != NULL, "undecodable TopUpCancelled (key %s)", e->key);
+        e->kind = IT_CANCELLED;
+        it_envelope(e, ev->envelope);
+        it_copy(e->code, sizeof(e->code), ev->order_code);
+        e->at_ms = ev->cancelled_at_ms;
+        topup__v1__top_up_cancelled__free_unpacked(ev, NULL);
+    } else {
+        Topup__V1__TopUpExpired *ev = topup__v1__top_up_expired__unpack(NULL, m->len, m->payload);
+        CHECK_MSG(ev != NULL, "undecodable TopUpExpired (key %s)", e->key);
+        e->kind = IT_EXPIRED;
+        it_envelope(e, ev->envelope);
+        it_copy(e->code, sizeof(e->code), ev->order_code);
+        e->at_ms = ev->expired_at_ms;
+        topup__v1__top_up_expired__free_unpacked(ev, NULL);
+    }
+}
+
+static int it_count_prefix(const struct it_consumer *c, const char *prefix)
+{
+    int k = 0;
+    for (int i = 0; i < c->n; i++) {
+        k += strncmp(c->events[i].key, prefix, strlen(prefix)) == 0;
+    }
+    return k;
+}
+
+int it_collect(struct it_consumer *c, const char *key_prefix, int want, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    struct kafka_message msgs[256];
+    while (it_count_prefix(c, key_prefix) < want && it_now_ms() < deadline) {
+        int n = kafka_consumer_poll_batch(c->kc, msgs, 256, 200);
+        for (int i = 0; i < n; i++) {
+            /* Topics are shared by every test of the run: keep only this run's keys. */
+            if (msgs[i].key_len > 0 &&
+                memmem(msgs[i].key, msgs[i].key_len, it_sfx, strlen(it_sfx)) != NULL) {
+                CHECK_MSG(c->n < IT_EVENTS_MAX, "too many events");
+                it_decode(&msgs[i], &c->events[c->n++]);
+            }
+        }
+        kafka_consumer_release(c->kc, msgs, n);
+    }
+    return it_count_prefix(c, key_prefix);
+}
+
+const struct it_event *it_events(const struct it_consumer *c, int *n)
+{
+    *n = c->n;
+    return c->events;
+}
+
+void it_consumer_free(struct it_consumer *c)
+{
+    if (c != NULL) {
+        kafka_consumer_free(c->kc);
+        free(c->events);
+        free(c);
+    }
+}
