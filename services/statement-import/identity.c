@@ -2,7 +2,7 @@
 #include "identity.h"
 
 #include <inttypes.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +53,48 @@ static size_t identity_put(uint8_t *buf, size_t o, const char *s)
     return o + n + 1;
 }
 
+/*
+ * SHA-256 with the algorithm fetched once per thread: OpenSSL 3's one-shot SHA256() fetches it
+ * (under a lock) on every call, which cost more than the hashing at a million records.
+ */
+static void identity_sha256(const uint8_t *data, size_t len, uint8_t out[32])
+{
+    static _Thread_local EVP_MD *md;
+    static _Thread_local EVP_MD_CTX *ctx;
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        if (md == NULL || ctx == NULL) {
+            abort(); /* libcrypto without SHA-256 is a broken installation */
+        }
+    }
+    unsigned int n = 0;
+    if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != 32) {
+        abort();
+    }
+}
+
+/* Decimal digits of v (fast; the hot path formats one per record). */
+static size_t identity_i64(int64_t v, char *out)
+{
+    char tmp[24];
+    size_t n = 0, o = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0) {
+        out[o++] = '-';
+    }
+    while (n > 0) {
+        out[o++] = tmp[--n];
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void identity_key(const struct record *r, struct identity_key *k)
 {
     /* Large enough for every field at its maximum plus separators. */
@@ -66,7 +108,7 @@ void identity_key(const struct record *r, struct identity_key *k)
     } else {
         char amount[24];
         k->bank = false;
-        snprintf(amount, sizeof amount, "%" PRId64, r->amount_fen);
+        identity_i64(r->amount_fen, amount);
         o = identity_put(buf, o, "fp.v1");
         o = identity_put(buf, o, r->receiving_account);
         o = identity_put(buf, o, r->booking_date);
@@ -79,7 +121,7 @@ void identity_key(const struct record *r, struct identity_key *k)
         o = identity_put(buf, o, r->counterparty_account);
         o = identity_put(buf, o, r->remittance);
     }
-    SHA256(buf, o, k->b);
+    identity_sha256(buf, o, k->b);
 }
 
 static uint32_t identity_word(const uint8_t *p)
@@ -119,13 +161,16 @@ static void identity_grow(struct identity *id)
 
 enum identity_seen identity_observe(struct identity *id, const struct identity_key *k)
 {
+    /* Blocked Bloom filter: the four bits of a key share one 512-bit block (one cache line). */
+    uint32_t block = identity_word(k->b + 16) & (IDENTITY_BLOOM_BITS / 512 - 1);
+    uint64_t *words = id->bloom + (size_t)block * 8;
     bool all = true;
     for (int h = 0; h < 4; h++) {
-        uint32_t bit = identity_word(k->b + 16 + 4 * h) & (IDENTITY_BLOOM_BITS - 1);
+        uint32_t bit = (uint32_t)k->b[20 + 2 * h] | (uint32_t)(k->b[21 + 2 * h] & 1) << 8;
         uint64_t m = (uint64_t)1 << (bit & 63);
-        if ((id->bloom[bit >> 6] & m) == 0) {
+        if ((words[bit >> 6] & m) == 0) {
             all = false;
-            id->bloom[bit >> 6] |= m;
+            words[bit >> 6] |= m;
         }
     }
     if (!all) {

@@ -157,6 +157,10 @@ static struct csv_cell csv_cell(const struct csv_parser *p, int col)
 
 static bool csv_row_blank(const struct csv_parser *p)
 {
+    if (p->ncells > 0 && p->cells[0].n > 0 && (unsigned char)p->cells[0].s[0] > ' ' &&
+        (unsigned char)p->cells[0].s[0] < 0x80) {
+        return false;
+    }
     for (int i = 0; i < p->ncells; i++) {
         struct csv_cell c = csv_cell(p, i);
         if (c.n > 0) {
@@ -774,7 +778,7 @@ static void csv_row(struct csv_parser *p)
     struct record *r = &p->rec;
     record_reset(r);
     r->line = p->line_no;
-    snprintf(r->location, sizeof r->location, "line %u", p->line_no);
+    record_location_line(r, p->line_no);
     const int *col = p->lay.col;
     /* A row with no amount at all that states a balance ("期初余额") is not a transaction. */
     bool any_amount = false;

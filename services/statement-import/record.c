@@ -144,3 +144,19 @@ void sink_errorf(const struct parse_sink *sink, uint32_t line, const char *fmt, 
     va_end(ap);
     sink->error(sink->ctx, line, msg);
 }
+
+void record_location_line(struct record *r, uint32_t line)
+{
+    char digits[12];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + line % 10);
+        line /= 10;
+    } while (line > 0);
+    memcpy(r->location, "line ", 5);
+    size_t o = 5;
+    while (n > 0) {
+        r->location[o++] = digits[--n];
+    }
+    r->location[o] = '\0';
+}

@@ -71,6 +71,9 @@ void record_set(struct record *r, enum record_field f, const char *s, size_t n);
 /* Appends s[0..n) (trimmed) to field f, separated by sep when both are non-empty. */
 void record_append(struct record *r, enum record_field f, const char *sep, const char *s, size_t n);
 
+/* Sets location to "line N" (fast: formatted by hand, once per record). */
+void record_location_line(struct record *r, uint32_t line);
+
 /* Human name of a field ("counterparty name"). */
 const char *record_field_name(enum record_field f);
 

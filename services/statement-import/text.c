@@ -35,10 +35,20 @@ static size_t text_blank_before(const unsigned char *s, size_t n)
     return 0;
 }
 
+/* Bytes that can start or end a blank: the common case (neither) returns at once. */
+static bool text_blank_edge(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == 0xE3 || c == 0xC2 || c == 0x80 ||
+           c == 0xA0;
+}
+
 void text_trim(const char **s, size_t *n)
 {
     const unsigned char *p = (const unsigned char *)*s;
     size_t len = *n;
+    if (len == 0 || (!text_blank_edge(p[0]) && !text_blank_edge(p[len - 1]))) {
+        return;
+    }
     size_t k;
     while (len > 0 && (k = text_blank_at(p, len)) > 0) {
         p += k;
