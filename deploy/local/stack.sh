@@ -376,22 +376,29 @@ broker_stop() {
 }
 
 # ---------------------------------------------------------------- env file and report
+# The signing secret of API bearer tokens (order-intake verifies, topupctl token issues): one per
+# stack, made once, kept across restarts so that issued tokens stay valid; never a shipped default.
+token_secret() {
+    local f=$STACK_DIR/token_secret
+    if [ ! -s "$f" ]; then
+        (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$f.tmp" && mv "$f.tmp" "$f")
+    fi
+    cat "$f"
+}
+
 write_env() {
-    local bootstrap="" control=""
+    local bootstrap="" control="" secret
+    secret=$(token_secret)
     bootstrap=$(cat "$BROKER_DIR/bootstrap" 2>/dev/null || true)
     control=$(cat "$BROKER_DIR/control" 2>/dev/null || true)
-    # The bearer-token signing secret: generated once per stack, kept, never a shipped default.
-    if [ ! -s "$STACK_DIR/token_secret" ]; then
-        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$STACK_DIR/token_secret")
-    fi
     {
         echo "# Written by deploy/local/stack.sh start: the local stack's addresses. Source it."
         printf 'export PG_CONNINFO=%q\n' "host=$HOST port=${PORT[pg]} dbname=topup user=topup"
         printf 'export REDIS_HOST=%q\n' "$HOST"
         printf 'export REDIS_PORT=%q\n' "${PORT[redis]}"
         printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$bootstrap"
-        echo "# Signing secret of the API's bearer tokens (order-intake, topupctl token issue)."
-        printf 'export TOKEN_SECRET=%q\n' "$(cat "$STACK_DIR/token_secret")"
+        echo "# Signs and verifies API bearer tokens: topupctl token issue --account ID"
+        printf 'export TOKEN_SECRET=%q\n' "$secret"
         echo "# The dev broker's fault-injection channel: topup-devbroker ctl broker-down 1"
         printf 'export DEVBROKER_CONTROL=%q\n' "$control"
         echo "# PostgreSQL administration (tests that create databases or restart the server)."
