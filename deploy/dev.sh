@@ -135,6 +135,7 @@ cmd_up() {
         die "did not start: ${failed[*]} (settings of your own go in $LOCAL_DIR/dev.env)"
     fi
     say "everything is up; environment: . $STACK_ENV ; stop with: deploy/dev.sh down"
+    say "sign-in token: (. $STACK_ENV && $BUILD_DIR/services/topupctl/topupctl token issue --account ACCOUNT_ID)"
 }
 
 cmd_down() {
