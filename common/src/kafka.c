@@ -185,12 +185,13 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return;
     }
     enum tp_status st = kafka_classify_delivery(m->err);
-    if (st != TP_OK) {
-        log_warn("kafka delivery failed", LF_S("topic", rd_kafka_topic_name(m->rkt)),
-                 LF_S("error", rd_kafka_err2name(m->err)), LF_S("status", error_status_name(st)));
-    }
     if (p->on_delivery != NULL) {
+        /* The sender reports failures, once per batch rather than once per message. */
         p->on_delivery(p->ctx, m->_private, st, rd_kafka_err2str(m->err));
+    } else if (st != TP_OK) {
+        log_warn("kafka delivery failed", LF_S("topic", rd_kafka_topic_name(m->rkt)),
+                 LF_I("partition", m->partition), LF_S("error", rd_kafka_err2name(m->err)),
+                 LF_S("status", error_status_name(st)));
     }
 }
 

@@ -471,8 +471,16 @@ static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
     }
     outbox_relay_new_batch(r);
     r->nrows = PQntuples(res);
+    /* What this SELECT saw is the backlog until the batch is out (a full one: at least). */
+    if (r->nrows < OUTBOX_BATCH_MAX) {
+        outbox_relay_set_backlog(r, r->nrows);
+    } else {
+        outbox_relay_count_backlog(r);
+        if (atomic_load(&r->backlog) < r->nrows) {
+            outbox_relay_set_backlog(r, r->nrows);
+        }
+    }
     if (r->nrows == 0) {
-        outbox_relay_set_backlog(r, 0);
         goto out;
     }
     for (int i = 0; i < r->nrows; i++) {
@@ -495,9 +503,7 @@ static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
         goto out;
     }
     *full = r->nrows == OUTBOX_BATCH_MAX;
-    if (*full) {
-        outbox_relay_count_backlog(r);
-    } else {
+    if (!*full) {
         outbox_relay_set_backlog(r, 0);
     }
 out:

@@ -17,8 +17,8 @@
 #include "topup/kafka.h"
 #include "topup/log.h"
 
-#define N_MSGS 30
-#define N_STORED 17
+#define N_MSGS    30
+#define N_STORED  17
 #define BATCH_MAX 8
 /* Upper bound of any loop waiting for the cluster, so a broken wrapper fails instead of hanging. */
 #define WAIT_MAX_MS 60000
@@ -292,9 +292,9 @@ static void test_unreachable_broker_is_retriable(void **state)
     struct kafka_producer *p = kafka_producer_new("ut-down", on_dr, &d, &err);
     assert_non_null(p);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(kafka_producer_send(p, "ut.down", "k", 1, "v", 1,
-                                             (void *)(uintptr_t)(i + 7), &err),
-                         TP_OK);
+        assert_int_equal(
+            kafka_producer_send(p, "ut.down", "k", 1, "v", 1, (void *)(uintptr_t)(i + 7), &err),
+            TP_OK);
     }
     /* The local queue is full: the caller is told to poll and come back. */
     assert_int_equal(kafka_producer_send(p, "ut.down", "k", 1, "v", 1, NULL, &err), TP_RETRY);
