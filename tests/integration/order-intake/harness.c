@@ -453,6 +453,9 @@ static void it_decode(const struct kafka_message *m, struct it_event *e)
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->key, sizeof(e->key), "%.*s", (int)m->key_len, (const char *)m->key);
+    snprintf(e->topic, sizeof(e->topic), "%s", m->topic);
+    e->partition = m->partition;
+    e->offset = m->offset;
     if (strcmp(m->topic, TOPIC_TOPUP_REQUESTED) == 0) {
         Topup__V1__TopUpRequested *ev =
             topup__v1__top_up_requested__unpack(NULL, m->len, m->payload);
@@ -485,6 +488,19 @@ static void it_decode(const struct kafka_message *m, struct it_event *e)
     }
 }
 
+/* Kafka redelivers after a group rejoin; the same topic, partition and offset is one message. */
+static bool it_seen(const struct it_consumer *c, const struct kafka_message *m)
+{
+    for (int i = 0; i < c->n; i++) {
+        const struct it_event *e = &c->events[i];
+        if (e->offset == m->offset && e->partition == m->partition &&
+            strcmp(e->topic, m->topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int it_count_prefix(const struct it_consumer *c, const char *prefix)
 {
     int k = 0;
@@ -503,7 +519,8 @@ int it_collect(struct it_consumer *c, const char *key_prefix, int want, int time
         for (int i = 0; i < n; i++) {
             /* Topics are shared by every test of the run: keep only this run's keys. */
             if (msgs[i].key_len > 0 &&
-                memmem(msgs[i].key, msgs[i].key_len, it_sfx, strlen(it_sfx)) != NULL) {
+                memmem(msgs[i].key, msgs[i].key_len, it_sfx, strlen(it_sfx)) != NULL &&
+                !it_seen(c, &msgs[i])) {
                 CHECK_MSG(c->n < IT_EVENTS_MAX, "too many events");
                 it_decode(&msgs[i], &c->events[c->n++]);
             }

@@ -97,6 +97,10 @@ PGconn *it_pg_connect(void);
 enum it_event_kind { IT_REQUESTED, IT_CANCELLED, IT_EXPIRED };
 struct it_event {
     enum it_event_kind kind;
+    /* Where it was read; a re-read of the same offset (consumer rejoin) is not kept twice. */
+    char topic[32];
+    int32_t partition;
+    int64_t offset;
     char key[IT_ID_MAX];
     char account[IT_ID_MAX];
     char producer[32];
