@@ -20,7 +20,7 @@ PACKAGES=(
     # local stack (servers run by deploy/local/stack.sh, not as system services)
     postgresql redis-server
     # browser tests (tests/browser)
-    chromium nodejs npm
+    chromium nodejs npm fonts-noto-cjk
 )
 
 # A package also counts as present when its command is (e.g. node and npm from another source:

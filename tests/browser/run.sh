@@ -61,20 +61,15 @@ if ! cmp -s "$HERE/package-lock.json" "$NPM_DIR/package-lock.json" ||
 fi
 
 # ---------------------------------------------------------------- services
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
-}
-
 SUFFIX=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 ACCOUNT=browser-$SUFFIX
 # A payee account of this run only: the shared topics carry other tests' statements too.
 PAYEE_NUMBER="6214 8301 $(printf '%04d %04d' $((16#${SUFFIX:0:4} % 10000)) $((16#${SUFFIX:4:4} % 10000)))"
 PAYEE_BANK="招商银行上海分行"
 PAYEE_NAME="上海无量智能科技有限公司"
-INTAKE_PORT=$(free_port)
-
-export TOPUP_TOKEN_SECRET
-TOPUP_TOKEN_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+# A signing secret of this run; topupctl issues the tokens with it.
+export TOKEN_SECRET
+TOKEN_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 
 pids=()
 cleanup() {
@@ -104,38 +99,45 @@ start() {
     say "started $name (pid $!)"
 }
 
-# Consumer groups of this run only, reading each topic from its beginning.
-export KAFKA_AUTO_OFFSET_RESET=earliest
-
+# order-intake binds a free port and writes it to a file; the workers use consumer groups of
+# this run only (the topics are shared with the other tests).
 start order-intake env \
-    INTAKE_HTTP_PORT="$INTAKE_PORT" \
+    INTAKE_HTTP_PORT=0 \
+    INTAKE_PORT_FILE="$RUN/intake.port" \
     INTAKE_WEB_DIR="$SRC/services/order-intake/web" \
     INTAKE_PAYEE_BANK_NAME="$PAYEE_BANK" \
     INTAKE_PAYEE_ACCOUNT_NAME="$PAYEE_NAME" \
     INTAKE_PAYEE_ACCOUNT_NUMBER="$PAYEE_NUMBER" \
-    TOKEN_SECRET="$TOPUP_TOKEN_SECRET" \
     "$INTAKE"
 start reconciliation env \
     RECON_RECEIVING_ACCOUNTS="${PAYEE_NUMBER// /}" \
-    RECON_GROUP_ID="recon-browser-$SUFFIX" \
+    RECON_GROUP="recon-browser-$SUFFIX" \
     "$RECON"
 start ledger env \
-    LEDGER_GROUP_ID="ledger-browser-$SUFFIX" \
+    LEDGER_GROUP="ledger-browser-$SUFFIX" \
     "$LEDGER"
 
-BASE_URL=http://127.0.0.1:$INTAKE_PORT
-say "waiting for $BASE_URL/readyz"
-deadline=$((SECONDS + READY_TIMEOUT_S))
-until node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$BASE_URL/readyz"; do
+check_running() {
     for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || die "a service exited during start-up (pid $pid)"
     done
+}
+deadline=$((SECONDS + READY_TIMEOUT_S))
+until [ -s "$RUN/intake.port" ]; do
+    check_running
+    [ $SECONDS -lt $deadline ] || die "order-intake wrote no port file after ${READY_TIMEOUT_S}s"
+    sleep 0.2
+done
+BASE_URL=http://127.0.0.1:$(cat "$RUN/intake.port")
+say "waiting for $BASE_URL/readyz"
+until node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$BASE_URL/readyz"; do
+    check_running
     [ $SECONDS -lt $deadline ] || die "order-intake not ready after ${READY_TIMEOUT_S}s"
     sleep 0.2
 done
 
-TOKEN=$(TOKEN_SECRET="$TOPUP_TOKEN_SECRET" "$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1h)
-SHORT_TOKEN=$(TOKEN_SECRET="$TOPUP_TOKEN_SECRET" "$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1s)
+TOKEN=$("$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1h)
+SHORT_TOKEN=$("$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1s)
 
 say "running the browser test (screenshots in $SHOTS)"
 cd "$WORK"

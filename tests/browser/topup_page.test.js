@@ -91,9 +91,10 @@ async function fillForm(opts) {
         await page.getByRole('radio', { name: 'Custom', exact: true }).check();
         await page.getByLabel('Custom amount (CNY)').fill(opts.custom);
     }
-    await page.getByLabel('Remitter name').fill(opts.name);
-    await page.getByLabel('Bank name', { exact: true }).fill(opts.bank);
-    await page.getByLabel('Remarks').fill(opts.remarks || '');
+    await page.getByRole('textbox', { name: 'Remitter name', exact: true }).fill(opts.name);
+    await page.getByRole('textbox', { name: 'Bank name', exact: true }).fill(opts.bank);
+    await page.getByRole('textbox', { name: 'Remarks (optional)', exact: true })
+        .fill(opts.remarks || '');
     const agree = page.getByLabel('I have read and agree to the Recharge Agreement.');
     if (opts.agree) {
         await agree.check();
@@ -172,46 +173,27 @@ function produceUsage(requestId, amountFen) {
 
 /* ---------- a bank statement that pays an order ---------- */
 
-function xmlEscape(s) {
-    return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+function csvField(s) {
+    return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
-/* camt.053 with one credit entry into the payee account, the reference code in the remittance. */
+/* A CMB corporate statement export: one credit into the payee account, the remittance as given. */
 function writeStatement(opts) {
     const today = new Date().toISOString().slice(0, 10);
-    const account = PAYEE_NUMBER.replace(/\s+/g, '');
-    const xml = `<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
-  <BkToCstmrStmt>
-    <GrpHdr><MsgId>BROWSER-${opts.txnId}</MsgId><CreDtTm>${today}T10:00:00+08:00</CreDtTm></GrpHdr>
-    <Stmt>
-      <Id>STMT-${opts.txnId}</Id>
-      <CreDtTm>${today}T10:00:00+08:00</CreDtTm>
-      <Acct><Id><Othr><Id>${account}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>
-      <Ntry>
-        <Amt Ccy="CNY">${opts.amount}</Amt>
-        <CdtDbtInd>CRDT</CdtDbtInd>
-        <Sts>BOOK</Sts>
-        <BookgDt><Dt>${today}</Dt></BookgDt>
-        <ValDt><Dt>${today}</Dt></ValDt>
-        <AcctSvcrRef>${opts.txnId}</AcctSvcrRef>
-        <NtryDtls><TxDtls>
-          <Refs><AcctSvcrRef>${opts.txnId}</AcctSvcrRef></Refs>
-          <RltdPties><Dbtr><Nm>${xmlEscape(opts.name)}</Nm></Dbtr></RltdPties>
-          <RmtInf><Ustrd>${xmlEscape(opts.remittance)}</Ustrd></RmtInf>
-        </TxDtls></NtryDtls>
-      </Ntry>
-    </Stmt>
-  </BkToCstmrStmt>
-</Document>
-`;
-    const file = path.join(WORK, 'statement-' + opts.txnId + '.xml');
-    fs.writeFileSync(file, xml);
+    const rows = [
+        ['交易日', '交易时间', '起息日', '借方金额', '贷方金额', '余额', '收(付)方名称',
+         '收(付)方账号', '收(付)方开户行名', '用途', '流水号'],
+        [today, '10:00:00', today, '', opts.amount, '100000.00', opts.name, '6222020200112233',
+         '中国工商银行北京分行', opts.remittance, opts.txnId],
+    ];
+    const file = path.join(WORK, 'statement-' + opts.txnId + '.csv');
+    fs.writeFileSync(file, rows.map((r) => r.map(csvField).join(',')).join('\n') + '\n');
     return file;
 }
 
 function importStatement(file) {
-    execFileSync(STATEMENT_IMPORT, [file], { stdio: 'inherit', timeout: 120000, env: process.env });
+    execFileSync(STATEMENT_IMPORT, ['--format', 'csv:cmb-corporate', '--account', PAYEE_NUMBER, file],
+                 { stdio: 'inherit', timeout: 120000, env: process.env });
 }
 
 /* ---------- the browser ---------- */
@@ -494,22 +476,60 @@ test('a cancel that lost the race to a bank match is explained', async () => {
     await row.getByRole('button', { name: 'Cancel order ' + code }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Cancel order' }).click();
     await page.locator('#orders-notice')
-        .getByText(`Order ${code} can no longer be cancelled: your transfer has already been matched`)
+        .getByText(`Order ${code} can no longer be cancelled: your transfer has already been matched to it`)
         .waitFor();
     await row.locator('.badge-processing, .badge-completed').waitFor();
     assert.equal(await row.getByRole('button').count(), 0);
     await shot('11-orders-cancel-too-late');
 });
 
+test('a lost response: submitting again reuses the Idempotency-Key, no second order', async () => {
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.getByRole('button', { name: 'Create another order' }).click();
+    await fillForm({ custom: '77', name: '赵六', bank: '建设银行', agree: true });
+
+    /* The first attempt reaches the service, but its answer is lost on the way back. */
+    const keys = [];
+    let dropped = 0;
+    await page.route('**/v1/topup-orders', async (route) => {
+        const req = route.request();
+        if (req.method() !== 'POST') {
+            return route.fallback();
+        }
+        keys.push(req.headers()['idempotency-key']);
+        const res = await route.fetch();
+        if (dropped === 0) {
+            dropped++;
+            assert.equal(res.status(), 201, 'the service created the order');
+            return route.abort('connectionreset');
+        }
+        return route.fulfill({ response: res });
+    });
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await page.locator('#form-error').getByText('Could not reach the server').waitFor();
+    assert.equal(await page.locator('#order-result').isVisible(), false);
+
+    const code = await submitAndReadResult();
+    await page.unroute('**/v1/topup-orders');
+    assert.equal(keys.length, 2);
+    assert.ok(keys[0] && keys[0] === keys[1], 'the retry carried the same Idempotency-Key');
+    assert.equal(await page.locator('#result-amount').textContent(), '¥77.00');
+    const list = await apiCall('GET', '/v1/topup-orders?limit=100');
+    const sevenSeven = list.body.orders.filter((o) => o.amount === '77.00');
+    assert.deepEqual(sevenSeven.map((o) => o.code), [code], 'exactly one order was created');
+    shared.retryCode = code;
+});
+
 test('orders pagination moves through pages and back', async () => {
-    /* Three orders exist; eight more make eleven: two pages of ten. */
-    for (let i = 0; i < 8; i++) {
+    /* Four orders exist; seven more make eleven: two pages of ten. */
+    for (let i = 0; i < 7; i++) {
         const r = await apiCall('POST', '/v1/topup-orders', {
             amount: String(60 + i) + '.00', channel: 'bank_transfer', remitter_name: '王五',
             remitter_bank: '工商银行', agreement_accepted: true,
         }, { 'Idempotency-Key': crypto.randomUUID() });
         assert.equal(r.status, 201);
     }
+    await page.getByRole('tab', { name: 'Top Up Orders' }).click();
     await page.getByLabel('Status').selectOption('');
     await page.getByRole('button', { name: 'Refresh' }).click();
     const rows = page.locator('#orders-body tr[data-code]');
@@ -540,7 +560,7 @@ test('Chinese by browser language, and the language switch', async () => {
     zh.on('pageerror', (e) => pageErrors.push(String(e)));
     await zh.goto('/');
     await zh.evaluate((tok) => sessionStorage.setItem('topup.token', tok), TOKEN);
-    await zh.goto('/#overview');
+    await zh.reload();
     await zh.getByRole('tab', { name: '概览' }).waitFor();
     assert.equal(await zh.evaluate(() => document.documentElement.lang), 'zh-CN');
     await zh.locator('#balance-amount').getByText('¥210.15').waitFor();

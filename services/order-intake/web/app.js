@@ -1037,7 +1037,8 @@
             cell(tr, statusBadge(o.status));
             cell(tr, o.remitter_name || '');
             cell(tr, timeElement(o.created_at));
-            cell(tr, timeElement(o.expires_at));
+            /* The transfer deadline matters only while the order waits for the transfer. */
+            cell(tr, o.status === 'pending' ? timeElement(o.expires_at) : '—');
             const actions = cell(tr, '');
             if (o.status === 'pending') {
                 const b = document.createElement('button');
@@ -1083,13 +1084,14 @@
             }
             if (e.status === 409) {
                 const status = currentStatusOf(e.body);
-                const matched = status === 'processing' || status === 'completed';
                 const label = () => (STATUSES.includes(status) ? t('status.' + status) : status || '?');
-                list.notice = {
-                    kind: 'warn',
-                    text: () => t(matched ? 'orders.notPendingMatched' : 'orders.notPending',
-                                  { code: code, status: label() }),
-                };
+                let key = 'orders.notPending';
+                if (status === 'processing') {
+                    key = 'orders.notPendingProcessing';
+                } else if (status === 'completed') {
+                    key = 'orders.notPendingCompleted';
+                }
+                list.notice = { kind: 'warn', text: () => t(key, { code: code, status: label() }) };
             } else {
                 list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
             }

@@ -95,9 +95,12 @@ window.TOPUP_I18N = {
         'orders.cancelled': 'Order {code} was cancelled.',
         'orders.notPending':
             'Order {code} can no longer be cancelled: it is now {status}.',
-        'orders.notPendingMatched':
+        'orders.notPendingProcessing':
             'Order {code} can no longer be cancelled: your transfer has already been matched to ' +
-            'it ({status}), so the funds are being credited to your balance.',
+            'it and is being credited to your balance.',
+        'orders.notPendingCompleted':
+            'Order {code} can no longer be cancelled: your transfer has already been matched to ' +
+            'it and credited to your balance.',
         'orders.mismatch': 'Amount received differs',
 
         'status.all': 'All',
@@ -274,8 +277,8 @@ window.TOPUP_I18N = {
         'orders.pager': '订单分页',
         'orders.cancelled': '订单 {code} 已取消。',
         'orders.notPending': '订单 {code} 已无法取消：当前状态为“{status}”。',
-        'orders.notPendingMatched':
-            '订单 {code} 已无法取消：您的转账已与该订单匹配（{status}），款项正在入账。',
+        'orders.notPendingProcessing': '订单 {code} 已无法取消：您的转账已与该订单匹配，款项正在入账。',
+        'orders.notPendingCompleted': '订单 {code} 已无法取消：您的转账已与该订单匹配，并已计入您的余额。',
         'orders.mismatch': '到账金额不一致',
 
         'status.all': '全部',
