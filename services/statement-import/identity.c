@@ -244,3 +244,30 @@ uint32_t identity_candidates(const struct identity *id)
 {
     return id->n;
 }
+
+void identity_assign(struct identity *id, struct record *r)
+{
+    if (r->bank_txn_id[0] != '\0') {
+        return;
+    }
+    struct identity_key k;
+    uint32_t first = 0;
+    identity_key(r, &k);
+    identity_assign_fingerprint(r, &k, identity_count(id, &k, r->line, &first));
+}
+
+bool identity_verify(struct identity *id, const struct record *r, char *msg, size_t cap)
+{
+    if (r->amount_fen == 0 || r->bank_txn_id[0] == '\0' || r->id_is_fingerprint) {
+        return false;
+    }
+    struct identity_key k;
+    uint32_t first = 0;
+    identity_key(r, &k);
+    if (identity_count(id, &k, r->line, &first) < 2) {
+        return false;
+    }
+    snprintf(msg, cap, "bank transaction id \"%s\" of account %s repeats line %u", r->bank_txn_id,
+             r->receiving_account, first);
+    return true;
+}

@@ -61,6 +61,19 @@ uint32_t identity_count(struct identity *id, const struct identity_key *k, uint3
 void identity_assign_fingerprint(struct record *r, const struct identity_key *k,
                                  uint32_t occurrence);
 
+/*
+ * Publishing pass: gives r its identity. A record with the bank's id keeps it; one without gets
+ * "fp:<hash>:<n>" where n counts the same fingerprint so far in this pass. Call
+ * identity_reset_counts() before the pass.
+ */
+void identity_assign(struct identity *id, struct record *r);
+
+/*
+ * Verification pass: counts r's bank id when it may repeat. Returns true (and a message for
+ * "file:line: ...") when this occurrence repeats an earlier one in the file.
+ */
+bool identity_verify(struct identity *id, const struct record *r, char *msg, size_t cap);
+
 /* Number of candidate keys (tests, summary). */
 uint32_t identity_candidates(const struct identity *id);
 

@@ -185,16 +185,8 @@ static enum tp_status importer_check(struct importer *im, struct tp_error *err)
 static void importer_verify_record(void *ctx, struct record *r)
 {
     struct importer *im = ctx;
-    if (r->amount_fen == 0 || r->bank_txn_id[0] == '\0') {
-        return;
-    }
-    struct identity_key k;
-    identity_key(r, &k);
-    uint32_t first = 0;
-    if (identity_count(im->identity, &k, r->line, &first) > 1) {
-        char msg[ERROR_MSG_MAX];
-        snprintf(msg, sizeof msg, "bank transaction id \"%s\" of account %s repeats line %u",
-                 r->bank_txn_id, r->receiving_account, first);
+    char msg[ERROR_MSG_MAX];
+    if (identity_verify(im->identity, r, msg, sizeof msg)) {
         validator_report(im->check, r->line, msg);
     }
 }
@@ -249,12 +241,7 @@ static void importer_emit_record(void *ctx, struct record *r)
     if (validator_check_record(e->again, r) != VALIDATE_OK) {
         return;
     }
-    if (r->bank_txn_id[0] == '\0') {
-        struct identity_key k;
-        uint32_t first;
-        identity_key(r, &k);
-        identity_assign_fingerprint(r, &k, identity_count(im->identity, &k, r->line, &first));
-    }
+    identity_assign(im->identity, r);
     im->progress_records++;
     if (e->pub == NULL) {
         e->st = output_json_record(im->o->out, r, &im->meta, &e->err);

@@ -277,7 +277,8 @@ static enum tp_status input_lines_decode(struct input_lines *l, size_t n, struct
         l->end += ok;
         if (i + ok < n) {
             if (!incomplete || l->eof) {
-                l->err_line = input_line_at(l, raw + i, ok);
+                /* The valid part is already in the buffer: count lines there only. */
+                l->err_line = l->lineno + 1 + input_count_nl(l->dec + l->pos, l->end - l->pos);
                 return error_set(err, TP_INVALID, "invalid UTF-8 byte sequence (0x%02X)",
                                  raw[i + ok]);
             }

@@ -358,10 +358,12 @@ static bool csv_try_subheader(struct csv_parser *p)
         p->cells[i].n = strlen(merged[i]);
     }
     p->ncells = n;
-    struct csv_layout lay;
-    csv_layout_match(p, p->lay.prof, p->lay.delim, &lay);
-    if (lay.score > p->lay.score) {
-        p->lay = lay;
+    /* The merged names may fit another profile better (one that needs 借方/贷方 columns). */
+    struct csv_layout best;
+    memset(&best, 0, sizeof best);
+    csv_try_profiles(p, p->lay.delim, &best);
+    if (best.score > 0 && csv_layout_rank(&best) > csv_layout_rank(&p->lay)) {
+        p->lay = best;
         csv_keep_names(p);
         return true;
     }
