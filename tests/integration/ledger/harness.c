@@ -84,6 +84,18 @@ void h_fail(const char *fmt, ...)
     exit(1);
 }
 
+/* No ledger outlives its test, whatever way the test ends. */
+static void h_cleanup(void)
+{
+    for (int i = 0; i < H.nprocs; i++) {
+        if (H.procs[i] != NULL && H.procs[i]->pid > 0) {
+            kill(H.procs[i]->pid, SIGKILL);
+            waitpid(H.procs[i]->pid, NULL, 0);
+            H.procs[i]->pid = 0;
+        }
+    }
+}
+
 void h_step(const char *fmt, ...)
 {
     va_list ap;
@@ -107,6 +119,7 @@ static const char *h_env(const char *name)
 void h_init(int argc, char **argv, const char *name)
 {
     H.name = name;
+    atexit(h_cleanup);
     CHECK_MSG(argc >= 3, "usage: %s <ledger binary> <topupctl binary>", argv[0]);
     H.ledger_bin = argv[1];
     H.topupctl_bin = argv[2];
@@ -478,6 +491,10 @@ void h_ledger_start(struct h_proc *p, const char *name, const char *group, const
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "%s", name);
     snprintf(p->log, sizeof(p->log), "%s/%s-%s-%s.log", H.logdir, H.name, name, H.sfx);
+    /* Created here so the log can be read as soon as this returns. */
+    int lfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    CHECK_MSG(lfd >= 0, "cannot create %s", p->log);
+    close(lfd);
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);

@@ -2,6 +2,7 @@
  * Ledger dead letters: every kind of invalid event lands on its topic's .dlq with the reason while
  * the valid events around it are applied; a refused event stays refused when it comes again.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
     CHECK(n == 2);
     CHECK(strstr(got[0].reason, "overflow") != NULL && strstr(got[1].reason, "overflow") != NULL);
     CHECK(h_log_sum(&led, "ledger batch committed", "invalid") >= ncases - 1);
+    CHECK(h_ledger_stop(&led, SIGTERM, 30000) == 0);
     h_step("ok");
     return 0;
 }
