@@ -89,6 +89,10 @@ static enum tp_status kafka_conf_set_all(rd_kafka_conf_t *conf, const char *cons
 /* librdkafka's own log lines, as JSON lines like everything else (called from its threads). */
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    if (strcmp(fac, "FAIL") == 0) {
+        /* A broker connection failed: kafka_error_cb reports the same event as a warning. */
+        level = 7;
+    }
     enum log_level lvl = level <= 3   ? LOG_ERROR
                          : level == 4 ? LOG_WARN
                          : level <= 6 ? LOG_INFO

@@ -57,6 +57,12 @@ struct outbox_row {
     bool reported;
 };
 
+/* One server session: libpq's handle and the backend pid (either alone may be reused). */
+struct outbox_session {
+    const PGconn *conn;
+    int pid;
+};
+
 struct outbox_relay {
     char *source;
     char *conninfo; /* NULL: PG_CONNINFO */
@@ -67,9 +73,11 @@ struct outbox_relay {
 
     struct kafka_producer *producer;
     struct pg_conn *pg;
-    int session_pid; /* backend pid the lock and LISTEN belong to; 0 = none */
-    bool have_lock;
-    bool listening;
+    /*
+     * The server sessions that hold the lock and the LISTEN. pg.c reconnects transparently, so
+     * both are checked against the current session before they are relied on.
+     */
+    struct outbox_session locked, listening;
 
     /* The batch in hand. */
     struct outbox_row rows[OUTBOX_BATCH_MAX];
@@ -149,13 +157,23 @@ static void outbox_relay_wait(struct outbox_relay *r, int64_t timeout_ms, bool l
 {
     struct pollfd fds[2] = {{.fd = r->wake[0], .events = POLLIN}, {.fd = -1}};
     int nfds = 1;
-    if (listen && r->pg != NULL && PQsocket(pg_conn_raw(r->pg)) >= 0) {
-        fds[1].fd = PQsocket(pg_conn_raw(r->pg));
-        fds[1].events = POLLIN;
-        nfds = 2;
-    }
     if (outbox_relay_stopping(r) || timeout_ms <= 0) {
         return;
+    }
+    if (listen && r->pg != NULL && PQsocket(pg_conn_raw(r->pg)) >= 0) {
+        /*
+         * A NOTIFY that came in during the last statement already sits in libpq's queue and
+         * leaves nothing to read on the socket: then there is no reason to wait at all.
+         */
+        PGconn *raw = pg_conn_raw(r->pg);
+        PGnotify *pending = PQconsumeInput(raw) != 0 ? PQnotifies(raw) : NULL;
+        if (pending != NULL) {
+            PQfreemem(pending);
+            return;
+        }
+        fds[1].fd = PQsocket(raw);
+        fds[1].events = POLLIN;
+        nfds = 2;
     }
     int rc = poll(fds, (nfds_t)nfds, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms);
     if (rc > 0 && (fds[0].revents & POLLIN) != 0) {
@@ -172,7 +190,6 @@ static void outbox_relay_wait(struct outbox_relay *r, int64_t timeout_ms, bool l
              */
             log_warn("outbox relay lost its postgres session", LF_S("source", r->source),
                      LF_S("error", PQerrorMessage(raw)));
-            r->listening = false;
             outbox_relay_wait(r, r->backoff_ms, false);
         }
     }
@@ -263,23 +280,23 @@ static enum tp_status outbox_relay_connect(struct outbox_relay *r, struct tp_err
     return st;
 }
 
-/*
- * The advisory lock and the LISTEN live in one server session. pg.c reconnects transparently,
- * so a new backend pid means both are gone and must be taken again.
- */
-static bool outbox_relay_session_same(struct outbox_relay *r)
+static struct outbox_session outbox_relay_session(struct outbox_relay *r)
 {
-    int pid = PQbackendPID(pg_conn_raw(r->pg));
-    if (pid != r->session_pid) {
-        if (r->have_lock) {
-            log_warn("outbox relay session changed; its lock is gone", LF_S("source", r->source));
-        }
-        r->session_pid = pid;
-        r->have_lock = false;
-        r->listening = false;
-        return false;
-    }
-    return true;
+    PGconn *raw = pg_conn_raw(r->pg);
+    return (struct outbox_session){.conn = raw, .pid = PQbackendPID(raw)};
+}
+
+/* True when s is the live current session (a lock or LISTEN taken in it still holds). */
+static bool outbox_relay_in_session(struct outbox_relay *r, struct outbox_session s)
+{
+    struct outbox_session now = outbox_relay_session(r);
+    return s.pid != 0 && s.conn == now.conn && s.pid == now.pid &&
+           PQstatus(pg_conn_raw(r->pg)) == CONNECTION_OK;
+}
+
+static bool outbox_relay_holds_lock(struct outbox_relay *r)
+{
+    return outbox_relay_in_session(r, r->locked);
 }
 
 static enum tp_status outbox_relay_lock(struct outbox_relay *r, struct tp_error *err)
@@ -290,12 +307,11 @@ static enum tp_status outbox_relay_lock(struct outbox_relay *r, struct tp_error 
     const char *const params[2] = {cls, key};
     PGresult *res = NULL;
     enum tp_status st = pg_exec_prepared(r->pg, "outbox_lock", 2, params, &res, err);
-    if (st == TP_OK && outbox_relay_session_same(r)) {
-        bool got = strcmp(pg_get_str(res, 0, 0), "t") == 0;
-        if (got && !r->have_lock) {
-            log_info("outbox relay is the active publisher", LF_S("source", r->source));
-        }
-        r->have_lock = got;
+    if (st == TP_OK && strcmp(pg_get_str(res, 0, 0), "t") == 0) {
+        /* The statement that answered ran in the current session: the lock is held there. */
+        r->locked = outbox_relay_session(r);
+        log_info("outbox relay is the active publisher", LF_S("source", r->source),
+                 LF_I("backend_pid", r->locked.pid));
     }
     PQclear(res);
     return st;
@@ -313,8 +329,8 @@ static enum tp_status outbox_relay_listen(struct outbox_relay *r, struct tp_erro
     snprintf(sql, sizeof(sql), "LISTEN %s", ident);
     PQfreemem(ident);
     enum tp_status st = pg_exec(r->pg, sql, 0, NULL, NULL, err);
-    if (st == TP_OK && outbox_relay_session_same(r)) {
-        r->listening = true;
+    if (st == TP_OK) {
+        r->listening = outbox_relay_session(r);
     }
     return st;
 }
@@ -465,8 +481,11 @@ static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
                  LF_S("error", err.msg));
         goto out;
     }
-    if (!outbox_relay_session_same(r)) {
-        st = TP_RETRY; /* read on a new session without the lock: take the lock first */
+    if (!outbox_relay_holds_lock(r)) {
+        /* The session changed under the SELECT: the lock went with it; take it first. */
+        log_warn("outbox relay lost its session and lock; taking the lock again",
+                 LF_S("source", r->source));
+        st = TP_RETRY;
         goto out;
     }
     outbox_relay_new_batch(r);
@@ -542,14 +561,13 @@ static void outbox_relay_cycle(struct outbox_relay *r)
         outbox_relay_backoff(r);
         return;
     }
-    (void)outbox_relay_session_same(r);
-    if (!r->have_lock) {
+    if (!outbox_relay_holds_lock(r)) {
         st = outbox_relay_lock(r, &err);
         if (st != TP_OK) {
             outbox_relay_backoff(r);
             return;
         }
-        if (!r->have_lock) {
+        if (!outbox_relay_holds_lock(r)) {
             /* Another instance publishes this source; stand by and keep the gauge fresh. */
             outbox_relay_count_backlog(r);
             atomic_store(&r->last_ok_ms, outbox_now_ms());
@@ -558,7 +576,7 @@ static void outbox_relay_cycle(struct outbox_relay *r)
             return;
         }
     }
-    if (!r->listening && outbox_relay_listen(r, &err) != TP_OK) {
+    if (!outbox_relay_in_session(r, r->listening) && outbox_relay_listen(r, &err) != TP_OK) {
         outbox_relay_backoff(r);
         return;
     }
@@ -576,7 +594,7 @@ static void outbox_relay_cycle(struct outbox_relay *r)
     r->backoff_ms = OUTBOX_BACKOFF_MIN_MS;
     atomic_store(&r->last_ok_ms, outbox_now_ms());
     if (!full) {
-        outbox_relay_wait(r, r->poll_ms, r->listening);
+        outbox_relay_wait(r, r->poll_ms, outbox_relay_in_session(r, r->listening));
     }
 }
 

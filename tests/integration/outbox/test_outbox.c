@@ -256,6 +256,49 @@ static void test_standby_takes_over(void **state)
     pg_conn_free(c);
 }
 
+/* Ends the server sessions holding relay locks in this database (pg.c then reconnects). */
+static int64_t kill_relay_sessions(struct pg_conn *c)
+{
+    PGresult *r = NULL;
+    struct tp_error err = {0};
+    if (pg_exec(c,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND classid = 1329748017 AND objsubid = 2"
+                " AND granted AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database())",
+                0, NULL, &r, &err) != TP_OK) {
+        fail_msg("terminate: %s", err.msg);
+    }
+    int64_t n = pg_get_i64(r, 0, 0);
+    PQclear(r);
+    return n;
+}
+
+/* The relay's session dies: it reconnects, takes its lock and LISTEN again, and goes on. */
+static void test_relay_survives_session_loss(void **state)
+{
+    (void)state;
+    static struct expect e;
+    expect_init(&e, "s", 2);
+    struct pg_conn *c = connect_pg();
+    struct outbox_relay *r = start_relay(e.source);
+    write_rounds(c, &e, 2);
+    wait_published(c, e.source);
+    assert_int_equal(kill_relay_sessions(c), 1);
+    write_rounds(c, &e, 2);
+    wait_published(c, e.source);
+    /* Back on a new session it holds the lock again (and so is the one to kill). */
+    int64_t deadline = it_now_ms() + IT_WAIT_MAX_MS;
+    while (kill_relay_sessions(c) != 1 && it_now_ms() < deadline) {
+        it_sleep_ms(50);
+    }
+    write_rounds(c, &e, 1);
+    wait_published(c, e.source);
+    outbox_relay_free(r);
+    assert_int_equal(verify_topic(&e), 0);
+    pg_conn_free(c);
+}
+
 /* Waits (bounded) until the relay reports itself unhealthy with the whole backlog in view. */
 static void wait_unhealthy(struct outbox_relay *r, int64_t backlog)
 {
@@ -375,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_write_rejects_bad_source),
         cmocka_unit_test(test_relay_publishes_in_order_exactly_once),
         cmocka_unit_test(test_standby_takes_over),
+        cmocka_unit_test(test_relay_survives_session_loss),
         cmocka_unit_test(test_unreachable_broker_then_new_relay),
         cmocka_unit_test(test_outage_then_same_relay_recovers),
     };
