@@ -464,6 +464,9 @@ test('a cancel that lost the race to a bank match is explained', async () => {
     const row = page.locator(`#orders-body tr[data-code="${code}"]`);
     await row.locator('.badge', { hasText: 'Pending' }).waitFor();
 
+    /* The user opens the dialog; while it is open the bank statement matches the order. */
+    await row.getByRole('button', { name: 'Cancel order ' + code }).click();
+    await page.getByRole('dialog', { name: 'Cancel this order?' }).waitFor();
     importStatement(writeStatement({
         txnId: 'BT' + crypto.randomBytes(6).toString('hex').toUpperCase(),
         amount: '88.00', name: '李四', remittance: code,
@@ -473,7 +476,6 @@ test('a cancel that lost the race to a bank match is explained', async () => {
         return r.body.status !== 'pending';
     }, CREDIT_WAIT_MS);
 
-    await row.getByRole('button', { name: 'Cancel order ' + code }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Cancel order' }).click();
     await page.locator('#orders-notice')
         .getByText(`Order ${code} can no longer be cancelled: your transfer has already been matched to it`)
@@ -592,6 +594,25 @@ test('an expired token sends the user back to sign-in with a clear message', asy
     assert.equal(await p.evaluate(() => sessionStorage.getItem('topup.token')), null);
     await p.screenshot({ path: path.join(SHOTS, '14-sign-in-expired.png'), fullPage: true });
     await ctx.close();
+});
+
+test('keyboard: arrow keys move between tabs; sign-out forgets the account', async () => {
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.getByRole('tab', { name: 'Overview' }).focus();
+    await page.keyboard.press('ArrowRight');
+    const orders = page.getByRole('tab', { name: 'Top Up Orders' });
+    assert.equal(await orders.getAttribute('aria-selected'), 'true');
+    assert.equal(await orders.evaluate((el) => el === document.activeElement), true);
+    await page.getByRole('tabpanel', { name: 'Top Up Orders' }).waitFor();
+    await page.keyboard.press('End');
+    assert.equal(await page.getByRole('tab', { name: 'Account Flows' }).getAttribute('aria-selected'),
+                 'true');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('topup.token')), null);
+    assert.equal(await page.locator('#app').isVisible(), false);
+    assert.equal(await page.locator('#account-label').isVisible(), false);
 });
 
 test('the page raised no script errors', () => {

@@ -382,6 +382,9 @@
         $('signin-submit').disabled = true;
         try {
             const bal = await api('GET', '/v1/balance', { token: token, noAuthRedirect: true });
+            if (state.account && bal && bal.account_id !== state.account) {
+                clearAccountState();
+            }
             state.token = token;
             sessionStorage.setItem(TOKEN_KEY, token);
             $('token-input').value = '';
@@ -402,7 +405,24 @@
         }
     }
 
+    /* Forgets everything of the account signed in before (another account may sign in next). */
+    function clearAccountState() {
+        state.account = null;
+        state.balance = null;
+        state.balanceAt = null;
+        state.result = null;
+        state.pendingSubmit = null;
+        $('order-result').hidden = true;
+        $('topup-form').hidden = false;
+        $('global-notice').hidden = true;
+        $('account-label').textContent = '';
+        clearAllErrors();
+        resetLists();
+        renderBalance();
+    }
+
     function signOut() {
+        clearAccountState();
         showSignIn('auth.signedOut');
         showNotice($('signin-notice'), t('auth.signedOut'), 'info');
     }
