@@ -221,13 +221,6 @@ static uint32_t input_count_nl(const char *s, size_t n)
     return c;
 }
 
-/* Line number of a byte about to be appended after the decoded text in the buffer. */
-static uint32_t input_line_at(const struct input_lines *l, const unsigned char *raw, size_t upto)
-{
-    return l->lineno + 1 + input_count_nl(l->dec + l->pos, l->end - l->pos) +
-           input_count_nl((const char *)raw, upto);
-}
-
 /* Decides UTF-8 or the fallback from the first run of non-ASCII bytes in raw[from..n). */
 static enum tp_status input_lines_decide(struct input_lines *l, const unsigned char *raw,
                                          size_t from, size_t n, struct tp_error *err)
@@ -244,7 +237,9 @@ static enum tp_status input_lines_decide(struct input_lines *l, const unsigned c
     if (l->fallback == INPUT_FALLBACK_GB18030) {
         return input_lines_open_iconv(l, "GB18030", err);
     }
-    l->err_line = input_line_at(l, raw, from + ok);
+    /* raw[0..from) is already in the buffer (ASCII): count it there, not twice. */
+    l->err_line = l->lineno + 1 + input_count_nl(l->dec + l->pos, l->end - l->pos) +
+                  input_count_nl((const char *)raw + from, ok);
     return error_set(err, TP_INVALID,
                      "not UTF-8 text (byte 0x%02X); name the encoding with --encoding",
                      raw[from + ok]);

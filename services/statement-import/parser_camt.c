@@ -498,6 +498,7 @@ static bool camt_record_base(struct camt_parser *p, struct record *r, uint32_t l
     record_reset(r);
     camt_location(p, r, line, detail);
     if (!p->account_ok) {
+        p->st.incomplete = true;
         if (!p->account_reported) {
             p->account_reported = true;
             sink_errorf(p->sink, line, "%s has no usable account (Acct/Id)", p->st.label);
@@ -649,17 +650,21 @@ static void camt_entry_end(struct camt_parser *p)
         return;
     }
     if (e->failed || e->bad_amount) {
+        p->st.incomplete = true;
         return;
     }
     if (!e->has_amount || e->cd == 0) {
+        p->st.incomplete = true;
         sink_errorf(p->sink, e->line, "entry has no %s", !e->has_amount ? "Amt" : "CdtDbtInd");
         return;
     }
     if (e->booking[0] == '\0') {
+        p->st.incomplete = true;
         sink_errorf(p->sink, e->line, "booked entry has no booking date (BookgDt)");
         return;
     }
     if (p->st.currency[0] != '\0' && strcmp(e->ccy, p->st.currency) != 0) {
+        p->st.incomplete = true;
         sink_errorf(p->sink, e->line, "entry currency %s differs from the account's %s", e->ccy,
                     p->st.currency);
         return;
@@ -679,6 +684,7 @@ static void camt_entry_end(struct camt_parser *p)
             camt_emit_detail(p, &p->held, own, false);
             camt_emit_charges(p, charges);
         } else {
+            p->st.incomplete = true;
             sink_errorf(p->sink, p->held.line,
                         "transaction detail amount %s differs from the entry amount %s",
                         money_format(own, a), money_format(amount, b));
@@ -687,6 +693,7 @@ static void camt_entry_end(struct camt_parser *p)
     }
     if (e->unsplittable) {
         if (e->emitted > 0) {
+            p->st.incomplete = true;
             sink_errorf(p->sink, e->line,
                         "entry mixes transaction details with and without their own amount");
             return;
@@ -703,6 +710,7 @@ static void camt_entry_end(struct camt_parser *p)
         camt_emit_charges(p, charges);
         return;
     }
+    p->st.incomplete = true;
     sink_errorf(p->sink, e->line,
                 "the entry's %d transaction details add up to %s, not the entry amount %s%s%s",
                 e->ndetails, money_format(e->emitted_sum, a), money_format(amount, b),

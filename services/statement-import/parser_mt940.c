@@ -535,7 +535,11 @@ static void mt940_emit(struct mt940_parser *p)
     struct tp_error err;
     if (mt940_parse_61(p->f61, p->len61, &e, &err) != TP_OK) {
         sink_errorf(p->sink, p->txn_line, "%s", err.msg);
+        p->st.incomplete = true;
         return;
+    }
+    if (!p->account_ok || p->st.currency[0] == '\0') {
+        p->st.incomplete = true;
     }
     if (!p->account_ok) {
         if (!p->account_reported) {

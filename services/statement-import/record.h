@@ -98,6 +98,9 @@ struct statement_info {
     char account[RECORD_ACCOUNT_MAX + 1];
     char currency[4];
     bool balances_required;
+    /* Some entry was dropped for a problem already reported: totals cannot add up, so they
+     * are not checked (the report would only repeat the problem). */
+    bool incomplete;
     bool has_opening, has_closing;
     int64_t opening_fen, closing_fen;
     char opening_ccy[4], closing_ccy[4];

@@ -346,8 +346,10 @@ static void validator_on_statement_end(void *ctx, const struct statement_info *s
     if (s->key[0] != '\0') {
         validator_stmt_key(v, s);
     }
-    validator_balances(v, s);
-    validator_sums(v, s);
+    if (!s->incomplete) {
+        validator_balances(v, s);
+        validator_sums(v, s);
+    }
     v->in_statement = false;
 }
 
@@ -373,7 +375,8 @@ void validator_finish(struct validator *v)
 {
     struct validate_chain *c = &v->chain;
     char a[MONEY_STR_MAX], b[MONEY_STR_MAX], d[MONEY_STR_MAX], e[MONEY_STR_MAX];
-    if (!c->any) {
+    /* Rows with problems were left out, so the chain has gaps: its verdict would mislead. */
+    if (!c->any || v->problems > 0) {
         return;
     }
     if (c->missing_line != 0) {
