@@ -1,6 +1,7 @@
 /* Kafka wrappers over librdkafka: idempotent producer, batch consumer with durable-only offsets. */
 #include "topup/kafka.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
@@ -71,6 +72,24 @@ static enum tp_status kafka_conf_set(rd_kafka_conf_t *conf, const char *key, con
         return error_set(err, TP_INVALID, "kafka %s=%s: %s", key, value, errstr);
     }
     return TP_OK;
+}
+
+/* Warns about KAFKA_* settings that the wrapper overrides because correctness depends on them. */
+static void kafka_warn_overridden(const char *const *kv)
+{
+    for (int i = 0; kv[i] != NULL; i += 2) {
+        char name[128] = "KAFKA_";
+        size_t n = strlen(name);
+        for (const char *k = kv[i]; *k != '\0' && n + 1 < sizeof(name); k++) {
+            name[n++] = *k == '.' ? '_' : (char)toupper((unsigned char)*k);
+        }
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v != NULL && strcmp(v, kv[i + 1]) != 0) {
+            log_warn("kafka setting ignored: the wrapper requires another value", LF_S("env", name),
+                     LF_S("value", v), LF_S("required", kv[i + 1]));
+        }
+    }
 }
 
 /* Sets each key/value pair of a NULL-terminated list. */
@@ -217,6 +236,7 @@ struct kafka_producer *kafka_producer_new(const char *client_id, kafka_delivery_
         kafka_conf_set_all(conf, required, err) != TP_OK) {
         goto out;
     }
+    kafka_warn_overridden(required);
     p = mem_calloc(1, sizeof(*p));
     p->on_delivery = on_delivery;
     p->ctx = ctx;
@@ -382,6 +402,7 @@ struct kafka_consumer *kafka_consumer_new(const char *group, const char *const *
         kafka_conf_set_all(conf, required, err) != TP_OK) {
         goto out;
     }
+    kafka_warn_overridden(required);
     rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
     char errstr[512];
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
