@@ -175,6 +175,8 @@ struct camt_parser {
     xmlTextReaderPtr reader;
 
     enum camt_el stack[CAMT_DEPTH_MAX];
+    uint32_t lines[CAMT_DEPTH_MAX]; /* where each open element starts */
+    char names[CAMT_DEPTH_MAX][32]; /* local names, for messages */
     int depth;
     char text[CAMT_TEXT_MAX + 1];
     size_t text_len;
@@ -256,8 +258,12 @@ static bool camt_inside(const struct camt_parser *p, enum camt_el el)
     return false;
 }
 
+/* Line of the innermost open element (the reader's own position runs ahead of the nodes). */
 static uint32_t camt_line(const struct camt_parser *p)
 {
+    if (p->depth > 0) {
+        return p->lines[p->depth - 1];
+    }
     int l = xmlTextReaderGetParserLineNumber(p->reader);
     return l > 0 ? (uint32_t)l : 0;
 }
@@ -859,7 +865,8 @@ static void camt_entry_text(struct camt_parser *p)
         e->failed = e->failed || e->cd == 0;
     } else if (CAMT_AT(p, E_NTRY, E_RVSLIND)) {
         e->reversal = (n == 4 && memcmp(s, "true", 4) == 0) || (n == 1 && s[0] == '1');
-    } else if (CAMT_AT(p, E_NTRY, E_STS) || CAMT_AT(p, E_NTRY, E_STS, E_CD)) {
+    } else if ((CAMT_AT(p, E_NTRY, E_STS) || CAMT_AT(p, E_NTRY, E_STS, E_CD)) && n > 0) {
+        /* v08+ wraps the code in <Sts><Cd>; the outer end carries only whitespace. */
         camt_copy(e->status, sizeof e->status, s, n);
     } else if (CAMT_AT(p, E_NTRY, E_BOOKGDT, E_DT) || CAMT_AT(p, E_NTRY, E_BOOKGDT, E_DTTM)) {
         e->failed = !camt_date(p, e->booking) || e->failed;
@@ -943,11 +950,11 @@ static void camt_on_end(struct camt_parser *p)
 }
 
 /* Checks the root: Document, then one of the three bank-to-customer messages. */
-static bool camt_root(struct camt_parser *p, const char *name)
+static bool camt_root(struct camt_parser *p, const char *name, uint32_t line)
 {
     if (p->depth == 0) {
         if (strcmp(name, "Document") != 0) {
-            sink_errorf(p->sink, camt_line(p),
+            sink_errorf(p->sink, line,
                         "not a camt document: the root element is <%s>, not <Document>", name);
             return false;
         }
@@ -967,7 +974,7 @@ static bool camt_root(struct camt_parser *p, const char *name)
             return true;
         }
     }
-    sink_errorf(p->sink, camt_line(p),
+    sink_errorf(p->sink, line,
                 "<Document> holds <%s>, not a camt.052/053/054 message (BkToCstmrAcctRpt, "
                 "BkToCstmrStmt, BkToCstmrDbtCdtNtfctn)",
                 name);
@@ -1003,7 +1010,9 @@ static void camt_xml_error(void *arg, const char *msg, xmlParserSeverities sever
     while (n > 0 && (p->xml_error[n - 1] == '\n' || p->xml_error[n - 1] == ' ')) {
         p->xml_error[--n] = '\0';
     }
-    int line = xmlTextReaderLocatorLineNumber(locator);
+    /* The parser's position: the locator names the node being built, often lines earlier. */
+    (void)locator;
+    int line = xmlTextReaderGetParserLineNumber(p->reader);
     p->xml_error_line = line > 0 ? (uint32_t)line : 0;
 }
 
@@ -1024,7 +1033,8 @@ static bool camt_step(struct camt_parser *p, int type)
 {
     if (type == XML_READER_TYPE_ELEMENT) {
         const char *name = (const char *)xmlTextReaderConstLocalName(p->reader);
-        if (p->depth < 2 && !camt_root(p, name)) {
+        long line = xmlGetLineNo(xmlTextReaderCurrentNode(p->reader));
+        if (p->depth < 2 && !camt_root(p, name, line > 0 ? (uint32_t)line : 0)) {
             return false;
         }
         if (p->depth == CAMT_DEPTH_MAX) {
@@ -1033,6 +1043,8 @@ static bool camt_step(struct camt_parser *p, int type)
         }
         enum camt_el el = camt_lookup(name);
         bool empty = xmlTextReaderIsEmptyElement(p->reader) == 1;
+        p->lines[p->depth] = line > 0 ? (uint32_t)line : 0;
+        snprintf(p->names[p->depth], sizeof p->names[0], "%s", name);
         p->stack[p->depth++] = el;
         p->text_len = 0;
         p->text[0] = '\0';
@@ -1070,7 +1082,8 @@ enum tp_status parser_camt_run(struct input *in, struct parse_options *o,
     p->in = in;
     p->kind = "statement";
     /* No network, no DTD loading, no entity substitution: a statement is data, not a program. */
-    p->reader = xmlReaderForIO(camt_read, camt_close, p, NULL, NULL, XML_PARSE_NONET);
+    p->reader =
+        xmlReaderForIO(camt_read, camt_close, p, NULL, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
     if (p->reader == NULL) {
         st = error_set(err, TP_FATAL, "libxml2 could not create a reader");
         goto out;
@@ -1087,8 +1100,17 @@ enum tp_status parser_camt_run(struct input *in, struct parse_options *o,
         }
     }
     if (r < 0 || p->xml_error[0] != '\0') {
-        sink_errorf(sink, p->xml_error_line != 0 ? p->xml_error_line : camt_line(p),
-                    "broken XML: %s", p->xml_error[0] ? p->xml_error : "unreadable document");
+        uint32_t line = p->xml_error_line != 0 ? p->xml_error_line : camt_line(p);
+        bool ended = strstr(p->xml_error, "Extra content at the end") != NULL ||
+                     strstr(p->xml_error, "Premature end of data") != NULL;
+        if (ended && p->depth > 0) {
+            /* libxml2's words for a file cut short are misleading; say what happened. */
+            sink_errorf(sink, line, "broken XML: the file ends inside <%s> (line %u): truncated?",
+                        p->names[p->depth - 1], p->lines[p->depth - 1]);
+        } else {
+            sink_errorf(sink, line, "broken XML: %s",
+                        p->xml_error[0] ? p->xml_error : "unreadable document");
+        }
         st = TP_INVALID;
         goto out;
     }
