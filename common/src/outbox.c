@@ -514,10 +514,20 @@ static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
         if (r->counters != NULL) {
             counters_incr(r->counters, "outbox.delivery_failed", r->nrows - acked);
         }
-        log_warn("outbox batch not fully delivered; retrying from the first unacknowledged row",
-                 LF_S("source", r->source), LF_I("rows", r->nrows), LF_I("acked", acked),
-                 LF_I("sent", sent), LF_I("reported", r->reported),
-                 LF_S("reason", r->first_failure));
+        int64_t first_id = 0;
+        for (int i = 0; i < r->nrows && first_id == 0; i++) {
+            if (!r->rows[i].reported || r->rows[i].status != TP_OK) {
+                first_id = r->rows[i].id;
+            }
+        }
+        /* A fatal failure will not heal by itself (the row blocks its source): say it louder. */
+        log_write(r->producer_suspect ? LOG_ERROR : LOG_WARN,
+                  "outbox batch not fully delivered; retrying from the first unacknowledged row",
+                  (const struct log_field[]){
+                      LF_S("source", r->source), LF_I("rows", r->nrows), LF_I("acked", acked),
+                      LF_I("sent", sent), LF_I("reported", r->reported),
+                      LF_I("first_unacked_id", first_id), LF_S("reason", r->first_failure)},
+                  7);
         st = TP_RETRY;
         goto out;
     }
