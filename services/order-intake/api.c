@@ -98,13 +98,14 @@ json_t *api_order_json(const struct intake *app, const struct store_order *o)
 }
 
 /* Verifies "Authorization: Bearer <token>"; answers 401 itself when it fails. */
-static bool api_authenticate(struct intake *app, struct http_request *req, char *account)
+static bool api_authenticate(struct intake *app, struct http_request *req, char *account,
+                             bool order_create)
 {
     const char *h = http_request_header(req, "Authorization");
     static const char scheme[] = "Bearer ";
     if (h == NULL || strncasecmp(h, scheme, sizeof(scheme) - 1) != 0) {
         http_response_header(req, "WWW-Authenticate", "Bearer realm=\"topup\"");
-        api_error(app, req, 401, "unauthorized", "a bearer token is required", NULL, false);
+        api_error(app, req, 401, "unauthorized", "a bearer token is required", NULL, order_create);
         return false;
     }
     const char *tok = h + sizeof(scheme) - 1;
@@ -121,7 +122,7 @@ static bool api_authenticate(struct intake *app, struct http_request *req, char 
             api_error(app, req, 401, "token_expired", "the token has expired: sign in again", NULL,
                       false);
         } else {
-            api_error(app, req, 401, "unauthorized", "the token is not valid", NULL, false);
+            api_error(app, req, 401, "unauthorized", "the token is not valid", NULL, order_create);
         }
         return false;
     }
@@ -180,7 +181,8 @@ void api_handle(void *ctx, struct http_request *req)
         break;
     }
     struct api_call call = {.app = app};
-    if (!api_authenticate(app, req, call.account)) {
+    /* A refused creation counts as orders.rejected.<code>, whatever refused it. */
+    if (!api_authenticate(app, req, call.account, rt->fn == api_orders_create)) {
         return;
     }
     rt->fn(&call, req, &m);

@@ -239,7 +239,13 @@ int it_stop(struct it_service *s, int sig)
             it_services[i] = NULL;
         }
     }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (rc == 0) {
+        unlink(s->log_path); /* kept only when something went wrong */
+    } else {
+        it_dump_log(s);
+    }
+    return rc;
 }
 
 void it_wait_ready(struct it_service *s)
