@@ -10,9 +10,10 @@
 #include "topup/pg.h"
 
 /*
- * Accounts appear on their first event. Rows are created and then locked in one byte order
- * (COLLATE "C", the same in every instance), so two ledgers never wait on each other in a cycle.
- * Orders are locked only after every account lock, so orders cannot close a cycle either.
+ * Accounts appear on their first event. Rows are created ahead of the batch transaction, which
+ * then locks all its accounts in one statement in one byte order (COLLATE "C", the same in every
+ * instance), so two ledgers never wait on each other in a cycle. Orders are locked only after
+ * every account lock, so orders cannot close a cycle either.
  */
 static const char apply_sql_accounts_ensure[] =
     "INSERT INTO accounts (account_id) SELECT a FROM unnest($1::text[]) AS a "
@@ -188,6 +189,11 @@ static void apply_begin_arrays(struct apply_ctx *x, int n)
     }
 }
 
+/*
+ * Locks every account of the batch in one ordered statement. TP_NOT_FOUND when some do not exist
+ * yet: the transaction is then rolled back (releasing the locks) and apply_batch creates them
+ * outside of it, so every transaction takes all its account locks in one go, in order.
+ */
 static enum tp_status apply_lock_accounts(struct pg_conn *c, struct apply_ctx *x,
                                           struct tp_error *err)
 {
@@ -198,16 +204,13 @@ static enum tp_status apply_lock_accounts(struct pg_conn *c, struct apply_ctx *x
     }
     const char *p[1];
     apply_params(x, 1, p);
-    enum tp_status st = pg_exec_prepared(c, "ledger_accounts_ensure", 1, p, NULL, err);
-    if (st != TP_OK) {
-        return st;
-    }
     PGresult *r = NULL;
-    st = pg_exec_prepared(c, "ledger_accounts_lock", 1, p, &r, err);
+    enum tp_status st = pg_exec_prepared(c, "ledger_accounts_lock", 1, p, &r, err);
     if (st != TP_OK) {
         return st;
     }
-    for (int row = 0; row < PQntuples(r); row++) {
+    int found = PQntuples(r);
+    for (int row = 0; row < found; row++) {
         struct batch_account *a = batch_find_account(b, pg_get_str(r, row, 0));
         if (a != NULL) {
             a->loaded = true;
@@ -216,14 +219,31 @@ static enum tp_status apply_lock_accounts(struct pg_conn *c, struct apply_ctx *x
         }
     }
     PQclear(r);
-    for (int i = 0; i < b->n_accounts; i++) {
-        if (!b->accounts[i].loaded) {
-            /* Cannot happen after the insert above, unless a row was deleted meanwhile. */
-            return error_set(err, TP_RETRY, "account %s vanished after insert",
-                             b->accounts[i].account_id);
-        }
+    if (found < b->n_accounts) {
+        return error_set(err, TP_NOT_FOUND, "%d of %d accounts do not exist yet",
+                         b->n_accounts - found, b->n_accounts);
     }
     return TP_OK;
+}
+
+/*
+ * Creates the accounts the last attempt did not find, in its own short transaction (autocommit).
+ * An account without flows has balance 0, which is consistent on its own, so creating it early
+ * is harmless even if the batch then fails.
+ */
+static enum tp_status apply_create_accounts(struct pg_conn *c, struct apply_ctx *x,
+                                            struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n_accounts; i++) {
+        if (!b->accounts[i].loaded) {
+            apply_array_str(&x->arr[0], b->accounts[i].account_id);
+        }
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    return pg_exec_prepared(c, "ledger_accounts_ensure", 1, p, NULL, err);
 }
 
 static enum tp_status apply_read_known(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
@@ -483,7 +503,18 @@ enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct appl
         batch_plan(b);
         goto out;
     }
-    st = pg_transaction(c, apply_tx, &x, max_attempts, err);
+    /* At most twice: the second attempt finds every account, unless one was deleted meanwhile. */
+    for (int round = 0; round < 3; round++) {
+        st = pg_transaction(c, apply_tx, &x, max_attempts, err);
+        if (st != TP_NOT_FOUND) {
+            break;
+        }
+        st = apply_create_accounts(c, &x, err);
+        if (st != TP_OK) {
+            break;
+        }
+        st = error_set(err, TP_RETRY, "accounts vanished after they were created");
+    }
 out:
     for (int i = 0; i < APPLY_ARRAYS_MAX; i++) {
         free(x.arr[i].buf);

@@ -13,6 +13,8 @@
 #include "topup/signals.h"
 
 #define LEDGER_PG_CONNECT_TIMEOUT_MS 30000
+/* Consumer prefetch bound (librdkafka queued.max.messages.kbytes) unless KAFKA_ sets it. */
+#define LEDGER_PREFETCH_KBYTES "12288"
 
 static struct ledger ledger;
 
@@ -95,6 +97,13 @@ static enum tp_status ledger_open(struct ledger *l, struct tp_error *err)
     batch_init(&l->single, 1);
     l->msgs = mem_calloc((size_t)l->cfg.batch_max, sizeof(*l->msgs));
     l->sources = mem_calloc((size_t)l->cfg.batch_max, sizeof(*l->sources));
+    /*
+     * librdkafka prefetches up to 64 MiB by default, which after a long pause (a backlog) would
+     * be held in memory on top of the ledger's own. A smaller bound still keeps more than a second
+     * of work queued, so the fetcher's pause at the bound never starves the loop. Set here,
+     * after the producers exist (a consumer property), and only when the operator did not.
+     */
+    setenv("KAFKA_QUEUED_MAX_MESSAGES_KBYTES", LEDGER_PREFETCH_KBYTES, 0);
     /* Last: joining the group starts the deliveries. */
     l->consumer = kafka_consumer_new(l->cfg.group, ledger_topics, 3, err);
     return l->consumer != NULL ? TP_OK : TP_FATAL;
