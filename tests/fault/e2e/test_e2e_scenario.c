@@ -1,0 +1,985 @@
+/*
+ * End-to-end scenario: every service as its own process, driven from outside (HTTP, statement
+ * files, gateway events on Kafka), checked against an independent model of what must happen.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+/*
+ * The model is this file's own bookkeeping, not the services' code: for every order the status,
+ * credited amount and mismatch flag it must end with; for every account the flows (type, signed
+ * amount, reference) and hence the balance; for every transfer the state of its statement record
+ * and the review reason, if any. Each case below says why it expects what it expects (SPEC
+ * "Reconciliation" and "Ledger and account flows"). The scenario runs in phases and the model
+ * knows which facts exist in which phase, so the outcome is deterministic however the services
+ * interleave their work.
+ */
+
+#define ACCOUNTS       12
+#define ORDERS_MAX     160
+#define TXNS_MAX       160
+#define FLOWS_MAX      800
+#define USAGE_PER_ACCT 14
+/* Bounded waits: everything settles in seconds on a laptop; a slow CI machine gets slack. */
+#define SETTLE_MS 90000
+#define HTTP_MS   10000
+/* Our receiving account: the payee account the orders show, spaces and all. */
+#define PAYEE_ACCOUNT     "6225 8802 1234 5678"
+#define RECEIVING_ACCOUNT "6225880212345678"
+#define OTHER_ACCOUNT     "6225880299990000"
+#define REVIEW_NONE       ""
+
+enum order_kind {
+    K_REF,       /* rule 1: the transfer names the code, same amount */
+    K_MISMATCH,  /* rule 1 with another amount: credited what arrived, flagged */
+    K_RULE2,     /* rule 2: no code, name (written differently) and amount match one account */
+    K_PENDING,   /* never paid */
+    K_CANCEL,    /* cancelled by the user, never paid */
+    K_CANCEL_TX, /* cancelled, then a transfer naming it arrives: review, no credit */
+    K_OLD,       /* two orders of one account with the same name and amount: the older is paid */
+    K_YOUNG,     /* ... the younger stays pending */
+    K_AMBIG,     /* two accounts with the same name and amount: review, neither is paid */
+    K_LATE,      /* the transfer (rule 2) is imported before the order exists */
+    K_WRONG_ACC, /* its code arrives in a transfer to another receiving account: stays pending */
+    K_OVERLAP,   /* paid by a new transfer in an overlapping statement */
+};
+
+struct m_order {
+    int acct;
+    enum order_kind kind;
+    char name[64];
+    int64_t amount;
+    char idem[64];
+    char code[32];
+    /* What must hold at the end. */
+    const char *status;
+    int64_t credited; /* 0: null */
+    bool mismatch;
+};
+
+struct m_txn {
+    struct tl_txn t;
+    int file;           /* index into files[] */
+    int order;          /* the order it concerns (-1: none) */
+    bool refers;        /* its remittance names the order's code */
+    const char *state;  /* statement_records.state it must end in */
+    const char *review; /* review reason, or REVIEW_NONE */
+    bool late;          /* imported before its order exists: unmatched until phase 3 */
+    bool deferred;      /* in a statement imported only in phase 3: no record before */
+};
+
+struct m_flow {
+    int acct;
+    char type[16];
+    int64_t amount;
+    char ref[64];
+};
+
+struct m_file {
+    enum tl_stmt_format fmt;
+    const char *account;
+    char path[TL_PATH_MAX];
+};
+
+static struct {
+    char acct[ACCOUNTS][TL_ID_MAX];
+    char *token[ACCOUNTS];
+    struct m_order orders[ORDERS_MAX];
+    int norders;
+    struct m_txn txns[TXNS_MAX];
+    int ntxns;
+    struct m_flow flows[FLOWS_MAX];
+    int nflows;
+    /* usage.recorded references of each account in production order (the ledger keeps it). */
+    char usage_refs[ACCOUNTS][USAGE_PER_ACCT + 4][64];
+    int nusage[ACCOUNTS];
+    struct tl_intake intake;
+    struct tl_proc recon, ledger;
+    struct tl_broker broker;
+    struct tl_producer *producer;
+    char date[11];
+} M;
+
+/* Distinct names: Chinese for the CSV and camt files, pinyin for MT940 (which cannot carry
+ * Chinese). Normalisation folds case, width and spaces, never syllables, so these never collide. */
+static const char *const surnames[] = {"王", "李", "张", "刘", "陈", "杨", "赵", "黄",
+                                       "周", "吴", "徐", "孙", "胡", "朱", "高", "林"};
+static const char *const given[] = {"伟", "芳", "娜", "敏", "静", "丽", "强",   "磊",   "军",  "洋",
+                                    "勇", "艳", "杰", "涛", "明", "超", "秀英", "桂英", "志强"};
+static const char *const py_sur[] = {"WANG", "LI", "ZHANG", "LIU", "CHEN", "YANG", "ZHAO", "HUANG",
+                                     "ZHOU", "WU", "XU",    "SUN", "HU",   "ZHU",  "GAO",  "LIN"};
+static const char *const py_given[] = {
+    "WEI",  "FANG", "NA",  "MIN", "JING", "LI",   "QIANG",   "LEI",     "JUN",     "YANG",
+    "YONG", "YAN",  "JIE", "TAO", "MING", "CHAO", "XIUYING", "GUIYING", "ZHIQIANG"};
+static int name_seq;
+
+static void next_name(char *out, size_t len, bool pinyin)
+{
+    int n = name_seq++;
+    int s = n % 16, g = (n / 16) % 19, g2 = (n / 16 / 19 + n) % 19;
+    if (pinyin) {
+        snprintf(out, len, "%s %s%s", py_sur[s], py_given[g], py_given[g2]);
+    } else {
+        snprintf(out, len, "%s%s%s", surnames[s], given[g], given[g2]);
+    }
+}
+
+/* How the bank writes a name the user typed: rule 2 must still recognise it. */
+static void bank_spelling(const char *name, char *out, size_t len, bool pinyin)
+{
+    if (pinyin) {
+        /* lower case, and the space doubled */
+        size_t o = 0;
+        for (const char *c = name; *c != '\0' && o + 2 < len; c++) {
+            out[o++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+            if (*c == ' ') {
+                out[o++] = ' ';
+            }
+        }
+        out[o] = '\0';
+    } else {
+        /* an ideographic space after the surname (full-width; NFKC makes it a space) */
+        snprintf(out, len, "%.3s\xe3\x80\x80%s", name, name + 3);
+    }
+}
+
+static bool acct_pinyin(int a)
+{
+    return a % 4 == 2; /* accounts whose transfers come in the MT940 file */
+}
+
+static int add_order(int acct, enum order_kind kind, const char *name, int64_t amount)
+{
+    TL_CHECK(M.norders < ORDERS_MAX);
+    struct m_order *o = &M.orders[M.norders];
+    memset(o, 0, sizeof(*o));
+    o->acct = acct;
+    o->kind = kind;
+    if (name != NULL) {
+        snprintf(o->name, sizeof(o->name), "%s", name);
+    } else {
+        next_name(o->name, sizeof(o->name), acct_pinyin(acct));
+    }
+    o->amount = amount;
+    snprintf(o->idem, sizeof(o->idem), "e2e-%s-%d", tl_sfx(), M.norders);
+    o->status = "pending";
+    return M.norders++;
+}
+
+static int64_t rand_amount(void)
+{
+    return tl_rand_range(5000, 300000); /* 50.00 .. 3000.00 */
+}
+
+static struct m_txn *add_txn(int file, int order, bool refers, int64_t amount, const char *name)
+{
+    TL_CHECK(M.ntxns < TXNS_MAX);
+    struct m_txn *x = &M.txns[M.ntxns];
+    memset(x, 0, sizeof(*x));
+    x->file = file;
+    x->order = order;
+    x->refers = refers;
+    x->review = REVIEW_NONE;
+    snprintf(x->t.txn_id, sizeof(x->t.txn_id), "T%s%04d", tl_sfx(), M.ntxns);
+    x->t.amount_fen = amount;
+    snprintf(x->t.name, sizeof(x->t.name), "%s", name);
+    snprintf(x->t.cp_account, sizeof(x->t.cp_account), "62220200%08d", 1000 + M.ntxns);
+    snprintf(x->t.cp_bank, sizeof(x->t.cp_bank), "%s", "中国工商银行");
+    snprintf(x->t.value_date, sizeof(x->t.value_date), "%s", M.date);
+    M.ntxns++;
+    return x;
+}
+
+static void add_flow(int acct, const char *type, int64_t amount, const char *ref)
+{
+    TL_CHECK(M.nflows < FLOWS_MAX);
+    struct m_flow *f = &M.flows[M.nflows++];
+    f->acct = acct;
+    snprintf(f->type, sizeof(f->type), "%s", type);
+    f->amount = amount;
+    snprintf(f->ref, sizeof(f->ref), "%s", ref);
+}
+
+/* ------------------------------------------------------------------ the plan */
+
+enum { F_CSV, F_CSV_GBK, F_MT940, F_CAMT, F_OTHER, F_OVERLAP, F_LATE, NFILES };
+static struct m_file files[NFILES];
+
+static int acct_file(int a)
+{
+    static const int by_mod[4] = {F_CSV, F_CSV_GBK, F_MT940, F_CAMT};
+    return by_mod[a % 4];
+}
+
+/*
+ * Orders of every account: a rule-1 payment, a rule-2 payment and an unpaid order each; then,
+ * spread over the accounts, amount mismatches, cancellations (with and without a transfer),
+ * the older-of-two rule, a late order, and the ambiguous pair across accounts 0 and 1.
+ */
+static void plan_orders(void)
+{
+    for (int a = 0; a < ACCOUNTS; a++) {
+        add_order(a, K_REF, NULL, rand_amount());
+        add_order(a, K_RULE2, NULL, rand_amount());
+        add_order(a, K_PENDING, NULL, rand_amount());
+        if (a % 3 == 0) {
+            add_order(a, K_MISMATCH, NULL, rand_amount());
+        }
+        if (a % 3 == 1) {
+            add_order(a, K_CANCEL_TX, NULL, rand_amount());
+        }
+        if (a % 3 == 2) {
+            add_order(a, K_CANCEL, NULL, rand_amount());
+        }
+        if (a % 4 == 0) {
+            char name[64];
+            next_name(name, sizeof(name), acct_pinyin(a));
+            int64_t amt = rand_amount();
+            add_order(a, K_OLD, name, amt);
+            add_order(a, K_YOUNG, name, amt);
+        }
+        if (a % 4 == 1) {
+            add_order(a, K_LATE, NULL, rand_amount());
+        }
+    }
+    char amb[64];
+    next_name(amb, sizeof(amb), false);
+    int64_t amt = rand_amount();
+    add_order(0, K_AMBIG, amb, amt);
+    add_order(1, K_AMBIG, amb, amt);
+    add_order(2, K_WRONG_ACC, NULL, rand_amount());
+    add_order(3, K_OVERLAP, NULL, rand_amount());
+}
+
+static void remit_code(struct m_txn *x, const char *code, bool pinyin)
+{
+    /* Users write the code every which way: lower case, with a hyphen, among other words. */
+    char c[32];
+    snprintf(c, sizeof(c), "%s", code);
+    switch (M.ntxns % 3) {
+    case 0:
+        snprintf(x->t.remittance, sizeof(x->t.remittance), "%s %s", pinyin ? "TOPUP" : "充值", c);
+        break;
+    case 1:
+        for (char *p = c; *p; p++) {
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        }
+        snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", c);
+        break;
+    default:
+        snprintf(x->t.remittance, sizeof(x->t.remittance), "%.5s-%s %s", c, c + 5,
+                 pinyin ? "THANKS" : "谢谢");
+        break;
+    }
+}
+
+/* The transfers, once the orders (and their codes) exist; and what each must lead to. */
+static void plan_transfers(void)
+{
+    for (int i = 0; i < M.norders; i++) {
+        struct m_order *o = &M.orders[i];
+        bool py = acct_pinyin(o->acct);
+        int file = acct_file(o->acct);
+        char spelled[128];
+        bank_spelling(o->name, spelled, sizeof(spelled), py);
+        struct m_txn *x = NULL;
+        switch (o->kind) {
+        case K_REF:
+            x = add_txn(file, i, true, o->amount, o->name);
+            remit_code(x, o->code, py);
+            x->state = "matched";
+            o->status = "completed";
+            o->credited = o->amount;
+            break;
+        case K_MISMATCH:
+            /* The user sent 0.50 less than ordered: credit what arrived, flag the order. */
+            x = add_txn(file, i, true, o->amount - 50, o->name);
+            remit_code(x, o->code, py);
+            x->state = "matched";
+            x->review = "amount_mismatch";
+            o->status = "completed";
+            o->credited = o->amount - 50;
+            o->mismatch = true;
+            break;
+        case K_RULE2:
+            x = add_txn(file, i, false, o->amount, spelled);
+            snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", py ? "TOPUP" : "充值");
+            x->state = "matched";
+            o->status = "completed";
+            o->credited = o->amount;
+            break;
+        case K_CANCEL_TX:
+            x = add_txn(file, i, true, o->amount, o->name);
+            remit_code(x, o->code, py);
+            x->state = "review";
+            x->review = "order_not_pending";
+            o->status = "cancelled";
+            break;
+        case K_CANCEL:
+            o->status = "cancelled";
+            break;
+        case K_OLD:
+            /* One transfer for the pair: the older order is paid (SPEC rule 2). */
+            x = add_txn(file, i, false, o->amount, spelled);
+            snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", py ? "TOPUP" : "充值");
+            x->state = "matched";
+            o->status = "completed";
+            o->credited = o->amount;
+            break;
+        case K_YOUNG:
+        case K_PENDING:
+            o->status = "pending";
+            break;
+        case K_AMBIG:
+            if (o->acct == 0) {
+                x = add_txn(F_CAMT, i, false, o->amount, spelled);
+                snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", "充值");
+                x->state = "review";
+                x->review = "ambiguous";
+            }
+            o->status = "pending";
+            break;
+        case K_LATE:
+            /* Imported before the order exists: unmatched until the order arrives. */
+            x = add_txn(F_LATE, i, false, o->amount, spelled);
+            snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", "充值");
+            x->state = "matched";
+            o->status = "completed";
+            o->credited = o->amount;
+            break;
+        case K_WRONG_ACC:
+            /* Into an account that is not ours: ignored, never credited. */
+            x = add_txn(F_OTHER, i, true, o->amount, o->name);
+            remit_code(x, o->code, true);
+            x->state = "ignored";
+            o->status = "pending";
+            break;
+        case K_OVERLAP:
+            /* Its statement comes in phase 3; until then the order waits. */
+            x = add_txn(F_OVERLAP, i, true, o->amount, o->name);
+            remit_code(x, o->code, false);
+            x->state = "matched";
+            x->deferred = true;
+            o->status = "pending";
+            break;
+        }
+        /* A late order's flow enters the model when the order is created (phase 3). */
+        if (o->credited > 0 && o->kind != K_LATE) {
+            add_flow(o->acct, "recharge", o->credited, o->code);
+        }
+    }
+    /* Debits (bank fees, a payout) in every statement of ours: kept, ignored. */
+    static const int ours[] = {F_CSV, F_CSV_GBK, F_MT940, F_CAMT};
+    for (int k = 0; k < 4; k++) {
+        bool py = ours[k] == F_MT940;
+        struct m_txn *x =
+            add_txn(ours[k], -1, false, -tl_rand_range(100, 2000), py ? "BANK FEE" : "手续费");
+        snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", py ? "FEE" : "汇款手续费");
+        x->state = "ignored";
+    }
+}
+
+/* ------------------------------------------------------------------ driving the system */
+
+static void start_system(void)
+{
+    tl_broker_start(&M.broker, 1, NULL);
+    static const char *const recon_env[] = {"RECON_RECEIVING_ACCOUNTS=" RECEIVING_ACCOUNT,
+                                            "RECON_RELAY_POLL_MS=200", NULL};
+    static const char *const ledger_env[] = {"LEDGER_BATCH_WAIT_MS=50", NULL};
+    static const char *const intake_env[] = {"INTAKE_PAYEE_ACCOUNT_NUMBER=" PAYEE_ACCOUNT,
+                                             "INTAKE_OUTBOX_POLL_MS=200", NULL};
+    tl_worker_start(&M.ledger, "ledger", "ledger", ledger_env);
+    tl_worker_start(&M.recon, "reconciliation", "reconciliation", recon_env);
+    tl_intake_start(&M.intake, intake_env);
+    tl_step("services up: order-intake :%d, reconciliation pid %d, ledger pid %d", M.intake.port,
+            (int)M.recon.pid, (int)M.ledger.pid);
+}
+
+static json_t *order_body(const struct m_order *o)
+{
+    char amt[32];
+    tl_fen_str(o->amount, amt, sizeof(amt));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "amount", amt, "channel", "bank_transfer",
+                     "remitter_name", o->name, "remitter_bank", "中国工商银行", "remarks", "e2e",
+                     "agreement_accepted", 1);
+}
+
+static void create_order(struct m_order *o)
+{
+    json_t *body = order_body(o);
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct tl_http_resp r;
+    int st = tl_http(M.intake.port, "POST", "/v1/topup-orders", M.token[o->acct], o->idem, text, &r,
+                     HTTP_MS);
+    TL_CHECK_MSG(st == 201, "create order for %s: HTTP %d %s %s", M.acct[o->acct], st,
+                 r.body != NULL ? r.body : "", r.error);
+    snprintf(o->code, sizeof(o->code), "%s", tl_json_str(r.json, "code"));
+    TL_CHECK_MSG(strcmp(tl_json_str(r.json, "status"), "pending") == 0, "new order not pending");
+    const json_t *payee = json_object_get(r.json, "payee");
+    TL_CHECK_MSG(strcmp(tl_json_str(payee, "account_number"), PAYEE_ACCOUNT) == 0,
+                 "payee account %s, want %s", tl_json_str(payee, "account_number"), PAYEE_ACCOUNT);
+    TL_CHECK_MSG(ids_refcode_valid(o->code), "order code \"%s\" is not a valid reference code",
+                 o->code);
+    tl_http_free(&r);
+    free(text);
+    json_decref(body);
+}
+
+/* A retry with the same key returns the same order; the same key with another body is 409. */
+static void check_idempotency(const struct m_order *o)
+{
+    json_t *body = order_body(o);
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct tl_http_resp r;
+    int st = tl_http(M.intake.port, "POST", "/v1/topup-orders", M.token[o->acct], o->idem, text, &r,
+                     HTTP_MS);
+    TL_CHECK_MSG(st == 200 && strcmp(tl_json_str(r.json, "code"), o->code) == 0,
+                 "replay of %s: HTTP %d code %s", o->idem, st, tl_json_str(r.json, "code"));
+    tl_http_free(&r);
+    free(text);
+    json_object_set_new(body, "amount", json_string("777.00"));
+    text = json_dumps(body, JSON_COMPACT);
+    st = tl_http(M.intake.port, "POST", "/v1/topup-orders", M.token[o->acct], o->idem, text, &r,
+                 HTTP_MS);
+    TL_CHECK_MSG(st == 409, "same key, other body: HTTP %d, want 409", st);
+    tl_http_free(&r);
+    free(text);
+    json_decref(body);
+}
+
+static void cancel_order(const struct m_order *o)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/topup-orders/%s/cancel", o->code);
+    struct tl_http_resp r;
+    int st = tl_http(M.intake.port, "POST", path, M.token[o->acct], NULL, NULL, &r, HTTP_MS);
+    TL_CHECK_MSG(st == 200 && strcmp(tl_json_str(r.json, "status"), "cancelled") == 0,
+                 "cancel %s: HTTP %d %s", o->code, st, r.body != NULL ? r.body : "");
+    tl_http_free(&r);
+    /* A second cancel is refused: only pending orders can be cancelled. */
+    st = tl_http(M.intake.port, "POST", path, M.token[o->acct], NULL, NULL, &r, HTTP_MS);
+    TL_CHECK_MSG(st == 409, "second cancel of %s: HTTP %d, want 409", o->code, st);
+    tl_http_free(&r);
+}
+
+/* Usage deductions and refunds as a gateway sends them; the model records each flow. */
+static void produce_usage(int round)
+{
+    for (int a = 0; a < ACCOUNTS; a++) {
+        for (int k = 0; k < USAGE_PER_ACCT / 2; k++) {
+            char eid[UUID_STR_LEN], ref[64];
+            tl_event_id(eid);
+            snprintf(ref, sizeof(ref), "req-%s-%d-%d-%d", tl_sfx(), a, round, k);
+            int64_t amt = -tl_rand_range(1, 2500);
+            tl_produce_usage(M.producer, eid, M.acct[a], ref, amt);
+            add_flow(a, "consume", amt, ref);
+            snprintf(M.usage_refs[a][M.nusage[a]++], 64, "%s", ref);
+            if (k == 2 && a % 2 == round) {
+                /* The gateway did not see the acknowledgement and sends it again: one flow. */
+                tl_produce_usage(M.producer, eid, M.acct[a], ref, amt);
+            }
+        }
+        char eid[UUID_STR_LEN], ref[64];
+        tl_event_id(eid);
+        snprintf(ref, sizeof(ref), "rf-%s-%d-%d", tl_sfx(), a, round);
+        if ((a + round) % 3 == 0) {
+            /* Usage refunded to the balance. */
+            int64_t amt = tl_rand_range(1, 500);
+            tl_produce_refund(M.producer, eid, M.acct[a], ref, amt, 1, M.usage_refs[a][0]);
+            add_flow(a, "refund", amt, ref);
+        } else if ((a + round) % 3 == 1) {
+            /* Balance paid back to the customer's bank. */
+            int64_t amt = -tl_rand_range(100, 5000);
+            tl_produce_refund(M.producer, eid, M.acct[a], ref, amt, 2, "");
+            add_flow(a, "refund", amt, ref);
+        }
+    }
+    if (round == 0) {
+        /* A malformed event (usage that adds money) goes to the dead-letter topic, no flow. */
+        char eid[UUID_STR_LEN];
+        tl_event_id(eid);
+        tl_produce_usage(M.producer, eid, M.acct[5], "req-bad", 999);
+    }
+    tl_producer_flush(M.producer, 30000);
+}
+
+static void write_and_import(int f, bool late)
+{
+    static struct tl_txn buf[TXNS_MAX];
+    size_t n = 0;
+    for (int i = 0; i < M.ntxns; i++) {
+        if (M.txns[i].file == f && M.txns[i].late == late) {
+            buf[n++] = M.txns[i].t;
+        }
+    }
+    char path[TL_PATH_MAX];
+    static const char *const ext[] = {"csv", "csv", "sta", "xml"};
+    snprintf(files[f].path, sizeof(files[f].path), "%s/stmt-%d-%s.%s", tl_logdir(), f,
+             tl_stmt_format_name(files[f].fmt), ext[files[f].fmt]);
+    snprintf(path, sizeof(path), "%s", files[f].path);
+    tl_stmt_write(files[f].fmt, path, files[f].account, buf, n);
+    char *out = NULL;
+    int rc = tl_import(path, tl_stmt_import_args(files[f].fmt, files[f].account), &out);
+    TL_CHECK_MSG(rc == 0, "statement-import %s (%s, %zu transfers): exit %d; see %s/%s.log", path,
+                 tl_stmt_format_name(files[f].fmt), n, rc, tl_logdir(), "statement-import");
+    free(out);
+    tl_step("imported %s: %zu transfers (%s)", tl_stmt_format_name(files[f].fmt), n, path);
+}
+
+/* ------------------------------------------------------------------ comparing */
+
+#define DIFF_MAX 12
+
+struct diffs {
+    char msg[DIFF_MAX][512];
+    int n;
+};
+
+static void diff(struct diffs *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void diff(struct diffs *d, const char *fmt, ...)
+{
+    if (d->n < DIFF_MAX) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->msg[d->n], sizeof(d->msg[0]), fmt, ap);
+        va_end(ap);
+    }
+    d->n++;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int64_t model_balance(int a)
+{
+    int64_t b = 0;
+    for (int i = 0; i < M.nflows; i++) {
+        b += M.flows[i].acct == a ? M.flows[i].amount : 0;
+    }
+    return b;
+}
+
+/* Every flow of account a through the API, newest first, page by page. */
+static json_t *api_flows(int a, struct diffs *d)
+{
+    json_t *all = json_array();
+    char cursor[256] = "";
+    for (int page = 0; page < 50; page++) {
+        char path[512];
+        snprintf(path, sizeof(path), "/v1/account-flows?limit=%d%s%s", page % 2 == 0 ? 100 : 37,
+                 cursor[0] ? "&cursor=" : "", cursor);
+        struct tl_http_resp r;
+        int st = tl_http(M.intake.port, "GET", path, M.token[a], NULL, NULL, &r, HTTP_MS);
+        if (st != 200 || !json_is_array(json_object_get(r.json, "flows"))) {
+            diff(d, "%s: GET %s: HTTP %d", M.acct[a], path, st);
+            tl_http_free(&r);
+            break;
+        }
+        json_array_extend(all, json_object_get(r.json, "flows"));
+        const json_t *next = json_object_get(r.json, "next_cursor");
+        bool more = json_is_string(next);
+        if (more) {
+            snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+        }
+        tl_http_free(&r);
+        if (!more) {
+            break;
+        }
+    }
+    return all;
+}
+
+static void compare_account(int a, struct diffs *d)
+{
+    const char *acct = M.acct[a];
+    int64_t want = model_balance(a);
+    /* Balance: the API and the accounts table. */
+    struct tl_http_resp r;
+    int st = tl_http(M.intake.port, "GET", "/v1/balance", M.token[a], NULL, NULL, &r, HTTP_MS);
+    int64_t api_bal = st == 200 ? tl_fen_parse(tl_json_str(r.json, "balance")) : INT64_MIN;
+    tl_http_free(&r);
+    if (api_bal != want) {
+        diff(d, "%s: GET /v1/balance %" PRId64 " fen, model %" PRId64, acct, api_bal, want);
+    }
+    const char *p[1] = {acct};
+    PGresult *res = tl_pg_query("SELECT balance_fen FROM accounts WHERE account_id = $1", 1, p);
+    int64_t db_bal = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : INT64_MIN;
+    PQclear(res);
+    if (db_bal != want) {
+        diff(d, "%s: accounts.balance_fen %" PRId64 ", model %" PRId64, acct, db_bal, want);
+    }
+    /* Flows: the same multiset of (type, amount, reference) as the model, through the API. */
+    json_t *flows = api_flows(a, d);
+    size_t nf = json_array_size(flows);
+    char **got = calloc(nf + 1, sizeof(char *));
+    char **exp = calloc((size_t)M.nflows + 1, sizeof(char *));
+    TL_CHECK(got != NULL && exp != NULL);
+    int64_t prev_id = INT64_MAX;
+    for (size_t i = 0; i < nf; i++) {
+        const json_t *f = json_array_get(flows, i);
+        got[i] = malloc(160);
+        snprintf(got[i], 160, "%s|%" PRId64 "|%s", tl_json_str(f, "type"),
+                 tl_fen_parse(tl_json_str(f, "amount")), tl_json_str(f, "reference"));
+        int64_t id = json_integer_value(json_object_get(f, "id"));
+        if (id >= prev_id) {
+            diff(d, "%s: flows not newest first (id %" PRId64 " after %" PRId64 ")", acct, id,
+                 prev_id);
+        }
+        prev_id = id;
+    }
+    size_t ne = 0;
+    for (int i = 0; i < M.nflows; i++) {
+        if (M.flows[i].acct == a) {
+            exp[ne] = malloc(160);
+            snprintf(exp[ne], 160, "%s|%" PRId64 "|%s", M.flows[i].type, M.flows[i].amount,
+                     M.flows[i].ref);
+            ne++;
+        }
+    }
+    qsort(got, nf, sizeof(char *), cmp_str);
+    qsort(exp, ne, sizeof(char *), cmp_str);
+    size_t i = 0, j = 0;
+    while (i < nf || j < ne) {
+        int c = i == nf ? 1 : j == ne ? -1 : strcmp(got[i], exp[j]);
+        if (c < 0) {
+            diff(d, "%s: unexpected flow %s", acct, got[i++]);
+        } else if (c > 0) {
+            diff(d, "%s: missing flow %s", acct, exp[j++]);
+        } else {
+            i++;
+            j++;
+        }
+    }
+    for (i = 0; i < nf; i++) {
+        free(got[i]);
+    }
+    for (j = 0; j < ne; j++) {
+        free(exp[j]);
+    }
+    free(got);
+    free(exp);
+    json_decref(flows);
+    /* balance_after is the running sum in flow order; usage applies in the order produced. */
+    res = tl_pg_query("SELECT amount_fen, balance_after_fen, flow_type, reference "
+                      "FROM account_flows WHERE account_id = $1 ORDER BY id",
+                      1, p);
+    int64_t run = 0;
+    int u = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        run += strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        if (run != strtoll(PQgetvalue(res, row, 1), NULL, 10)) {
+            diff(d, "%s: flow %d balance_after %s, running sum %" PRId64, acct, row,
+                 PQgetvalue(res, row, 1), run);
+        }
+        if (strcmp(PQgetvalue(res, row, 2), "consume") == 0) {
+            if (u >= M.nusage[a] || strcmp(M.usage_refs[a][u], PQgetvalue(res, row, 3)) != 0) {
+                diff(d, "%s: consume #%d is %s, produced as %s", acct, u, PQgetvalue(res, row, 3),
+                     u < M.nusage[a] ? M.usage_refs[a][u] : "(none)");
+            }
+            u++;
+        }
+    }
+    PQclear(res);
+    /* The gateways' real-time balance in Redis agrees. */
+    char key[160], val[64];
+    snprintf(key, sizeof(key), "topup:balance:%s", acct);
+    if (!tl_redis_hget(key, "balance_fen", val, sizeof(val))) {
+        diff(d, "%s: no cached balance in Redis (%s)", acct, key);
+    } else if (strtoll(val, NULL, 10) != want) {
+        diff(d, "%s: Redis balance_fen %s, model %" PRId64, acct, val, want);
+    }
+}
+
+static void compare_orders(struct diffs *d)
+{
+    for (int i = 0; i < M.norders; i++) {
+        const struct m_order *o = &M.orders[i];
+        if (o->code[0] == '\0') {
+            continue; /* a late order not created yet */
+        }
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/topup-orders/%s", o->code);
+        struct tl_http_resp r;
+        int st = tl_http(M.intake.port, "GET", path, M.token[o->acct], NULL, NULL, &r, HTTP_MS);
+        const char *status = tl_json_str(r.json, "status");
+        const json_t *cr = json_object_get(r.json, "credited_amount");
+        int64_t credited = json_is_string(cr) ? tl_fen_parse(json_string_value(cr)) : 0;
+        bool mismatch = json_is_true(json_object_get(r.json, "amount_mismatch"));
+        if (st != 200 || strcmp(status, o->status) != 0 || credited != o->credited ||
+            mismatch != o->mismatch) {
+            diff(d,
+                 "order %s (%s, kind %d): HTTP %d status %s credited %" PRId64
+                 " mismatch %d; model %s %" PRId64 " %d",
+                 o->code, M.acct[o->acct], (int)o->kind, st, status, credited, mismatch, o->status,
+                 o->credited, o->mismatch);
+        }
+        tl_http_free(&r);
+    }
+}
+
+static void compare_records(struct diffs *d, bool include_late)
+{
+    for (int i = 0; i < M.ntxns; i++) {
+        const struct m_txn *x = &M.txns[i];
+        if (x->deferred) {
+            continue;
+        }
+        const char *acct = x->file == F_OTHER ? OTHER_ACCOUNT : RECEIVING_ACCOUNT;
+        const char *p[2] = {acct, x->t.txn_id};
+        PGresult *res =
+            tl_pg_query("SELECT r.state, coalesce(string_agg(q.reason, ',' ORDER BY q.reason), '') "
+                        "FROM statement_records r LEFT JOIN review_queue q ON q.record_id = r.id "
+                        "WHERE r.receiving_account = $1 AND r.bank_txn_id = $2 GROUP BY r.state",
+                        2, p);
+        if (PQntuples(res) != 1) {
+            diff(d, "transfer %s: %d statement records, want 1", x->t.txn_id, PQntuples(res));
+        } else {
+            const char *state = x->late && !include_late ? "unmatched" : x->state;
+            if (strcmp(PQgetvalue(res, 0, 0), state) != 0 ||
+                strcmp(PQgetvalue(res, 0, 1), x->review) != 0) {
+                diff(d, "transfer %s (order %s): state %s review [%s]; model %s [%s]", x->t.txn_id,
+                     x->order >= 0 ? M.orders[x->order].code : "-", PQgetvalue(res, 0, 0),
+                     PQgetvalue(res, 0, 1), state, x->review);
+            }
+        }
+        PQclear(res);
+    }
+}
+
+/* Everything the model predicts, or the differences. */
+static void compare_all(struct diffs *d, bool final)
+{
+    memset(d, 0, sizeof(*d));
+    for (int a = 0; a < ACCOUNTS; a++) {
+        compare_account(a, d);
+    }
+    compare_orders(d);
+    compare_records(d, final);
+    int64_t n = tl_pg_i64("SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, NULL);
+    if (n != 0) {
+        diff(d, "%" PRId64 " outbox rows not yet published", n);
+    }
+    n = tl_pg_i64("SELECT count(*) FROM topup_orders WHERE status = 'processing'", 0, NULL);
+    if (n != 0) {
+        diff(d, "%" PRId64 " orders stuck in processing", n);
+    }
+}
+
+static void settle(const char *what, bool final)
+{
+    int64_t t0 = tl_now_ms();
+    struct diffs d;
+    for (;;) {
+        compare_all(&d, final);
+        if (d.n == 0) {
+            break;
+        }
+        if (tl_now_ms() - t0 > SETTLE_MS) {
+            for (int i = 0; i < d.n && i < DIFF_MAX; i++) {
+                fprintf(stderr, "  diff: %s\n", d.msg[i]);
+            }
+            tl_proc_log_tail(&M.recon, 15);
+            tl_proc_log_tail(&M.ledger, 15);
+            tl_fail("%s: the system did not reach the model's state within %d ms (%d "
+                    "differences, first: %s)",
+                    what, SETTLE_MS, d.n, d.msg[0]);
+        }
+        tl_proc_check_alive(&M.recon);
+        tl_proc_check_alive(&M.ledger);
+        tl_proc_check_alive(&M.intake.proc);
+        tl_sleep_ms(500);
+    }
+    /* Settled: nothing more may arrive (a late duplicate would show now). */
+    tl_sleep_ms(1500);
+    compare_all(&d, final);
+    TL_CHECK_MSG(d.n == 0, "%s: state changed after settling: %s", what, d.msg[0]);
+    tl_step("%s: settled in %.1f s, system equals the model", what,
+            (double)(tl_now_ms() - t0) / 1000.0);
+}
+
+/* ------------------------------------------------------------------ scenario */
+
+static void check_isolation(void)
+{
+    /* Accounts see only their own orders: another account's code is a 404. */
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/topup-orders/%s", M.orders[0].code);
+    struct tl_http_resp r;
+    int st = tl_http(M.intake.port, "GET", path, M.token[1], NULL, NULL, &r, HTTP_MS);
+    TL_CHECK_MSG(st == 404, "account 1 reads account 0's order: HTTP %d, want 404", st);
+    tl_http_free(&r);
+    /* And the list of each account holds exactly its own orders. */
+    for (int a = 0; a < ACCOUNTS; a++) {
+        st = tl_http(M.intake.port, "GET", "/v1/topup-orders?limit=100", M.token[a], NULL, NULL, &r,
+                     HTTP_MS);
+        TL_CHECK_MSG(st == 200, "list orders: HTTP %d", st);
+        const json_t *list = json_object_get(r.json, "orders");
+        size_t want = 0;
+        for (int i = 0; i < M.norders; i++) {
+            want += M.orders[i].acct == a && M.orders[i].code[0] != '\0';
+        }
+        TL_CHECK_MSG(json_array_size(list) == want, "%s lists %zu orders, model %zu", M.acct[a],
+                     json_array_size(list), want);
+        for (size_t k = 0; k < json_array_size(list); k++) {
+            const char *code = tl_json_str(json_array_get(list, k), "code");
+            bool mine = false;
+            for (int i = 0; i < M.norders && !mine; i++) {
+                mine = M.orders[i].acct == a && strcmp(M.orders[i].code, code) == 0;
+            }
+            TL_CHECK_MSG(mine, "%s lists order %s that is not its own", M.acct[a], code);
+        }
+        tl_http_free(&r);
+    }
+}
+
+static void check_dead_letters(void)
+{
+    int64_t n = tl_kafka_topic_size("usage.recorded.dlq");
+    TL_CHECK_MSG(n == 1, "usage.recorded.dlq holds %" PRId64 " messages, want 1 (the malformed)",
+                 n);
+    static const char *const clean[] = {"payment.matched.dlq",        "refund.issued.dlq",
+                                        "bank.statement.records.dlq", "topup.requested.dlq",
+                                        "topup.cancelled.dlq",        NULL};
+    for (int i = 0; clean[i] != NULL; i++) {
+        n = tl_kafka_topic_size(clean[i]);
+        TL_CHECK_MSG(n == 0, "%s holds %" PRId64 " messages, want 0", clean[i], n);
+    }
+}
+
+int main(void)
+{
+    tl_init("e2e_scenario");
+    tl_shanghai_date(M.date, 0);
+    files[F_CSV] = (struct m_file){TL_STMT_CSV_CMB, RECEIVING_ACCOUNT, ""};
+    files[F_CSV_GBK] = (struct m_file){TL_STMT_CSV_CMB_GBK, RECEIVING_ACCOUNT, ""};
+    files[F_MT940] = (struct m_file){TL_STMT_MT940, RECEIVING_ACCOUNT, ""};
+    files[F_CAMT] = (struct m_file){TL_STMT_CAMT053, RECEIVING_ACCOUNT, ""};
+    files[F_OTHER] = (struct m_file){TL_STMT_MT940, OTHER_ACCOUNT, ""};
+    files[F_OVERLAP] = (struct m_file){TL_STMT_CAMT053, RECEIVING_ACCOUNT, ""};
+    files[F_LATE] = (struct m_file){TL_STMT_CSV_CMB, RECEIVING_ACCOUNT, ""};
+
+    start_system();
+    M.producer = tl_producer_new("e2e-gateway");
+    for (int a = 0; a < ACCOUNTS; a++) {
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "e2e-%02d", a);
+        tl_id(M.acct[a], prefix);
+        M.token[a] = tl_token(M.acct[a]);
+    }
+
+    /* Phase 1: orders over HTTP (all but the late ones), cancellations, the first usage. */
+    plan_orders();
+    for (int i = 0; i < M.norders; i++) {
+        if (M.orders[i].kind != K_LATE) {
+            create_order(&M.orders[i]);
+        }
+    }
+    check_idempotency(&M.orders[0]);
+    for (int i = 0; i < M.norders; i++) {
+        if (M.orders[i].kind == K_CANCEL || M.orders[i].kind == K_CANCEL_TX) {
+            cancel_order(&M.orders[i]);
+        }
+    }
+    tl_step("phase 1: %d orders created over HTTP for %d accounts, cancellations done", M.norders,
+            ACCOUNTS);
+    produce_usage(0);
+
+    /* Phase 2: statements in every format, the late transfers among them. */
+    plan_transfers();
+    for (int i = 0; i < M.ntxns; i++) {
+        M.txns[i].late = false;
+    }
+    /* The late transfers go in their own CSV file, imported now; their orders come in phase 3. */
+    write_and_import(F_CSV, false);
+    write_and_import(F_CSV_GBK, false);
+    write_and_import(F_MT940, false);
+    write_and_import(F_CAMT, false);
+    write_and_import(F_OTHER, false);
+    write_and_import(F_LATE, false);
+    /* Until their orders exist, the late transfers stay unmatched and credit nothing. */
+    for (int i = 0; i < M.ntxns; i++) {
+        M.txns[i].late = M.txns[i].file == F_LATE;
+    }
+    settle("phase 2 (orders, statements, first usage)", false);
+
+    /* Phase 3: the late orders, more usage, a re-import and an overlapping statement. */
+    for (int i = 0; i < M.norders; i++) {
+        struct m_order *o = &M.orders[i];
+        if (o->kind == K_LATE) {
+            create_order(o);
+            add_flow(o->acct, "recharge", o->credited, o->code);
+        }
+    }
+    for (int i = 0; i < M.ntxns; i++) {
+        M.txns[i].late = false;
+    }
+    produce_usage(1);
+    char *out = NULL;
+    int rc =
+        tl_import(files[F_CSV].path, tl_stmt_import_args(TL_STMT_CSV_CMB, RECEIVING_ACCOUNT), &out);
+    TL_CHECK_MSG(rc == 3, "second import of the same file: exit %d, want 3 (already imported)", rc);
+    free(out);
+    /* The overlapping statement repeats a camt transfer already credited, plus a new one. */
+    int repeated = -1;
+    for (int i = 0; i < M.ntxns && repeated < 0; i++) {
+        if (M.txns[i].file == F_CAMT && strcmp(M.txns[i].state, "matched") == 0) {
+            repeated = i;
+        }
+    }
+    TL_CHECK(repeated >= 0);
+    TL_CHECK(M.ntxns < TXNS_MAX);
+    M.txns[M.ntxns] = M.txns[repeated];
+    M.txns[M.ntxns].file = F_OVERLAP;
+    M.ntxns++;
+    write_and_import(F_OVERLAP, false);
+    M.ntxns--; /* the repeated transfer is one record, already in the model */
+    for (int i = 0; i < M.ntxns; i++) {
+        struct m_txn *x = &M.txns[i];
+        if (x->deferred) {
+            struct m_order *o = &M.orders[x->order];
+            x->deferred = false;
+            o->status = "completed";
+            o->credited = o->amount;
+            add_flow(o->acct, "recharge", o->credited, o->code);
+        }
+    }
+    settle("phase 3 (late orders, more usage, re-import, overlap)", true);
+
+    check_isolation();
+    check_dead_letters();
+    rc = tl_verify(&out);
+    TL_CHECK_MSG(rc == 0, "topupctl verify: exit %d\n%s", rc, out);
+    tl_step("topupctl verify: %s", strtok(out, "\n"));
+    free(out);
+
+    int64_t total = 0;
+    for (int i = 0; i < M.nflows; i++) {
+        total += M.flows[i].amount;
+    }
+    tl_step("PASS: %d accounts, %d orders, %d transfers in 4 formats (+other account, late, "
+            "overlap), %d flows, net %" PRId64 " fen; every balance, flow, order status and "
+            "record state equals the model",
+            ACCOUNTS, M.norders, M.ntxns, M.nflows, total);
+    tl_producer_free(M.producer);
+    static struct tl_proc *const stop[] = {&M.intake.proc, &M.recon, &M.ledger};
+    for (int i = 0; i < 3; i++) {
+        int64_t ms = 0;
+        int code = tl_proc_stop(stop[i], SIGTERM, 15000, &ms);
+        TL_CHECK_MSG(code == 0, "%s: SIGTERM exit %d after %" PRId64 " ms", stop[i]->name, code,
+                     ms);
+        tl_step("%s stopped by SIGTERM: exit 0 in %" PRId64 " ms", stop[i]->name, ms);
+    }
+    tl_proc_kill_all();
+    return 0;
+}

@@ -1,0 +1,293 @@
+/* Kafka for the tests: a gateway-like producer (common/kafka.h) and raw reads of topics and
+ * offsets. */
+#include "testlib.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topup/event.h"
+#include "topup/kafka.h"
+#include "topup/v1/events.pb-c.h"
+
+/* Producer name in the envelopes of the test's events. */
+#define TL_PRODUCER_NAME "gateway-test"
+/* Longest wait for metadata, watermarks and committed offsets. */
+#define TL_KAFKA_META_MS 10000
+/* Longest wait for the next message of a range being read. */
+#define TL_KAFKA_READ_MS 30000
+#define TL_KEY_MAX       128
+
+/* One message in flight: kept until acknowledged, sent again when its delivery failed. */
+struct tl_msg {
+    char topic[64];
+    char key[TL_KEY_MAX];
+    size_t len;
+    struct tl_msg *next; /* in the retry list */
+    unsigned char payload[];
+};
+
+struct tl_producer {
+    struct kafka_producer *kp;
+    struct tl_msg *retry; /* failed deliveries waiting to be sent again */
+    int outstanding;      /* sent, not yet acknowledged */
+    int64_t resent;
+    char last_error[256];
+};
+
+static void tl_producer_delivered(void *ctx, void *opaque, enum tp_status status,
+                                  const char *reason)
+{
+    struct tl_producer *p = ctx;
+    struct tl_msg *m = opaque;
+    p->outstanding--;
+    if (status == TP_OK) {
+        free(m);
+        return;
+    }
+    snprintf(p->last_error, sizeof(p->last_error), "%s", reason != NULL ? reason : "?");
+    m->next = p->retry;
+    p->retry = m;
+}
+
+struct tl_producer *tl_producer_new(const char *client_id)
+{
+    struct tl_producer *p = calloc(1, sizeof(*p));
+    TL_CHECK(p != NULL);
+    struct tp_error err = {0};
+    p->kp = kafka_producer_new(client_id, tl_producer_delivered, p, &err);
+    TL_CHECK_MSG(p->kp != NULL, "kafka producer: %s", err.msg);
+    return p;
+}
+
+static void tl_producer_send(struct tl_producer *p, struct tl_msg *m)
+{
+    for (;;) {
+        struct tp_error err = {0};
+        enum tp_status st = kafka_producer_send(p->kp, m->topic, m->key, strlen(m->key), m->payload,
+                                                m->len, m, &err);
+        if (st == TP_OK) {
+            p->outstanding++;
+            return;
+        }
+        TL_CHECK_MSG(st == TP_RETRY, "kafka produce: %s", err.msg);
+        kafka_producer_poll(p->kp, 100);
+    }
+}
+
+void tl_produce_raw(struct tl_producer *p, const char *topic, const char *key, const void *payload,
+                    size_t len)
+{
+    struct tl_msg *m = calloc(1, sizeof(*m) + len);
+    TL_CHECK(m != NULL);
+    snprintf(m->topic, sizeof(m->topic), "%s", topic);
+    snprintf(m->key, sizeof(m->key), "%s", key);
+    memcpy(m->payload, payload, len);
+    m->len = len;
+    tl_producer_send(p, m);
+    kafka_producer_poll(p->kp, 0);
+}
+
+static void tl_envelope(Topup__V1__Envelope *env, char *event_id, char *account)
+{
+    topup__v1__envelope__init(env);
+    env->event_id = event_id;
+    env->occurred_at_ms = event_now_ms();
+    env->producer = (char *)TL_PRODUCER_NAME;
+    env->schema_version = EVENT_SCHEMA_VERSION;
+    env->account_id = account;
+}
+
+void tl_produce_usage(struct tl_producer *p, const char *event_id, const char *account,
+                      const char *request_id, int64_t amount_fen)
+{
+    Topup__V1__Envelope env;
+    tl_envelope(&env, (char *)event_id, (char *)account);
+    Topup__V1__UsageRecorded m = TOPUP__V1__USAGE_RECORDED__INIT;
+    m.envelope = &env;
+    m.request_id = (char *)request_id;
+    m.amount_fen = amount_fen;
+    m.model = (char *)"wuliang-chat";
+    m.units = -amount_fen * 10;
+    unsigned char buf[1024];
+    size_t len = topup__v1__usage_recorded__get_packed_size(&m);
+    TL_CHECK(len <= sizeof(buf));
+    topup__v1__usage_recorded__pack(&m, buf);
+    tl_produce_raw(p, TOPIC_USAGE_RECORDED, account, buf, len);
+}
+
+void tl_produce_refund(struct tl_producer *p, const char *event_id, const char *account,
+                       const char *refund_id, int64_t amount_fen, int kind, const char *original)
+{
+    Topup__V1__Envelope env;
+    tl_envelope(&env, (char *)event_id, (char *)account);
+    Topup__V1__RefundIssued m = TOPUP__V1__REFUND_ISSUED__INIT;
+    m.envelope = &env;
+    m.refund_id = (char *)refund_id;
+    m.amount_fen = amount_fen;
+    m.kind = (Topup__V1__RefundKind)kind;
+    m.reason = (char *)"test refund";
+    m.original_reference = (char *)(original != NULL ? original : "");
+    unsigned char buf[1024];
+    size_t len = topup__v1__refund_issued__get_packed_size(&m);
+    TL_CHECK(len <= sizeof(buf));
+    topup__v1__refund_issued__pack(&m, buf);
+    tl_produce_raw(p, TOPIC_REFUND_ISSUED, account, buf, len);
+}
+
+int tl_producer_poll(struct tl_producer *p, int timeout_ms)
+{
+    kafka_producer_poll(p->kp, timeout_ms);
+    while (p->retry != NULL) {
+        struct tl_msg *m = p->retry;
+        p->retry = m->next;
+        m->next = NULL;
+        p->resent++;
+        tl_producer_send(p, m);
+    }
+    return p->outstanding;
+}
+
+void tl_producer_flush(struct tl_producer *p, int timeout_ms)
+{
+    int64_t deadline = tl_now_ms() + timeout_ms;
+    while (tl_producer_poll(p, 100) > 0 || p->retry != NULL) {
+        TL_CHECK_MSG(tl_now_ms() < deadline,
+                     "%d events still unacknowledged after %d ms (last delivery error: %s)",
+                     p->outstanding, timeout_ms, p->last_error[0] ? p->last_error : "none");
+    }
+}
+
+int64_t tl_producer_resent(const struct tl_producer *p)
+{
+    return p->resent;
+}
+
+void tl_producer_free(struct tl_producer *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    kafka_producer_free(p->kp);
+    while (p->retry != NULL) {
+        struct tl_msg *m = p->retry;
+        p->retry = m->next;
+        free(m);
+    }
+    free(p);
+}
+
+/* ---- raw reads ---- */
+
+static rd_kafka_t *tl_kafka_consumer(const char *group)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char gid[TL_ID_MAX];
+    if (group == NULL) {
+        snprintf(gid, sizeof(gid), "tl-reader-%s", tl_sfx());
+        group = gid;
+    }
+    TL_CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", tl_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
+                               sizeof(errstr)) == RD_KAFKA_CONF_OK);
+    TL_CHECK(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
+             RD_KAFKA_CONF_OK);
+    TL_CHECK(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
+             RD_KAFKA_CONF_OK);
+    TL_CHECK(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    TL_CHECK_MSG(rk != NULL, "kafka consumer: %s", errstr);
+    return rk;
+}
+
+int tl_kafka_partitions(const char *topic)
+{
+    rd_kafka_t *rk = tl_kafka_consumer(NULL);
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, TL_KAFKA_META_MS);
+    TL_CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1, "metadata of %s: %s", topic,
+                 rd_kafka_err2str(e));
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+int64_t tl_kafka_topic_size(const char *topic)
+{
+    int n = tl_kafka_partitions(topic);
+    rd_kafka_t *rk = tl_kafka_consumer(NULL);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, TL_KAFKA_META_MS);
+        TL_CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s/%d: %s", topic, i,
+                     rd_kafka_err2str(e));
+        total += hi - lo;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+void tl_kafka_committed(const char *group, const char *topic, int64_t *offsets, int n)
+{
+    rd_kafka_t *rk = tl_kafka_consumer(group);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_partition_list_add(l, topic, i);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, TL_KAFKA_META_MS);
+    TL_CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "committed offsets of %s: %s", group,
+                 rd_kafka_err2str(e));
+    for (int i = 0; i < n; i++) {
+        offsets[i] = l->elems[i].offset >= 0 ? l->elems[i].offset : -1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+void tl_kafka_read(const char *topic, int32_t partition, int64_t from, int64_t to,
+                   tl_kafka_msg_fn *fn, void *ctx)
+{
+    rd_kafka_t *rk = tl_kafka_consumer(NULL);
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, TL_KAFKA_META_MS);
+    TL_CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s/%d: %s", topic, partition,
+                 rd_kafka_err2str(e));
+    if (to < 0 || to > hi) {
+        to = hi;
+    }
+    TL_CHECK_MSG(from >= lo || from >= to, "%s/%d: offset %lld was dropped (low watermark %lld)",
+                 topic, partition, (long long)from, (long long)lo);
+    if (from < to) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = from;
+        TL_CHECK(rd_kafka_assign(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_destroy(l);
+        int64_t next = from, deadline = tl_now_ms() + TL_KAFKA_READ_MS;
+        while (next < to) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+            if (m == NULL) {
+                TL_CHECK_MSG(tl_now_ms() < deadline, "%s/%d: stuck at offset %lld of %lld", topic,
+                             partition, (long long)next, (long long)to);
+                continue;
+            }
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset >= next) {
+                if (m->offset < to) {
+                    fn(ctx, partition, m->offset, m->key, m->key_len, m->payload, m->len);
+                }
+                next = m->offset + 1;
+                deadline = tl_now_ms() + TL_KAFKA_READ_MS;
+            }
+            rd_kafka_message_destroy(m);
+        }
+        rd_kafka_assign(rk, NULL);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
