@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "intake.h"
 #include "topup/event.h"
@@ -16,7 +17,8 @@
 /* A code collision (unique violation on topup_orders.code) is retried with new codes this often. */
 #define STORE_CODE_ATTEMPTS 5
 /* Whole-transaction attempts on retryable failures (serialization, deadlock, lost connection). */
-#define STORE_TX_ATTEMPTS 3
+#define STORE_TX_ATTEMPTS      3
+#define STORE_RETRY_BACKOFF_MS 50
 
 #define STORE_MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 #define STORE_ORDER_COLS                                                                                                                                                    \
@@ -213,9 +215,9 @@ static void store_create_item(struct store_create *it, int i, int64_t now_ms, js
     free(payload_hex);
 }
 
-static enum tp_status store_create_tx(struct pg_conn *pg, void *ctx, struct tp_error *err)
+static enum tp_status store_create_tx(struct pg_conn *pg, struct store_batch *b,
+                                      struct tp_error *err)
 {
-    struct store_batch *b = ctx;
     int64_t now_ms = event_now_ms();
     json_t *arr = json_array();
     for (int i = 0; i < b->n; i++) {
@@ -283,12 +285,23 @@ enum tp_status store_create_batch(struct pg_conn *pg, struct store_create *items
     }
     /* One lock order for every batch: two batches never wait on each other's keys in a cycle. */
     qsort(b.items, (size_t)n, sizeof(*b.items), store_cmp_items);
-    enum tp_status st = TP_DUPLICATE;
-    for (int attempt = 0; attempt < STORE_CODE_ATTEMPTS && st == TP_DUPLICATE; attempt++) {
-        st = pg_transaction(pg, store_create_tx, &b, STORE_TX_ATTEMPTS, err);
-        if (st == TP_DUPLICATE) {
+    /*
+     * The batch is one statement, so it runs as its own transaction (no BEGIN/COMMIT round
+     * trips). Retrying it is safe whatever happened to the previous attempt: keys that did commit
+     * make the retry insert nothing for them, and their requests read the committed orders.
+     */
+    enum tp_status st = TP_RETRY;
+    int retries = 0, collisions = 0;
+    while (st == TP_RETRY || st == TP_DUPLICATE) {
+        st = store_create_tx(pg, &b, err);
+        if (st == TP_DUPLICATE && ++collisions < STORE_CODE_ATTEMPTS) {
             log_warn("order code collision, retrying the batch with new codes",
                      LF_S("error", err->msg), LF_I("orders", n));
+        } else if (st == TP_RETRY && ++retries < STORE_TX_ATTEMPTS) {
+            log_warn("order batch failed, retrying", LF_S("error", err->msg), LF_I("orders", n));
+            usleep((useconds_t)(STORE_RETRY_BACKOFF_MS * retries * 1000));
+        } else {
+            break;
         }
     }
     for (int i = 0; st == TP_OK && i < n; i++) {
