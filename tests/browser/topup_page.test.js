@@ -43,6 +43,22 @@ async function shot(name) {
     await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
 }
 
+/* Evaluated through the DevTools protocol: the service's CSP (script-src 'self') stays in force. */
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/* axe-core's WCAG 2.1 A/AA and best-practice rules on the page as it is now: no violations. */
+async function expectAccessible(p, what) {
+    if (!(await p.evaluate(() => typeof window.axe !== 'undefined'))) {
+        await p.evaluate(AXE_SOURCE);
+    }
+    const r = await p.evaluate(() => window.axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    }));
+    const found = r.violations.map((v) => `${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    assert.deepEqual(found, [], `accessibility of ${what}`);
+    assert.ok(r.passes.length > 10, 'axe ran its rules');
+}
+
 /* The API directly, as the account (to check what the page shows against the system of record). */
 async function apiCall(method, p, body, headers) {
     const res = await fetch(BASE + p, {
@@ -198,6 +214,16 @@ function importStatement(file) {
 
 /* ---------- the browser ---------- */
 
+/* Script errors and refusals by the Content Security Policy fail the run (last test). */
+function watchErrors(p) {
+    p.on('pageerror', (e) => pageErrors.push(String(e)));
+    p.on('console', (m) => {
+        if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) {
+            pageErrors.push(m.text());
+        }
+    });
+}
+
 async function newContext(locale) {
     const ctx = await browser.newContext({
         locale,
@@ -222,7 +248,7 @@ before(async () => {
     });
     context = await newContext('en-US');
     page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    watchErrors(page);
     page.setDefaultTimeout(30000);
 });
 
@@ -236,6 +262,7 @@ test('sign-in refuses a forged token and accepts the issued one', async () => {
     await page.goto('/');
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await shot('00-sign-in');
+    await expectAccessible(page, 'the sign-in form');
 
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#token-error').waitFor({ state: 'visible' });
@@ -266,6 +293,7 @@ test('overview shows the balance and the payee account from configuration', asyn
     const channel = page.getByRole('radio', { name: 'Bank Transfer' });
     assert.equal(await channel.isChecked(), true, 'the channel is Bank Transfer');
     await shot('01-overview');
+    await expectAccessible(page, 'the overview');
 });
 
 test('validation errors appear next to the fields, with the API codes', async () => {
@@ -280,6 +308,7 @@ test('validation errors appear next to the fields, with the API codes', async ()
     assert.equal(await page.getByLabel('Remitter name').getAttribute('aria-invalid'), 'true');
     await page.getByRole('alert').filter({ hasText: 'Please correct' }).waitFor();
     await shot('02-overview-validation');
+    await expectAccessible(page, 'the form with its errors');
 
     /* Each case the page catches, the API refuses with the same code (the API is the authority). */
     const cases = [
@@ -339,6 +368,7 @@ test('an order with a preset amount shows its reference code and instructions', 
     assert.equal(await page.locator('#result-created time').textContent(),
                  expectedTime(r.body.created_at), 'times in the browser time zone');
     await shot('04-overview-order-created');
+    await expectAccessible(page, 'the created order');
 });
 
 test('an order with a custom amount', async () => {
@@ -361,6 +391,7 @@ test('orders tab: newest first, badges, cancel with the confirmation dialog', as
     const presetRow = page.locator(`#orders-body tr[data-code="${shared.presetCode}"]`);
     assert.equal(await presetRow.locator('.badge').textContent(), 'Pending');
     await shot('05-orders');
+    await expectAccessible(page, 'the orders tab');
 
     /* "Keep order" leaves it pending. */
     await presetRow.getByRole('button', { name: 'Cancel order ' + shared.presetCode }).click();
@@ -368,6 +399,7 @@ test('orders tab: newest first, badges, cancel with the confirmation dialog', as
     await dialog.waitFor();
     assert.match(await dialog.textContent(), new RegExp(shared.presetCode));
     await shot('06-orders-cancel-dialog');
+    await expectAccessible(page, 'the cancel dialog');
     await dialog.getByRole('button', { name: 'Keep order' }).click();
     await dialog.waitFor({ state: 'hidden' });
     assert.equal((await apiCall('GET', '/v1/topup-orders/' + shared.presetCode)).body.status,
@@ -433,6 +465,7 @@ test('account flows: consume is signed and coloured, the type filter narrows the
     assert.equal(await consume.nth(3).textContent(), '¥122.15');
     assert.equal(await page.locator('#flows-body .amount-neg').count(), 1);
     await shot('09-flows');
+    await expectAccessible(page, 'the flows tab');
 
     const filter = page.getByLabel('Type');
     await filter.selectOption('recharge');
@@ -559,7 +592,7 @@ test('orders pagination moves through pages and back', async () => {
 test('Chinese by browser language, and the language switch', async () => {
     const zhContext = await newContext('zh-CN');
     const zh = await zhContext.newPage();
-    zh.on('pageerror', (e) => pageErrors.push(String(e)));
+    watchErrors(zh);
     await zh.goto('/');
     await zh.evaluate((tok) => sessionStorage.setItem('topup.token', tok), TOKEN);
     await zh.reload();
@@ -569,6 +602,7 @@ test('Chinese by browser language, and the language switch', async () => {
     await zh.getByRole('button', { name: '提交' }).click();
     await zh.locator('#remitter_name-error').getByText('请输入汇款人姓名。').waitFor();
     await zh.screenshot({ path: path.join(SHOTS, '12-zh-overview.png'), fullPage: true });
+    await expectAccessible(zh, 'the overview in Chinese');
     await zh.getByRole('tab', { name: '账户流水' }).click();
     await zh.locator('#flows-body tr[data-type="recharge"] td').nth(1).getByText('充值').waitFor();
     await zh.screenshot({ path: path.join(SHOTS, '13-zh-flows.png'), fullPage: true });
@@ -615,6 +649,6 @@ test('keyboard: arrow keys move between tabs; sign-out forgets the account', asy
     assert.equal(await page.locator('#account-label').isVisible(), false);
 });
 
-test('the page raised no script errors', () => {
+test('the page raised no script errors and broke no CSP rule', () => {
     assert.deepEqual(pageErrors, []);
 });
