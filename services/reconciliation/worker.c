@@ -67,9 +67,7 @@ static bool worker_dead_letter(struct worker *w, const struct kafka_message *msg
     while (true) {
         struct tp_error err = {0};
         if (kafka_dead_letter(w->dlq, msg, reason, WORKER_DLQ_TIMEOUT_MS, &err) == TP_OK) {
-            log_warn("message dead-lettered", LF_S("topic", msg->topic),
-                     LF_I("partition", msg->partition), LF_I("offset", msg->offset),
-                     LF_S("reason", reason));
+            /* kafka_dead_letter logs it with topic, partition, offset and reason. */
             counters_incr(w->counters, "recon.dlq", 1);
             return true;
         }
