@@ -99,8 +99,9 @@ start() {
     say "started $name (pid $!)"
 }
 
-# order-intake binds a free port and writes it to a file; the workers use consumer groups of
-# this run only (the topics are shared with the other tests).
+# order-intake binds a free port and writes it to a file. The workers use consumer groups of this
+# run only, starting at the end of each topic: the topics are shared with the other tests, whose
+# history is none of this test's business (and would only add dead letters to theirs).
 start order-intake env \
     INTAKE_HTTP_PORT=0 \
     INTAKE_PORT_FILE="$RUN/intake.port" \
@@ -110,10 +111,12 @@ start order-intake env \
     INTAKE_PAYEE_ACCOUNT_NUMBER="$PAYEE_NUMBER" \
     "$INTAKE"
 start reconciliation env \
+    KAFKA_AUTO_OFFSET_RESET=latest \
     RECON_RECEIVING_ACCOUNTS="${PAYEE_NUMBER// /}" \
     RECON_GROUP="recon-browser-$SUFFIX" \
     "$RECON"
 start ledger env \
+    KAFKA_AUTO_OFFSET_RESET=latest \
     LEDGER_GROUP="ledger-browser-$SUFFIX" \
     "$LEDGER"
 
@@ -134,6 +137,15 @@ until node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), ()
     check_running
     [ $SECONDS -lt $deadline ] || die "order-intake not ready after ${READY_TIMEOUT_S}s"
     sleep 0.2
+done
+
+# "latest" means: nothing produced before the workers hold their partitions reaches them.
+for w in reconciliation ledger; do
+    until grep -q '"msg":"kafka partition assigned"' "$LOGS/$w.log"; do
+        check_running
+        [ $SECONDS -lt $deadline ] || die "$w got no Kafka partitions after ${READY_TIMEOUT_S}s"
+        sleep 0.2
+    done
 done
 
 TOKEN=$("$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1h)
