@@ -157,6 +157,13 @@ enum tp_status store_list_flows(struct pg_conn *pg, const char *account, int64_t
 enum tp_status store_expire_batch(struct pg_conn *pg, int batch_max, int *expired_out,
                                   struct tp_error *err) TP_MUST_CHECK;
 
+/*
+ * Outbox rows of this service not yet published with id <= *upto_id; *upto_id <= 0 first takes
+ * the highest unpublished id (rows written later, e.g. by other instances, are not waited for).
+ */
+enum tp_status store_outbox_unpublished(struct pg_conn *pg, int64_t *upto_id, int64_t *count,
+                                        struct tp_error *err) TP_MUST_CHECK;
+
 /* ---- events.c: the protobuf payloads this service publishes ---- */
 
 /* Packs an event into a new buffer (free() it); event_id receives the envelope's id. */

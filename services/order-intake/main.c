@@ -4,16 +4,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "intake.h"
 #include "topup/counters.h"
 #include "topup/log.h"
 #include "topup/outbox.h"
+#include "topup/pg.h"
 #include "topup/signals.h"
 
-#define MAIN_TICK_MS  100
-#define MAIN_FLUSH_MS 1000
+#define MAIN_TICK_MS          100
+#define MAIN_FLUSH_MS         1000
+#define MAIN_DRAIN_CONNECT_MS 2000
+#define MAIN_DRAIN_POLL_MS    20
 
 static int main_write_port_file(const char *path, int port)
 {
@@ -69,19 +73,57 @@ static int main_start(struct intake *app)
     return 0;
 }
 
-/* SIGTERM: no new connections, answer every request in hand, then the relay's last batch. */
+static int64_t main_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Nothing writes to the outbox any more: give the relay until the deadline to publish what this
+ * instance wrote, so that every order answered 201 has its event in Kafka when we exit. Past the
+ * deadline (broker away) the rows stay for the next instance's relay.
+ */
+static void main_drain_outbox(struct intake *app, int64_t deadline_ms)
+{
+    struct tp_error err = {0};
+    struct pg_conn *pg = pg_conn_new(app->cfg.pg_conninfo, MAIN_DRAIN_CONNECT_MS, &err);
+    int64_t upto = 0;
+    int64_t left = 0;
+    enum tp_status st = pg != NULL ? store_outbox_unpublished(pg, &upto, &left, &err) : TP_RETRY;
+    while (st == TP_OK && left > 0 && main_now_ms() < deadline_ms) {
+        usleep(MAIN_DRAIN_POLL_MS * 1000);
+        st = store_outbox_unpublished(pg, &upto, &left, &err);
+    }
+    if (st != TP_OK || left > 0) {
+        log_warn("outbox not drained before exit; the next relay publishes the rest",
+                 LF_I("rows_left", left), LF_S("error", st != TP_OK ? err.msg : ""));
+    }
+    pg_conn_free(pg);
+}
+
+/*
+ * SIGTERM: no new connections, answer every request in hand, let the relay publish what was
+ * written (within INTAKE_SHUTDOWN_GRACE_MS in all), then stop it after its batch.
+ */
 static void main_stop(struct intake *app)
 {
+    int64_t deadline = main_now_ms() + app->cfg.shutdown_grace_ms;
     if (app->http != NULL) {
         http_server_quiesce(app->http);
     }
     pool_stop(app->pool);
     expiry_stop(app->expiry);
     app->expiry = NULL;
-    http_server_free(app->http, (int)app->cfg.shutdown_grace_ms);
+    int64_t left_ms = deadline - main_now_ms();
+    http_server_free(app->http, left_ms > 0 ? (int)left_ms : 0);
     app->http = NULL;
     pool_free(app->pool);
     app->pool = NULL;
+    if (app->relay != NULL) {
+        main_drain_outbox(app, deadline);
+    }
     outbox_relay_free(app->relay);
     app->relay = NULL;
     counters_free(app->counters);

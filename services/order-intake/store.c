@@ -495,3 +495,27 @@ enum tp_status store_expire_batch(struct pg_conn *pg, int batch_max, int *expire
     *expired_out = st == TP_OK ? c.expired : 0;
     return st;
 }
+
+/* ---- shutdown ---- */
+
+enum tp_status store_outbox_unpublished(struct pg_conn *pg, int64_t *upto_id, int64_t *count,
+                                        struct tp_error *err)
+{
+    char upto[24];
+    snprintf(upto, sizeof(upto), "%" PRId64, *upto_id > 0 ? *upto_id : INT64_MAX);
+    const char *params[2] = {INTAKE_OUTBOX_SOURCE, upto};
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec(pg,
+                                "SELECT count(*), coalesce(max(id), 0) FROM outbox"
+                                " WHERE source = $1 AND published_at IS NULL AND id <= $2::bigint",
+                                2, params, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    *count = pg_get_i64(r, 0, 0);
+    if (*upto_id <= 0) {
+        *upto_id = pg_get_i64(r, 0, 1);
+    }
+    PQclear(r);
+    return TP_OK;
+}

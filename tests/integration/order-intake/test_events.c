@@ -301,15 +301,12 @@ int main(int argc, char **argv)
     CHECK(it_i64("SELECT count(*) FROM topup_orders WHERE account_id = $1", 1, pw) == created);
     it_step("%d of %d in-flight creations were accepted before the stop", created, NF);
 
-    it_step("a restarted instance publishes whatever the stopped relay left");
-    it_start(&a, NULL);
-    it_wait_i64("outbox rows of w published",
-                "SELECT count(*) FROM outbox WHERE kafka_key = $1 AND published_at IS NULL", 1, pw,
-                0);
+    it_step("the relay published every event of an accepted order before the exit");
+    CHECK(it_i64("SELECT count(*) FROM outbox WHERE kafka_key = $1 AND published_at IS NULL", 1,
+                 pw) == 0);
     char wprefix[IT_ID_MAX + 2];
     snprintf(wprefix, sizeof(wprefix), "%s", w);
     CHECK(it_collect(cons, wprefix, created, IT_WAIT_MS) == created);
-    CHECK(it_stop(&a, SIGTERM) == 0);
     it_consumer_free(cons);
     it_step("ok");
     return 0;
