@@ -218,6 +218,34 @@ typedef void tl_kafka_msg_fn(void *ctx, int32_t partition, int64_t offset, const
 void tl_kafka_read(const char *topic, int32_t partition, int64_t from, int64_t to,
                    tl_kafka_msg_fn *fn, void *ctx);
 
+/*
+ * The envelope's event id of any topup.v1 message (every one starts with Envelope as field 1);
+ * false when the bytes are not such a message.
+ */
+bool tl_event_id_of(const void *payload, size_t len, char out[UUID_STR_LEN]);
+
+/* Event ids of a topic's messages: what a consumer group has committed, or everything. */
+struct tl_ids {
+    char (*v)[UUID_STR_LEN];
+    size_t n, cap;
+};
+/*
+ * Reads, on every partition of topic, the messages below group's committed offset (group NULL:
+ * every message now in the topic) and collects their event ids, sorted. Free with tl_ids_free.
+ */
+void tl_kafka_ids(const char *group, const char *topic, struct tl_ids *out);
+void tl_ids_add(struct tl_ids *ids, const char *id);
+void tl_ids_sort(struct tl_ids *ids);
+void tl_ids_free(struct tl_ids *ids);
+/*
+ * Compares two sorted id sets; prints up to 5 ids on each side that the other lacks (with the
+ * labels) and returns how many differ in all.
+ */
+size_t tl_ids_diff(const struct tl_ids *a, const char *a_label, const struct tl_ids *b,
+                   const char *b_label);
+/* The ids of a one-column query (sorted). */
+void tl_pg_ids(const char *sql, int n, const char *const *params, struct tl_ids *out);
+
 /* ------------------------------------------------------------------ tl_stack.c: stacks, tools */
 
 /* A dev broker of the test's own (topics not shared with other tests, faults allowed). */

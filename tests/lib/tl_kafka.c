@@ -291,3 +291,151 @@ void tl_kafka_read(const char *topic, int32_t partition, int64_t from, int64_t t
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
 }
+
+/* ---- event ids ---- */
+
+/* Reads a protobuf varint at *p (below end); false when cut or too long. */
+static bool tl_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool tl_event_id_of(const void *payload, size_t len, char out[UUID_STR_LEN])
+{
+    const uint8_t *p = payload, *end = p + len;
+    while (p < end) {
+        uint64_t tag = 0, v = 0;
+        if (!tl_varint(&p, end, &tag)) {
+            return false;
+        }
+        switch (tag & 7) {
+        case 0:
+            if (!tl_varint(&p, end, &v)) {
+                return false;
+            }
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        case 2:
+            if (!tl_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
+                return false;
+            }
+            if (tag >> 3 == 1) {
+                Topup__V1__Envelope *env = topup__v1__envelope__unpack(NULL, (size_t)v, p);
+                bool ok = env != NULL && env->event_id != NULL &&
+                          strlen(env->event_id) < UUID_STR_LEN;
+                if (ok) {
+                    snprintf(out, UUID_STR_LEN, "%s", env->event_id);
+                }
+                if (env != NULL) {
+                    topup__v1__envelope__free_unpacked(env, NULL);
+                }
+                return ok;
+            }
+            p += v;
+            break;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+void tl_ids_add(struct tl_ids *ids, const char *id)
+{
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap == 0 ? 1024 : ids->cap * 2;
+        ids->v = realloc(ids->v, ids->cap * sizeof(*ids->v));
+        TL_CHECK(ids->v != NULL);
+    }
+    snprintf(ids->v[ids->n++], UUID_STR_LEN, "%s", id);
+}
+
+static int tl_ids_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+void tl_ids_sort(struct tl_ids *ids)
+{
+    qsort(ids->v, ids->n, sizeof(*ids->v), tl_ids_cmp);
+}
+
+void tl_ids_free(struct tl_ids *ids)
+{
+    free(ids->v);
+    memset(ids, 0, sizeof(*ids));
+}
+
+size_t tl_ids_diff(const struct tl_ids *a, const char *a_label, const struct tl_ids *b,
+                   const char *b_label)
+{
+    size_t i = 0, j = 0, only_a = 0, only_b = 0;
+    while (i < a->n || j < b->n) {
+        int c = i == a->n ? 1 : j == b->n ? -1 : strcmp(a->v[i], b->v[j]);
+        if (c < 0) {
+            if (only_a++ < 5) {
+                fprintf(stderr, "  %s only: %s\n", a_label, a->v[i]);
+            }
+            i++;
+        } else if (c > 0) {
+            if (only_b++ < 5) {
+                fprintf(stderr, "  %s only: %s\n", b_label, b->v[j]);
+            }
+            j++;
+        } else {
+            i++;
+            j++;
+        }
+    }
+    if (only_a + only_b > 0) {
+        fprintf(stderr, "  %zu in %s only, %zu in %s only (%zu and %zu in all)\n", only_a, a_label,
+                only_b, b_label, a->n, b->n);
+    }
+    return only_a + only_b;
+}
+
+static void tl_kafka_ids_cb(void *ctx, int32_t partition, int64_t offset, const void *key,
+                            size_t key_len, const void *payload, size_t len)
+{
+    (void)key;
+    (void)key_len;
+    char id[UUID_STR_LEN];
+    TL_CHECK_MSG(tl_event_id_of(payload, len, id), "message at partition %d offset %lld has no "
+                 "envelope event id", (int)partition, (long long)offset);
+    tl_ids_add(ctx, id);
+}
+
+void tl_kafka_ids(const char *group, const char *topic, struct tl_ids *out)
+{
+    memset(out, 0, sizeof(*out));
+    int n = tl_kafka_partitions(topic);
+    int64_t *to = calloc((size_t)n, sizeof(int64_t));
+    TL_CHECK(to != NULL);
+    if (group != NULL) {
+        tl_kafka_committed(group, topic, to, n);
+    } else {
+        for (int i = 0; i < n; i++) {
+            to[i] = -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (group == NULL || to[i] > 0) {
+            tl_kafka_read(topic, i, 0, to[i], tl_kafka_ids_cb, out);
+        }
+    }
+    free(to);
+    tl_ids_sort(out);
+}

@@ -128,3 +128,14 @@ void tl_pg_wait_up(int timeout_ms)
         tl_sleep_ms(200);
     }
 }
+
+void tl_pg_ids(const char *sql, int n, const char *const *params, struct tl_ids *out)
+{
+    memset(out, 0, sizeof(*out));
+    PGresult *r = tl_pg_query(sql, n, params);
+    for (int i = 0; i < PQntuples(r); i++) {
+        tl_ids_add(out, PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    tl_ids_sort(out);
+}
