@@ -150,6 +150,12 @@ static void importer_fwd_skipped(void *ctx, uint32_t line, const char *why)
     c->inner->skipped(c->inner->ctx, line, why);
 }
 
+static bool importer_interrupted(void *ctx)
+{
+    (void)ctx;
+    return signals_stop_requested();
+}
+
 static enum tp_status importer_check(struct importer *im, struct tp_error *err)
 {
     struct importer_check_ctx c = {.im = im, .inner = validator_sink(im->check)};
@@ -160,6 +166,7 @@ static enum tp_status importer_check(struct importer *im, struct tp_error *err)
         .record = importer_check_record,
         .error = importer_fwd_error,
         .skipped = importer_fwd_skipped,
+        .cancelled = importer_interrupted,
     };
     im->phase = "checking";
     im->sha = EVP_MD_CTX_new();
@@ -521,6 +528,12 @@ int importer_run(const struct import_options *o)
         importer_verify(&im, &err) != TP_OK) {
         fprintf(o->msg, "statement-import: %s: %s\n", im.file_name, err.msg);
         code = IMPORT_EXIT_USAGE;
+        goto out;
+    }
+    if (signals_stop_requested()) {
+        fprintf(o->msg, "statement-import: %s: interrupted while checking; nothing published\n",
+                im.file_name);
+        code = IMPORT_EXIT_INTERRUPTED;
         goto out;
     }
     im.meta.source_file = im.file_name;

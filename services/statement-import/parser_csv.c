@@ -79,6 +79,7 @@ struct csv_parser {
     char own_err[ERROR_MSG_MAX];
 
     struct record rec;
+    bool cancelled;
 };
 
 /* ---- splitting ---- */
@@ -838,6 +839,9 @@ static void csv_row(struct csv_parser *p)
     }
     csv_row_parties(p, r);
     p->sink->record(p->sink->ctx, r);
+    if (p->sink->cancelled != NULL && p->sink->cancelled(p->sink->ctx)) {
+        p->cancelled = true;
+    }
 }
 
 /* ---- driver ---- */
@@ -983,6 +987,9 @@ enum tp_status parser_csv_run(struct input *in, struct parse_options *o,
             }
         }
         csv_row(p);
+        if (p->cancelled) {
+            goto out;
+        }
     }
     csv_format_name(p);
 out:
