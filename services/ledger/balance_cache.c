@@ -26,7 +26,6 @@ static const char balance_cache_script[] =
     "if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end\n"
     "return 1\n";
 
-#define BALANCE_CACHE_KEY_MAX (sizeof(BALANCE_CACHE_KEY_PREFIX) + BALANCE_CACHE_ACCOUNT_MAX)
 /* Idle wake-up, to retry after a Redis outage. */
 #define BALANCE_CACHE_IDLE_MS 1000
 
@@ -48,6 +47,7 @@ struct balance_cache {
     struct counters *counters;
     size_t pending_max;
     int ttl_s;
+    char key_prefix[BALANCE_CACHE_PREFIX_MAX + 1];
     char sha[41]; /* SHA1 of the script once loaded, "" before */
 
     pthread_mutex_t mu; /* guards pending, stop, dropped */
@@ -175,7 +175,7 @@ static enum tp_status balance_cache_write(struct balance_cache *bc, struct redis
             continue;
         }
         if (redis_pipeline_add(p, "EVALSHA %s 1 %s%s %" PRId64 " %" PRId64 " %d", bc->sha,
-                               BALANCE_CACHE_KEY_PREFIX, e->account, e->balance_fen, e->version,
+                               bc->key_prefix, e->account, e->balance_fen, e->version,
                                bc->ttl_s) != TP_OK) {
             return TP_INVALID;
         }
@@ -252,10 +252,12 @@ static void *balance_cache_main(void *arg)
     return NULL;
 }
 
-struct balance_cache *balance_cache_new(const char *host, int port, size_t pending_max, int ttl_s,
-                                        struct counters *counters)
+struct balance_cache *balance_cache_new(const char *host, int port, const char *key_prefix,
+                                        size_t pending_max, int ttl_s, struct counters *counters)
 {
     struct balance_cache *bc = mem_calloc(1, sizeof(*bc));
+    snprintf(bc->key_prefix, sizeof(bc->key_prefix), "%s",
+             key_prefix != NULL ? key_prefix : BALANCE_CACHE_KEY_PREFIX);
     bc->redis = redis_new(host, port, 0, 0);
     bc->counters = counters;
     bc->pending_max = pending_max > 0 ? pending_max : 1;

@@ -192,12 +192,13 @@ void flows_publisher_free(struct flows_publisher *p);
 /* ---- balance_cache.c: real-time balances in Redis, written by a thread of their own ---- */
 
 /*
- * Key BALANCE_CACHE_KEY_PREFIX<account>: a hash {balance_fen, version}. version is
- * accounts.balance_version; a write with a version not newer than the stored one is refused by
- * the script, so the cache never goes back in time. PostgreSQL stays the truth: a missing key
- * means "read PostgreSQL".
+ * Key <key_prefix><account> (default BALANCE_CACHE_KEY_PREFIX): a hash {balance_fen, version}.
+ * version is accounts.balance_version; a write with a version not newer than the stored one is
+ * refused by the script, so the cache never goes back in time. PostgreSQL stays the truth: a
+ * missing key means "read PostgreSQL".
  */
 #define BALANCE_CACHE_KEY_PREFIX  "topup:balance:"
+#define BALANCE_CACHE_PREFIX_MAX  100
 #define BALANCE_CACHE_ACCOUNT_MAX LEDGER_ACCOUNT_MAX
 
 struct balance_cache;
@@ -208,8 +209,8 @@ struct balance_cache;
  * dropped and counted (cache.dropped). ttl_s > 0 sets an expiry on every written key.
  * Never fails; the caller owns the result: balance_cache_free().
  */
-struct balance_cache *balance_cache_new(const char *host, int port, size_t pending_max, int ttl_s,
-                                        struct counters *counters);
+struct balance_cache *balance_cache_new(const char *host, int port, const char *key_prefix,
+                                        size_t pending_max, int ttl_s, struct counters *counters);
 
 /* Queues the balance of an account after a commit; never blocks on Redis. NULL bc is fine. */
 void balance_cache_put(struct balance_cache *bc, const char *account, int64_t balance_fen,
@@ -236,6 +237,7 @@ struct ledger_config {
     int64_t publish_poll_ms;
     int64_t cache_pending_max;
     int64_t cache_ttl_s;
+    const char *cache_key_prefix;
     const char *pg_conninfo;
     const char *redis_host;
     int64_t redis_port;

@@ -43,6 +43,9 @@ static const struct config_def ledger_config_defs[] = {
     {"LEDGER_CACHE_TTL_S", CONFIG_INT, "86400", 0, 31536000,
      "expiry of a cached balance (0: none); a missing key means read PostgreSQL",
      &ledger.cfg.cache_ttl_s},
+    {"LEDGER_CACHE_KEY_PREFIX", CONFIG_STR, BALANCE_CACHE_KEY_PREFIX, 1, BALANCE_CACHE_PREFIX_MAX,
+     "Redis key prefix of cached balances (<prefix><account>), e.g. per environment",
+     &ledger.cfg.cache_key_prefix},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 0,
      "PostgreSQL connection string", &ledger.cfg.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis for counters and the balance cache",
@@ -91,7 +94,7 @@ static enum tp_status ledger_open(struct ledger *l, struct tp_error *err)
         return st;
     }
     l->cache =
-        balance_cache_new(l->cfg.redis_host, (int)l->cfg.redis_port,
+        balance_cache_new(l->cfg.redis_host, (int)l->cfg.redis_port, l->cfg.cache_key_prefix,
                           (size_t)l->cfg.cache_pending_max, (int)l->cfg.cache_ttl_s, l->counters);
     batch_init(&l->batch, (int)l->cfg.batch_max);
     batch_init(&l->single, 1);

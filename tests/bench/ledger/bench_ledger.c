@@ -179,9 +179,9 @@ int main(int argc, char **argv)
     h_id(group, "bench-ledger");
     /* The ledger starts first and joins its group; the clock starts at the first event. */
     struct h_proc led;
-    /* Only events produced from now on: older runs' events stay in the topic (retention). */
-    h_ledger_start(&led, "ledger", group,
-                   (const char *const[]){"KAFKA_AUTO_OFFSET_RESET=latest", NULL});
+    /* Only events produced from now on: older runs' events stay in the topics (retention). */
+    h_group_at_end(group);
+    h_ledger_start(&led, "ledger", group, NULL);
     rd_kafka_t *rk = producer();
     for (int i = 0; i < 300 && h_log_count(&led, "kafka partition assigned") == 0; i++) {
         usleep(100000);

@@ -18,6 +18,16 @@
 #include "topup/event.h"
 #include "topup/v1/events.pb-c.h"
 
+#define H_MARKS_MAX      8
+#define H_PARTITIONS_MAX 64
+
+/* Where a topic ended when the test began: readers start there, not at the beginning. */
+struct h_mark {
+    char topic[64];
+    int n;
+    int64_t end[H_PARTITIONS_MAX];
+};
+
 static struct {
     const char *name;
     const char *ledger_bin;
@@ -28,6 +38,8 @@ static struct {
     struct h_proc *procs[H_PROCS_MAX];
     int nprocs;
     char logdir[256];
+    struct h_mark marks[H_MARKS_MAX];
+    int nmarks;
 } H;
 
 static int64_t h_now_ms(void)
@@ -355,7 +367,61 @@ int64_t h_committed(const char *group, const char *topic, int32_t partition)
     return off;
 }
 
-/* Calls fn for each message of topic (from the beginning) until it returns true or time runs out.
+/* The partitions of topic and their end offsets now. */
+static void h_topic_ends(const char *topic, struct h_mark *m)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->topic, sizeof(m->topic), "%s", topic);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(H.producer, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(H.producer, 0, rkt, &md, 10000);
+    CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1, "metadata of %s: %s", topic,
+              rd_kafka_err2str(e));
+    m->n = md->topics[0].partition_cnt;
+    CHECK(m->n > 0 && m->n <= H_PARTITIONS_MAX);
+    for (int p = 0; p < m->n; p++) {
+        int64_t lo = 0, hi = 0;
+        e = rd_kafka_query_watermark_offsets(H.producer, topic, p, &lo, &hi, 10000);
+        CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s/%d: %s", topic, p,
+                  rd_kafka_err2str(e));
+        m->end[p] = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+}
+
+void h_mark_topics(void)
+{
+    static const char *const topics[] = {"account.flows", "usage.recorded.dlq", "refund.issued.dlq",
+                                         "payment.matched.dlq"};
+    H.nmarks = 0;
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+        h_topic_ends(topics[i], &H.marks[H.nmarks++]);
+    }
+}
+
+void h_group_at_end(const char *group)
+{
+    static const char *const topics[] = {"payment.matched", "usage.recorded", "refund.issued"};
+    rd_kafka_t *rk = h_consumer(group);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3 * H_PARTITIONS_MAX);
+    for (int i = 0; i < 3; i++) {
+        struct h_mark m;
+        h_topic_ends(topics[i], &m);
+        for (int p = 0; p < m.n; p++) {
+            rd_kafka_topic_partition_list_add(l, topics[i], p)->offset = m.end[p];
+        }
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+    CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "positioning group %s: %s", group,
+              rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+/*
+ * Calls fn for each message of topic until it returns true or time runs out: from where the topic
+ * ended when h_mark_topics() ran, else from the beginning.
  */
 typedef bool h_msg_fn(void *ctx, const rd_kafka_message_t *m);
 
@@ -365,9 +431,22 @@ static void h_read_topic(const char *topic, h_msg_fn *fn, void *ctx)
     snprintf(group, sizeof(group), "ledger-test-reader-%s-%lld", H.sfx, (long long)h_now_ms());
     rd_kafka_t *rk = h_consumer(group);
     rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
-    CHECK(rd_kafka_subscribe(rk, subs) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    const struct h_mark *mark = NULL;
+    for (int i = 0; i < H.nmarks; i++) {
+        if (strcmp(H.marks[i].topic, topic) == 0) {
+            mark = &H.marks[i];
+        }
+    }
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(H_PARTITIONS_MAX);
+    if (mark != NULL) {
+        for (int p = 0; p < mark->n; p++) {
+            rd_kafka_topic_partition_list_add(subs, topic, p)->offset = mark->end[p];
+        }
+        CHECK(rd_kafka_assign(rk, subs) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    } else {
+        rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+        CHECK(rd_kafka_subscribe(rk, subs) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
     rd_kafka_topic_partition_list_destroy(subs);
     int64_t deadline = h_now_ms() + H_WAIT_MS;
     bool done = false;
@@ -385,52 +464,55 @@ static void h_read_topic(const char *topic, h_msg_fn *fn, void *ctx)
     rd_kafka_destroy(rk);
 }
 
+static bool h_header(const rd_kafka_message_t *m, const char *name, char *out, size_t len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v;
+    size_t vl;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &v, &vl) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+    }
+    snprintf(out, len, "%.*s", (int)vl, (const char *)v);
+    return true;
+}
+
 struct h_dlq_ctx {
-    const char *prefix;
-    int want, n, max;
-    struct h_dlq *out;
+    const char *key, *reason, *orig_topic;
+    int want, n;
 };
 
 static bool h_dlq_msg(void *ctx, const rd_kafka_message_t *m)
 {
     struct h_dlq_ctx *c = ctx;
-    size_t pl = strlen(c->prefix);
-    if (m->key == NULL || m->key_len < pl || memcmp(m->key, c->prefix, pl) != 0) {
+    size_t kl = strlen(c->key);
+    if (m->key == NULL || m->key_len != kl || memcmp(m->key, c->key, kl) != 0) {
         return false;
     }
-    if (c->n < c->max) {
-        struct h_dlq *d = &c->out[c->n];
-        memset(d, 0, sizeof(*d));
-        snprintf(d->key, sizeof(d->key), "%.*s", (int)m->key_len, (const char *)m->key);
-        rd_kafka_headers_t *hdrs = NULL;
-        const void *v;
-        size_t vl;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (rd_kafka_header_get_last(hdrs, "dlq.reason", &v, &vl) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(d->reason, sizeof(d->reason), "%.*s", (int)vl, (const char *)v);
-            }
-            if (rd_kafka_header_get_last(hdrs, "dlq.original.topic", &v, &vl) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(d->topic, sizeof(d->topic), "%.*s", (int)vl, (const char *)v);
-            }
-        }
+    char reason[512], topic[128];
+    h_header(m, "dlq.reason", reason, sizeof(reason));
+    h_header(m, "dlq.original.topic", topic, sizeof(topic));
+    if (strstr(reason, c->reason) != NULL && strcmp(topic, c->orig_topic) == 0) {
+        c->n++;
     }
-    c->n++;
     return c->n >= c->want;
 }
 
-int h_dlq_collect(const char *topic, const char *key_prefix, int want, struct h_dlq *out, int max)
+int h_dlq_count(const char *orig_topic, const char *key, const char *reason_part, int want)
 {
-    struct h_dlq_ctx c = {.prefix = key_prefix, .want = want, .max = max, .out = out};
-    h_read_topic(topic, h_dlq_msg, &c);
-    return c.n < max ? c.n : max;
+    char dlq[128];
+    snprintf(dlq, sizeof(dlq), "%s.dlq", orig_topic);
+    struct h_dlq_ctx c = {
+        .key = key, .reason = reason_part, .orig_topic = orig_topic, .want = want};
+    h_read_topic(dlq, h_dlq_msg, &c);
+    return c.n;
 }
 
 struct h_flows_ctx {
     const char *prefix;
-    int want, n, max;
-    struct h_flow *out;
+    struct h_flow *want;
+    int n, found, seq;
 };
 
 static bool h_flows_msg(void *ctx, const rd_kafka_message_t *m)
@@ -443,26 +525,32 @@ static bool h_flows_msg(void *ctx, const rd_kafka_message_t *m)
     Topup__V1__AccountFlowRecorded *f =
         topup__v1__account_flow_recorded__unpack(NULL, m->len, m->payload);
     CHECK_MSG(f != NULL && f->envelope != NULL, "undecodable AccountFlowRecorded");
-    if (c->n < c->max) {
-        struct h_flow *o = &c->out[c->n];
-        snprintf(o->account, sizeof(o->account), "%s", f->envelope->account_id);
-        snprintf(o->event_id, sizeof(o->event_id), "%s", f->envelope->event_id);
-        snprintf(o->source_event_id, sizeof(o->source_event_id), "%s", f->source_event_id);
-        o->flow_type = (int)f->flow_type;
-        o->flow_id = f->flow_id;
-        o->amount_fen = f->amount_fen;
-        o->balance_after_fen = f->balance_after_fen;
-        c->n++;
+    int seq = c->seq++;
+    for (int i = 0; i < c->n; i++) {
+        struct h_flow *w = &c->want[i];
+        if (w->seq < 0 && w->flow_id == f->flow_id &&
+            strcmp(w->source_event_id, f->source_event_id) == 0) {
+            snprintf(w->event_id, sizeof(w->event_id), "%s", f->envelope->event_id);
+            snprintf(w->account, sizeof(w->account), "%s", f->envelope->account_id);
+            w->flow_type = (int)f->flow_type;
+            w->amount_fen = f->amount_fen;
+            w->balance_after_fen = f->balance_after_fen;
+            w->seq = seq;
+            c->found++;
+        }
     }
     topup__v1__account_flow_recorded__free_unpacked(f, NULL);
-    return c->n >= c->want;
+    return c->found >= c->n;
 }
 
-int h_flows_collect(const char *key_prefix, int want, struct h_flow *out, int max)
+int h_flows_find(const char *key_prefix, struct h_flow *want, int n)
 {
-    struct h_flows_ctx c = {.prefix = key_prefix, .want = want, .max = max, .out = out};
+    for (int i = 0; i < n; i++) {
+        want[i].seq = -1;
+    }
+    struct h_flows_ctx c = {.prefix = key_prefix, .want = want, .n = n};
     h_read_topic("account.flows", h_flows_msg, &c);
-    return c.n;
+    return c.found;
 }
 
 /* ---- Redis ---- */
@@ -472,7 +560,7 @@ bool h_cached(const char *account, const char *field, char *out, size_t len)
     struct timeval tv = {2, 0};
     redisContext *rc = redisConnectWithTimeout(h_env("REDIS_HOST"), atoi(h_env("REDIS_PORT")), tv);
     CHECK_MSG(rc != NULL && rc->err == 0, "Redis connect failed");
-    redisReply *r = redisCommand(rc, "HGET topup:balance:%s %s", account, field);
+    redisReply *r = redisCommand(rc, "HGET topup:balance:t-%s:%s %s", H.sfx, account, field);
     bool ok = r != NULL && r->type == REDIS_REPLY_STRING;
     if (ok) {
         snprintf(out, len, "%s", r->str);
@@ -507,6 +595,10 @@ void h_ledger_start(struct h_proc *p, const char *name, const char *group, const
         dup2(fd, 1);
         close(fd);
         setenv("LEDGER_GROUP", group, 1);
+        /* Concurrent tests' ledgers see the same events: each test caches under its own keys. */
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "topup:balance:t-%s:", H.sfx);
+        setenv("LEDGER_CACHE_KEY_PREFIX", prefix, 1);
         if (getenv("LOG_LEVEL") == NULL) {
             setenv("LOG_LEVEL", "info", 1);
         }

@@ -65,32 +65,47 @@ struct h_sent h_send_refund(const char *eid, const char *account, const char *re
                             int64_t amount, int kind);
 struct h_sent h_send_matched(const char *eid, const char *account, const char *code,
                              int64_t credited, int64_t order_amount);
+/*
+ * Notes where account.flows and the .dlq topics end now; h_dlq_count and h_flows_find then
+ * read only what came after (the shared topics hold every earlier run's messages).
+ */
+void h_mark_topics(void);
+/*
+ * Commits, for a new group, the current end of the ledger's input topics: a ledger started in it
+ * sees only events produced from now on (not the whole history of the shared topics), including
+ * the ones produced before it starts.
+ */
+void h_group_at_end(const char *group);
 /* Committed offset of group on topic/partition (negative when none). */
 int64_t h_committed(const char *group, const char *topic, int32_t partition);
 
-struct h_dlq {
-    char key[H_ID_MAX];
-    char reason[512];
-    char topic[64];
-};
 /*
- * Reads topic (a .dlq) from the beginning until `want` messages whose key starts with key_prefix
- * are found or H_WAIT_MS passes; returns how many were stored in out.
+ * Reads <orig_topic>.dlq (from the mark) until `want` dead letters with exactly this key, a reason
+ * containing reason_part and dlq.original.topic = orig_topic are seen, or H_WAIT_MS passes; returns
+ * how many were seen (at most want). Other ledgers running at the same time see the same shared
+ * topics and may dead-letter the same messages too: count "at least".
  */
-int h_dlq_collect(const char *topic, const char *key_prefix, int want, struct h_dlq *out, int max);
+int h_dlq_count(const char *orig_topic, const char *key, const char *reason_part, int want);
 
+/* A flow as committed (flow_id, source_event_id set by the caller) and as found on the topic. */
 struct h_flow {
-    char account[H_ID_MAX];
+    int64_t flow_id;
     char source_event_id[UUID_STR_LEN];
+    /* filled from the first AccountFlowRecorded found: */
+    char account[H_ID_MAX];
     char event_id[UUID_STR_LEN];
     int flow_type;
-    int64_t flow_id, amount_fen, balance_after_fen;
+    int64_t amount_fen, balance_after_fen;
+    int seq; /* position among the messages read, -1 when not found */
 };
-/* Reads account.flows from the beginning: AccountFlowRecorded of accounts starting with prefix. */
-int h_flows_collect(const char *key_prefix, int want, struct h_flow *out, int max);
+/*
+ * Reads account.flows (from the mark), keys starting with key_prefix, until every wanted flow is
+ * found or H_WAIT_MS passes. Returns how many were found.
+ */
+int h_flows_find(const char *key_prefix, struct h_flow *want, int n);
 
 /* ---- Redis ---- */
-/* HGET topup:balance:<account> field into out; false when missing. */
+/* HGET <the test's key prefix><account> field into out; false when missing. */
 bool h_cached(const char *account, const char *field, char *out, size_t len);
 
 /* ---- the ledger process ---- */

@@ -61,6 +61,8 @@ int main(int argc, char **argv)
     char group[H_ID_MAX];
     h_id(prefix, "lc");
     h_id(group, "ledger-crash");
+    h_group_at_end(group); /* see only what is produced from now on */
+    h_mark_topics();
     for (int i = 0; i < ACCOUNTS; i++) {
         snprintf(accts[i], sizeof(accts[i]), "%.80s-%d", prefix, i);
     }

@@ -16,6 +16,8 @@ int main(int argc, char **argv)
     char prefix[H_ID_MAX], group[H_ID_MAX], account[H_ID_MAX];
     h_id(prefix, "lrd");
     h_id(group, "ledger-redis-down");
+    h_group_at_end(group); /* see only what is produced from now on */
+    h_mark_topics();
     snprintf(account, sizeof(account), "%.80s-a", prefix);
     /* Port 1 on loopback: connection refused at once, every time. */
     static const char *const env[] = {"REDIS_HOST=127.0.0.1", "REDIS_PORT=1", NULL};

@@ -58,6 +58,8 @@ int main(int argc, char **argv)
     char prefix[H_ID_MAX], group[H_ID_MAX];
     h_id(prefix, "lv");
     h_id(group, "ledger-verify");
+    h_group_at_end(group); /* see only what is produced from now on */
+    h_mark_topics();
     for (int i = 0; i < N_ACCTS; i++) {
         snprintf(accts[i], sizeof(accts[i]), "%.80s-%d", prefix, i);
     }
