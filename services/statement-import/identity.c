@@ -159,11 +159,21 @@ static void identity_grow(struct identity *id)
     free(old);
 }
 
+static uint64_t *identity_block(const struct identity *id, const struct identity_key *k)
+{
+    uint32_t block = identity_word(k->b + 16) & (IDENTITY_BLOOM_BITS / 512 - 1);
+    return id->bloom + (size_t)block * 8;
+}
+
+void identity_prefetch(const struct identity *id, const struct identity_key *k)
+{
+    __builtin_prefetch(identity_block(id, k), 1, 1);
+}
+
 enum identity_seen identity_observe(struct identity *id, const struct identity_key *k)
 {
     /* Blocked Bloom filter: the four bits of a key share one 512-bit block (one cache line). */
-    uint32_t block = identity_word(k->b + 16) & (IDENTITY_BLOOM_BITS / 512 - 1);
-    uint64_t *words = id->bloom + (size_t)block * 8;
+    uint64_t *words = identity_block(id, k);
     bool all = true;
     for (int h = 0; h < 4; h++) {
         uint32_t bit = (uint32_t)k->b[20 + 2 * h] | (uint32_t)(k->b[21 + 2 * h] & 1) << 8;

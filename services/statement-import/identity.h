@@ -41,6 +41,9 @@ enum identity_seen {
     IDENTITY_FULL,      /* too many candidates: the file is refused */
 };
 
+/* Starts fetching the filter's cache line of k (observe it a record later: no stall). */
+void identity_prefetch(const struct identity *id, const struct identity_key *k);
+
 /* First pass: notes k. */
 enum identity_seen identity_observe(struct identity *id, const struct identity_key *k);
 

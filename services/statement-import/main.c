@@ -12,6 +12,9 @@
 #include "topup/signals.h"
 #include "validate.h"
 
+/* Default bound of the producer queue (see main). */
+#define STATEMENT_IMPORT_QUEUE_KBYTES "16384"
+
 static char *cfg_pg_conninfo;
 static int64_t cfg_flush_timeout_ms;
 static int64_t cfg_pg_connect_timeout_ms;
@@ -135,6 +138,12 @@ int main(int argc, char **argv)
     o.pg_connect_timeout_ms = cfg_pg_connect_timeout_ms;
     o.problems_listed = (uint32_t)cfg_problems_listed;
     o.progress = isatty(STDERR_FILENO);
+    /*
+     * librdkafka queues up to 1 GB by default; a million records would sit in memory while the
+     * broker catches up. 16 MB keeps the broker busy and memory flat; the environment may say
+     * otherwise (KAFKA_* variables pass to librdkafka).
+     */
+    setenv("KAFKA_QUEUE_BUFFERING_MAX_KBYTES", STATEMENT_IMPORT_QUEUE_KBYTES, 0);
     signals_install();
     return importer_run(&o);
 }
