@@ -150,6 +150,25 @@ static void importer_fwd_skipped(void *ctx, uint32_t line, const char *why)
     c->inner->skipped(c->inner->ctx, line, why);
 }
 
+/* The file's SHA-256 is taken from the raw bytes as a pass reads them (importer_hook). */
+static void importer_sha_begin(struct importer *im)
+{
+    im->sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL);
+}
+
+static void importer_sha_end(struct importer *im, char hex[65])
+{
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(im->sha, md, &mdlen);
+    EVP_MD_CTX_free(im->sha);
+    im->sha = NULL;
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
 static bool importer_interrupted(void *ctx)
 {
     (void)ctx;
@@ -169,17 +188,9 @@ static enum tp_status importer_check(struct importer *im, struct tp_error *err)
         .cancelled = importer_interrupted,
     };
     im->phase = "checking";
-    im->sha = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL);
+    importer_sha_begin(im);
     enum tp_status st = importer_parse(im, &sink, err);
-    uint8_t md[32];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(im->sha, md, &mdlen);
-    EVP_MD_CTX_free(im->sha);
-    im->sha = NULL;
-    for (int i = 0; i < 32; i++) {
-        snprintf(im->sha256 + 2 * i, 3, "%02x", md[i]);
-    }
+    importer_sha_end(im, im->sha256);
     importer_progress_clear(im);
     if (st == TP_FATAL) {
         return st;
@@ -303,7 +314,10 @@ static enum tp_status importer_emit(struct importer *im, struct publisher *pub, 
     };
     im->phase = pub != NULL ? "publishing" : "printing";
     identity_reset_counts(im->identity);
+    char again[65];
+    importer_sha_begin(im);
     enum tp_status st = importer_parse(im, &sink, err);
+    importer_sha_end(im, again);
     importer_progress_clear(im);
     *emitted = e.emitted;
     if (st == TP_FATAL) {
@@ -317,6 +331,14 @@ static enum tp_status importer_emit(struct importer *im, struct publisher *pub, 
     if (validator_problems(e.again) > 0) {
         st = error_set(err, TP_RETRY, "the file changed while it was being imported: %s",
                        validator_problem(e.again, 0));
+        goto out;
+    }
+    /* Same bytes as checked (a pass cancelled midway read less: no comparison then). */
+    if (!signals_stop_requested() && strcmp(again, im->sha256) != 0) {
+        st = error_set(err, TP_RETRY,
+                       "the file changed while it was being imported (SHA-256 %s, checked %s); "
+                       "import the final file",
+                       again, im->sha256);
         goto out;
     }
     st = TP_OK;
