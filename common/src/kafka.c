@@ -579,6 +579,26 @@ out:
     rd_kafka_queue_destroy(q);
 }
 
+/*
+ * Serves one event of the close queue. Event mode, not rd_kafka_queue_poll_callback(): fetched
+ * messages and consumer errors can still be forwarded to this queue while leaving, and in
+ * callback mode librdkafka 2.0.2 asserts on any op it cannot serve as a callback
+ * (rdkafka_queue.c: res != RD_KAFKA_OP_RES_PASS), aborting the worker during SIGTERM.
+ */
+static void kafka_close_queue_serve(rd_kafka_t *rk, rd_kafka_queue_t *q, int timeout_ms)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+    if (ev == NULL) {
+        return;
+    }
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+        kafka_rebalance_cb(rk, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                           NULL);
+    }
+    /* Anything else (a late message, an error) is dropped: its offset was never stored. */
+    rd_kafka_event_destroy(ev);
+}
+
 void kafka_consumer_free(struct kafka_consumer *c)
 {
     if (c == NULL) {
@@ -599,7 +619,7 @@ void kafka_consumer_free(struct kafka_consumer *c)
     } else {
         int64_t deadline = kafka_now_ms() + KAFKA_CLOSE_LEAVE_MS;
         while (!rd_kafka_consumer_closed(c->rk) && kafka_now_ms() < deadline) {
-            (void)rd_kafka_queue_poll_callback(q, KAFKA_WAIT_SLICE_MS);
+            kafka_close_queue_serve(c->rk, q, KAFKA_WAIT_SLICE_MS);
         }
         if (rd_kafka_consumer_closed(c->rk)) {
             flags = 0;
