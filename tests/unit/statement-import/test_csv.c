@@ -416,6 +416,89 @@ static void test_repeated_bank_id(void **state)
     si_run_free(&run);
 }
 
+/* ABC personal: YYYYMMDD dates, HHMMSS times, "+10000.00", "--" placeholders, 对手信息. */
+static void test_abc_personal(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "交易日期,交易时间,交易摘要,交易金额,本次余额,对手信息,日 志 号,交易渠道,"
+        "交易附言\n"
+        "20240101,123456,转存,+10000.00,11000.00,哈哈,369396693,超级网银,"
+        "TU7K3M9Q2X\n"
+        "20240104,,结息,+0.01,11000.01,--,0000000000,,个人活期结息\n"
+        "20240104,,利息税,+0.00,11000.01,--,0000000000,,个人活期结息\n";
+    struct si_run run;
+    struct si_opts o = {.account = "6228480000000000001"};
+    si_run_mem(&run, "abc.csv", text, strlen(text), &o);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_string_equal(run.format, "csv:abc-personal");
+    assert_int_equal(run.nrecords, 2); /* the 0.00 interest tax row is skipped */
+    assert_int_equal(run.stats.skipped_zero, 1);
+    assert_string_equal(run.records[0].booking_date, "2024-01-01");
+    assert_string_equal(run.records[0].booking_time, "12:34:56");
+    assert_int_equal(run.records[0].amount_fen, 1000000);
+    assert_string_equal(run.records[0].remittance, "转存 | TU7K3M9Q2X");
+    assert_string_equal(run.records[1].counterparty_name, "");
+    si_run_free(&run);
+}
+
+/* CCB personal: the card number in the header area, 对方账号与户名 split into account and name. */
+static void test_ccb_personal(void **state)
+{
+    (void)state;
+    static const char text[] = "中国建设银行个人活期账户全部交易明细\n"
+                               "卡号/账号:,6217000010009998888,客户名称:,张三\n"
+                               "序号,摘要,币别,钞汇,交易日期,交易金额,账户余额,交易地点/附言,"
+                               "对方账号与户名\n"
+                               "1,转账存入,人民币,钞,20240301,500.00,1500.00,TU7K3M9Q2X,"
+                               "6222020000000001/李四\n"
+                               "2,消费,人民币,钞,20240302,-20.00,1480.00,超市,\n";
+    struct si_run run;
+    si_run_mem(&run, "ccb.csv", text, strlen(text), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_string_equal(run.format, "csv:ccb-personal");
+    assert_int_equal(run.nrecords, 2);
+    assert_string_equal(run.records[0].receiving_account, "6217000010009998888");
+    assert_string_equal(run.records[0].counterparty_account, "6222020000000001");
+    assert_string_equal(run.records[0].counterparty_name, "李四");
+    assert_string_equal(run.records[0].remittance, "转账存入 | TU7K3M9Q2X");
+    si_run_free(&run);
+}
+
+/* BOC corporate: the counterparty is the payer of a credit and the payee of a debit; 来账/往账
+ * give the direction of unsigned amounts; the bank's 交易流水号 is the id. */
+static void test_boc_corporate_parties(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "查询账号[ Inquirer account number ],456789012345\n"
+        "交易类型[ Transaction Type ],付款人账号[ Debit Account No. ],付款人名称[ Payer's Name ],"
+        "收款人账号[ Payee's Account Number ],收款人名称[ Payee's Name ],交易日期[ Transaction "
+        "Date ],"
+        "交易货币[ Trade Currency ],交易金额[ Trade Amount ],交易后余额[ After-transaction balance "
+        "],"
+        "交易流水号[ Transaction reference number ],交易附言[ Remark ]\n"
+        "来账,6222020000000001,张三,456789012345,我公司,20240301,CNY,200.00,1200.00,BOC001,"
+        "TU7K3M9Q2X\n"
+        "往账,456789012345,我公司,6222020000000002,供应商,20240301,CNY,50.00,1150.00,BOC002,货款\n";
+    struct si_run run;
+    si_run_mem(&run, "boc-corp.csv", text, strlen(text), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_string_equal(run.format, "csv:boc-corporate");
+    assert_int_equal(run.nrecords, 2);
+    assert_string_equal(run.records[0].receiving_account, "456789012345");
+    assert_int_equal(run.records[0].amount_fen, 20000);
+    assert_string_equal(run.records[0].counterparty_name, "张三");
+    assert_string_equal(run.records[0].counterparty_account, "6222020000000001");
+    assert_string_equal(run.records[0].bank_txn_id, "BOC001");
+    assert_int_equal(run.records[1].amount_fen, -5000);
+    assert_string_equal(run.records[1].counterparty_name, "供应商");
+    si_run_free(&run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +513,9 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_all_problems_listed),
         cmocka_unit_test(test_repeated_bank_id),
+        cmocka_unit_test(test_abc_personal),
+        cmocka_unit_test(test_ccb_personal),
+        cmocka_unit_test(test_boc_corporate_parties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
