@@ -33,8 +33,8 @@ static enum tp_status config_parse_bool(const struct config_def *d, const char *
     if (strcasecmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
         strcasecmp(v, "on") == 0) {
         *out = true;
-    } else if (strcasecmp(v, "0") == 0 || strcasecmp(v, "false") == 0 ||
-               strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0) {
+    } else if (strcasecmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+               strcasecmp(v, "off") == 0) {
         *out = false;
     } else {
         return error_set(err, TP_INVALID, "%s=\"%s\" is not a boolean (true/false)", d->name, v);

@@ -18,7 +18,8 @@ static void ids_random(void *buf, size_t len)
     while (len > 0) {
         ssize_t n = getrandom(p, len, 0);
         if (n < 0) {
-            /* getrandom only fails on interruption before any byte; anything else is a broken OS. */
+            /* getrandom only fails on interruption before any byte; anything else is a broken OS.
+             */
             continue;
         }
         p += n;

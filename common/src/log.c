@@ -125,8 +125,8 @@ void log_write(enum log_level level, const char *msg, const struct log_field *fi
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 
-    int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
-                     log_level_names[level]);
+    int n =
+        snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\"", ts, log_level_names[level]);
     n = log_append_str(line, n, "service", log_service);
     n = log_append_str(line, n, "msg", msg);
     for (int i = 0; i < nfields; i++) {

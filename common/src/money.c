@@ -61,9 +61,10 @@ enum tp_status money_parse(const char *s, int64_t *fen_out, struct tp_error *err
         }
     }
     if (*p != '\0') {
-        return error_set(err, TP_INVALID,
-                         "amount must be a decimal string like \"100.00\" (digits, optional '.', at "
-                         "most two decimals)");
+        return error_set(
+            err, TP_INVALID,
+            "amount must be a decimal string like \"100.00\" (digits, optional '.', at "
+            "most two decimals)");
     }
     if (units > (INT64_MAX - cents) / 100) {
         return error_set(err, TP_INVALID, "amount is too large");
@@ -140,7 +141,8 @@ enum tp_status money_parse_lenient(const char *s, size_t len, char dec_sep, int6
                                       (dec_sep == ',' && (c == '.' || c == ' ' || c == '\'')));
         if (is_group) {
             /* A thousands separator follows 1-3 digits first, then exactly 3 each time. */
-            if (digits == 0 || (group_len < 0 && digits > 3) || (group_len >= 0 && group_len != 3)) {
+            if (digits == 0 || (group_len < 0 && digits > 3) ||
+                (group_len >= 0 && group_len != 3)) {
                 return error_set(err, TP_INVALID, "amount \"%.*s\" has misplaced separators",
                                  (int)len, s);
             }

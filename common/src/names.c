@@ -10,9 +10,21 @@
  * NFKC + case-folded form. Longest first so "微信支付" wins over "微信".
  */
 static const char *const names_intermediaries[] = {
-    "支付宝(中国)网络技术有限公司", "财付通支付科技有限公司", "网银在线(北京)科技有限公司",
-    "微信支付", "微信转账", "支付宝", "财付通", "云闪付", "银联", "微信", "alipay", "tenpay",
-    "wechatpay", "wechat", "unionpay",
+    "支付宝(中国)网络技术有限公司",
+    "财付通支付科技有限公司",
+    "网银在线(北京)科技有限公司",
+    "微信支付",
+    "微信转账",
+    "支付宝",
+    "财付通",
+    "云闪付",
+    "银联",
+    "微信",
+    "alipay",
+    "tenpay",
+    "wechatpay",
+    "wechat",
+    "unionpay",
 };
 
 static int names_keep(utf8proc_int32_t cp)
@@ -63,10 +75,9 @@ static enum tp_status names_pass(const char *name, size_t len, int skip_intermed
     enum tp_status st = TP_OK;
     utf8proc_uint8_t *folded = NULL;
     out[0] = '\0';
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)name, (utf8proc_ssize_t)len,
-                                      &folded,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
-                                          UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    utf8proc_ssize_t n = utf8proc_map(
+        (const utf8proc_uint8_t *)name, (utf8proc_ssize_t)len, &folded,
+        UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
     if (n < 0) {
         st = error_set(err, TP_INVALID, "name is not valid UTF-8: %s", utf8proc_errmsg(n));
         goto out;

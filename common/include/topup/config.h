@@ -15,12 +15,12 @@ enum config_type { CONFIG_STR, CONFIG_INT, CONFIG_BOOL };
  * table is printed from the same array by `<service> --help-config`.
  */
 struct config_def {
-    const char *name;      /* environment variable, e.g. "INTAKE_HTTP_PORT" */
+    const char *name; /* environment variable, e.g. "INTAKE_HTTP_PORT" */
     enum config_type type;
-    const char *def;       /* default as text; NULL means required */
-    int64_t min, max;      /* bounds for CONFIG_INT (inclusive); max length for CONFIG_STR if > 0 */
-    const char *help;      /* one line */
-    void *out;             /* char ** (points into the environment or def), int64_t *, bool * */
+    const char *def;  /* default as text; NULL means required */
+    int64_t min, max; /* bounds for CONFIG_INT (inclusive); max length for CONFIG_STR if > 0 */
+    const char *help; /* one line */
+    void *out;        /* char ** (points into the environment or def), int64_t *, bool * */
 };
 
 /* Reads every definition; on the first bad value returns TP_INVALID naming variable and bound. */
@@ -35,7 +35,7 @@ void config_print_table(const struct config_def *defs, FILE *out);
  */
 typedef int config_kv_fn(void *ctx, const char *key, const char *value, char *errstr,
                          size_t errlen);
-enum tp_status config_apply_kafka_env(config_kv_fn *set, void *ctx, struct tp_error *err)
-    TP_MUST_CHECK;
+enum tp_status config_apply_kafka_env(config_kv_fn *set, void *ctx,
+                                      struct tp_error *err) TP_MUST_CHECK;
 
 #endif

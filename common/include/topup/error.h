@@ -2,7 +2,7 @@
 #ifndef TOPUP_ERROR_H
 #define TOPUP_ERROR_H
 
-#define TP_MUST_CHECK __attribute__((warn_unused_result))
+#define TP_MUST_CHECK   __attribute__((warn_unused_result))
 #define TP_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 /* Classified once at the edge (library wrappers); service code switches on these only. */

@@ -13,9 +13,9 @@
  * 0/O, 1/I/L, U/V lookalikes: 23456789ABCDEFGHJKMNPQRSTWXYZ (29 symbols, a prime, so the
  * weighted-sum check character catches every single substitution and adjacent transposition).
  */
-#define REFCODE_LEN 10
+#define REFCODE_LEN     10
 #define REFCODE_STR_LEN 11
-#define REFCODE_PREFIX "TU"
+#define REFCODE_PREFIX  "TU"
 
 /* Writes a new UUIDv7 (RFC 9562: 48-bit ms timestamp, random rest; monotonic within a process). */
 void ids_uuid7(char out[UUID_STR_LEN]);

@@ -7,21 +7,21 @@
 #include "topup/error.h"
 
 /* Topic names (proto/README.md is the catalogue). */
-#define TOPIC_TOPUP_REQUESTED "topup.requested"
-#define TOPIC_TOPUP_CANCELLED "topup.cancelled"
-#define TOPIC_TOPUP_EXPIRED "topup.expired"
+#define TOPIC_TOPUP_REQUESTED        "topup.requested"
+#define TOPIC_TOPUP_CANCELLED        "topup.cancelled"
+#define TOPIC_TOPUP_EXPIRED          "topup.expired"
 #define TOPIC_BANK_STATEMENT_RECORDS "bank.statement.records"
-#define TOPIC_PAYMENT_MATCHED "payment.matched"
-#define TOPIC_USAGE_RECORDED "usage.recorded"
-#define TOPIC_REFUND_ISSUED "refund.issued"
-#define TOPIC_ACCOUNT_FLOWS "account.flows"
-#define TOPIC_DLQ_SUFFIX ".dlq"
+#define TOPIC_PAYMENT_MATCHED        "payment.matched"
+#define TOPIC_USAGE_RECORDED         "usage.recorded"
+#define TOPIC_REFUND_ISSUED          "refund.issued"
+#define TOPIC_ACCOUNT_FLOWS          "account.flows"
+#define TOPIC_DLQ_SUFFIX             ".dlq"
 
 /* Header names on dead-lettered messages. */
-#define DLQ_HEADER_REASON "dlq.reason"
-#define DLQ_HEADER_TOPIC "dlq.original.topic"
+#define DLQ_HEADER_REASON    "dlq.reason"
+#define DLQ_HEADER_TOPIC     "dlq.original.topic"
 #define DLQ_HEADER_PARTITION "dlq.original.partition"
-#define DLQ_HEADER_OFFSET "dlq.original.offset"
+#define DLQ_HEADER_OFFSET    "dlq.original.offset"
 
 /*
  * Delivery report: called from kafka_producer_poll()/flush() on the caller's thread, once per

@@ -24,12 +24,16 @@ void log_init(const char *service);
 void log_write(enum log_level level, const char *msg, const struct log_field *fields, int n);
 
 /* Usage: log_info("order created", LF_S("order", code), LF_I("amount_fen", fen)); */
-#define LOG_FIELDS_(...) ((const struct log_field[]){{0}, __VA_ARGS__})
+#define LOG_FIELDS_(...)  ((const struct log_field[]){{0}, __VA_ARGS__})
 #define LOG_NFIELDS_(...) ((int)(sizeof(LOG_FIELDS_(__VA_ARGS__)) / sizeof(struct log_field)))
-#define log_debug(msg, ...) log_write(LOG_DEBUG, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
-#define log_info(msg, ...) log_write(LOG_INFO, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
-#define log_warn(msg, ...) log_write(LOG_WARN, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
-#define log_error(msg, ...) log_write(LOG_ERROR, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
+#define log_debug(msg, ...)                                                                        \
+    log_write(LOG_DEBUG, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
+#define log_info(msg, ...)                                                                         \
+    log_write(LOG_INFO, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
+#define log_warn(msg, ...)                                                                         \
+    log_write(LOG_WARN, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
+#define log_error(msg, ...)                                                                        \
+    log_write(LOG_ERROR, msg, LOG_FIELDS_(__VA_ARGS__), LOG_NFIELDS_(__VA_ARGS__))
 
 /* Escapes s as the inside of a JSON string into buf; truncates safely. Returns bytes written. */
 int log_json_escape(const char *s, char *buf, int buflen);

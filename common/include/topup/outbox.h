@@ -17,8 +17,8 @@ struct counters;
 
 /* Inserts one outbox row; call inside the transaction that makes the state change. */
 enum tp_status outbox_write(struct pg_conn *c, const char *source, const char *topic,
-                            const char *key, const char *event_id, const void *payload,
-                            size_t len, struct tp_error *err) TP_MUST_CHECK;
+                            const char *key, const char *event_id, const void *payload, size_t len,
+                            struct tp_error *err) TP_MUST_CHECK;
 
 struct outbox_relay;
 

@@ -17,9 +17,9 @@ static void test_uuid7_shape_and_order(void **state)
         char u[UUID_STR_LEN];
         ids_uuid7(u);
         assert_true(ids_uuid_valid(u));
-        assert_int_equal(u[14], '7');                    /* version */
-        assert_true(strchr("89ab", u[19]) != NULL);      /* variant */
-        assert_true(strcmp(prev, u) < 0);                /* strictly increasing in a process */
+        assert_int_equal(u[14], '7');               /* version */
+        assert_true(strchr("89ab", u[19]) != NULL); /* variant */
+        assert_true(strcmp(prev, u) < 0);           /* strictly increasing in a process */
         memcpy(prev, u, sizeof(prev));
     }
     assert_false(ids_uuid_valid("0190b3c4-aaaa-7bbb-8ccc-ddddeeeeffff0"));

@@ -47,9 +47,26 @@ static void test_api_accepts(void **state)
 static void test_api_rejects(void **state)
 {
     (void)state;
-    const char *bad[] = {"",       "1e3",     "10.001", "-5",     " 50",   "50 ",    "+50",
-                         "50.",    ".5",      "05",     "00.10",  "1,000", "50.0.0", "0x10",
-                         "５０",   "50\n",    "NaN",    "inf",    "1.-1",  "92233720368547758.08",
+    const char *bad[] = {"",
+                         "1e3",
+                         "10.001",
+                         "-5",
+                         " 50",
+                         "50 ",
+                         "+50",
+                         "50.",
+                         ".5",
+                         "05",
+                         "00.10",
+                         "1,000",
+                         "50.0.0",
+                         "0x10",
+                         "５０",
+                         "50\n",
+                         "NaN",
+                         "inf",
+                         "1.-1",
+                         "92233720368547758.08",
                          "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         parse_bad(bad[i]);
@@ -84,13 +101,13 @@ static void test_lenient_bank_amounts(void **state)
     assert_int_equal(lenient("-1,234.56", '.'), -123456);
     assert_int_equal(lenient("+50.00", '.'), 5000);
     assert_int_equal(lenient("\t 12.3 \t", '.'), 1230);
-    assert_int_equal(lenient("672,", ','), 67200);        /* MT940 */
+    assert_int_equal(lenient("672,", ','), 67200); /* MT940 */
     assert_int_equal(lenient("1234,5", ','), 123450);
-    assert_int_equal(lenient("1.234,56", ','), 123456);  /* European grouping */
-    assert_int_equal(lenient("12.34000", '.'), 1234);    /* zero decimals beyond fen are fine */
+    assert_int_equal(lenient("1.234,56", ','), 123456); /* European grouping */
+    assert_int_equal(lenient("12.34000", '.'), 1234);   /* zero decimals beyond fen are fine */
     assert_int_equal(lenient("1,234,567.89", '.'), 123456789);
-    lenient_bad("12.345", '.');                           /* a fraction of a fen */
-    lenient_bad("1,23.00", '.');                          /* misplaced grouping */
+    lenient_bad("12.345", '.');  /* a fraction of a fen */
+    lenient_bad("1,23.00", '.'); /* misplaced grouping */
     lenient_bad("12,34", '.');
     lenient_bad("1234,567.00", '.');
     lenient_bad("-", '.');
@@ -136,10 +153,8 @@ static void test_checked_arithmetic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_api_accepts),
-        cmocka_unit_test(test_api_rejects),
-        cmocka_unit_test(test_lenient_bank_amounts),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_api_accepts),          cmocka_unit_test(test_api_rejects),
+        cmocka_unit_test(test_lenient_bank_amounts), cmocka_unit_test(test_format),
         cmocka_unit_test(test_checked_arithmetic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
