@@ -5,9 +5,11 @@
 #                          stack (.local/stack) and every service that is built, in the background
 #   deploy/dev.sh down     stop the services, then the stack
 #   deploy/dev.sh status   the stack's and the services' state
-#   deploy/dev.sh test     install missing packages, build (Debug) into build/, run the unit and
-#                          integration tests (ctest starts and stops a stack of its own on free
-#                          ports); exits with ctest's code
+#   deploy/dev.sh test     install missing packages, build (Debug) into build/, check formatting,
+#                          run the unit and integration tests (ctest starts and stops a stack of
+#                          its own on free ports), then all of them again built with ASan+UBSan
+#                          into build-asan/ (TOPUP_TEST_SANITIZE=0 skips that pass); non-zero
+#                          exit if anything failed
 #
 # Logs and pid files of the services: .local/logs/<service>.log, .local/run/<service>.pid.
 # The services get the stack's env file, then .local/dev.env if it exists (your own settings).
@@ -165,13 +167,19 @@ cmd_test() {
     bash "$CHECKOUT/deploy/install-deps.sh"
     build Debug "$BUILD_DIR"
     local rc=0
+    # Formatting (.clang-format) is checked, and reported, but the tests run either way.
+    cmake --build "$BUILD_DIR" --target format-check || {
+        rc=1
+        say "formatting differs from .clang-format: run 'cmake --build build --target format'"
+    }
     (cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS" -L 'unit|integration') || rc=$?
-    # Second pass with AddressSanitizer and UndefinedBehaviorSanitizer: opt-in for now
-    # (TOPUP_TEST_SANITIZE=1); make it unconditional here once the tree is clean under it.
-    if [ "${TOPUP_TEST_SANITIZE:-0}" = 1 ]; then
+    # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer (fuzz_smoke
+    # already runs under them). TOPUP_TEST_SANITIZE=0 skips this pass for a quick local run.
+    if [ "${TOPUP_TEST_SANITIZE:-1}" = 1 ]; then
         build Debug "$CHECKOUT/build-asan" -DTOPUP_SANITIZE=ON
-        (cd "$CHECKOUT/build-asan" && ctest --output-on-failure -j "$JOBS" -L 'unit|integration') ||
-            rc=$?
+        (cd "$CHECKOUT/build-asan" &&
+            ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+                ctest --output-on-failure -j "$JOBS" -L 'unit|integration' -E fuzz_smoke) || rc=$?
     fi
     return "$rc"
 }
