@@ -169,6 +169,8 @@ int64_t tl_pg_wait_i64(const char *what, const char *sql, int n, const char *con
                        int64_t want, int timeout_ms);
 /* Waits until PostgreSQL answers again (after a restart). */
 void tl_pg_wait_up(int timeout_ms);
+/* COPY ... FROM STDIN with data (text format, tab-separated lines); fails on an error. */
+void tl_pg_copy(const char *copy_sql, const char *data, size_t len);
 
 /* ------------------------------------------------------------------ tl_redis.c: Redis */
 

@@ -334,8 +334,8 @@ bool tl_event_id_of(const void *payload, size_t len, char out[UUID_STR_LEN])
             }
             if (tag >> 3 == 1) {
                 Topup__V1__Envelope *env = topup__v1__envelope__unpack(NULL, (size_t)v, p);
-                bool ok = env != NULL && env->event_id != NULL &&
-                          strlen(env->event_id) < UUID_STR_LEN;
+                bool ok =
+                    env != NULL && env->event_id != NULL && strlen(env->event_id) < UUID_STR_LEN;
                 if (ok) {
                     snprintf(out, UUID_STR_LEN, "%s", env->event_id);
                 }
@@ -413,8 +413,10 @@ static void tl_kafka_ids_cb(void *ctx, int32_t partition, int64_t offset, const 
     (void)key;
     (void)key_len;
     char id[UUID_STR_LEN];
-    TL_CHECK_MSG(tl_event_id_of(payload, len, id), "message at partition %d offset %lld has no "
-                 "envelope event id", (int)partition, (long long)offset);
+    TL_CHECK_MSG(tl_event_id_of(payload, len, id),
+                 "message at partition %d offset %lld has no "
+                 "envelope event id",
+                 (int)partition, (long long)offset);
     tl_ids_add(ctx, id);
 }
 

@@ -139,3 +139,25 @@ void tl_pg_ids(const char *sql, int n, const char *const *params, struct tl_ids 
     PQclear(r);
     tl_ids_sort(out);
 }
+
+void tl_pg_copy(const char *copy_sql, const char *data, size_t len)
+{
+    PGconn *c = tl_pg();
+    PGresult *r = PQexec(c, copy_sql);
+    TL_CHECK_MSG(PQresultStatus(r) == PGRES_COPY_IN, "%s: %s", copy_sql, PQerrorMessage(c));
+    PQclear(r);
+    /* In slices: libpq takes any size, but smaller writes keep memory flat. */
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off > 65536 ? 65536 : len - off;
+        TL_CHECK_MSG(PQputCopyData(c, data + off, (int)n) == 1, "COPY: %s", PQerrorMessage(c));
+        off += n;
+    }
+    TL_CHECK_MSG(PQputCopyEnd(c, NULL) == 1, "COPY end: %s", PQerrorMessage(c));
+    r = PQgetResult(c);
+    TL_CHECK_MSG(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", copy_sql,
+                 PQresultErrorMessage(r));
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL) {
+        PQclear(r);
+    }
+}
