@@ -141,7 +141,8 @@ if ! "$IMPORT" "$STATEMENT" >"$WORK/import.out" 2>"$WORK/import.err"; then
     cat "$WORK/import.err" >&2
     die "statement-import failed"
 fi
-grep -v '^{' "$WORK/import.err" | sed 's/^/   | /'
+# Its summary (the JSON log lines stay out of the way).
+{ grep -hv '^{' "$WORK/import.out" "$WORK/import.err" || true; } | sed 's/^/   | /'
 
 # ---------------------------------------------------------------- 4. credited
 step "4. Reconciliation matches the transfer (rule 1: the code), the ledger credits it"
@@ -187,7 +188,7 @@ say "balance: $BALANCE CNY"
 step "6. The account's flows, newest first (GET /v1/account-flows)"
 FLOWS=$(api_get /v1/account-flows)
 printf '   %-9s %10s %14s  %s\n' TYPE AMOUNT BALANCE_AFTER REFERENCE
-printf '%s' "$FLOWS" | sed 's/},{/}\n{/g' | while read -r f; do
+printf '%s\n' "$FLOWS" | sed 's/},{/}\n{/g' | while read -r f; do
     printf '   %-9s %10s %14s  %s\n' "$(printf '%s' "$f" | json_field type)" \
         "$(printf '%s' "$f" | json_field amount)" "$(printf '%s' "$f" | json_field balance_after)" \
         "$(printf '%s' "$f" | json_field reference)"
