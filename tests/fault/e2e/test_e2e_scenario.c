@@ -204,7 +204,10 @@ static void add_flow(int acct, const char *type, int64_t amount, const char *ref
     f->acct = acct;
     snprintf(f->type, sizeof(f->type), "%s", type);
     f->amount = amount;
-    snprintf(f->ref, sizeof(f->ref), "%s", ref);
+    /* ref may point into the model itself (an order's code): copy without snprintf's restrict. */
+    size_t n = strnlen(ref, sizeof(f->ref) - 1);
+    memmove(f->ref, ref, n);
+    f->ref[n] = '\0';
 }
 
 /* ------------------------------------------------------------------ the plan */
