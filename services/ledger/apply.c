@@ -19,6 +19,10 @@ static const char apply_sql_accounts_ensure[] =
     "INSERT INTO accounts (account_id) SELECT a FROM unnest($1::text[]) AS a "
     "ORDER BY a COLLATE \"C\" ON CONFLICT (account_id) DO NOTHING";
 
+/* Taken first: flows inserted under it are final for the publisher once it is released. */
+static const char apply_sql_flows_barrier[] =
+    "SELECT pg_advisory_xact_lock_shared(" LEDGER_FLOWS_BARRIER_KEY ")";
+
 static const char apply_sql_accounts_lock[] =
     "SELECT account_id, balance_fen, balance_version FROM accounts "
     "WHERE account_id = ANY($1::text[]) ORDER BY account_id COLLATE \"C\" FOR UPDATE";
@@ -74,6 +78,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         int nparams;
     } stmts[] = {
         {"ledger_accounts_ensure", apply_sql_accounts_ensure, 1},
+        {"ledger_flows_barrier", apply_sql_flows_barrier, 0},
         {"ledger_accounts_lock", apply_sql_accounts_lock, 1},
         {"ledger_events_known", apply_sql_events_known, 1},
         {"ledger_orders_lock", apply_sql_orders_lock, 1},
@@ -464,7 +469,10 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     struct apply_ctx *x = ctx;
     struct batch *b = x->b;
     batch_index(b);
-    enum tp_status st = apply_lock_accounts(c, x, err);
+    enum tp_status st = pg_exec_prepared(c, "ledger_flows_barrier", 0, NULL, NULL, err);
+    if (st == TP_OK) {
+        st = apply_lock_accounts(c, x, err);
+    }
     if (st == TP_OK) {
         st = apply_read_known(c, x, err);
     }

@@ -20,6 +20,7 @@
 
 /* pg_try_advisory_xact_lock key: "ledger" in ASCII. One active publisher per database. */
 #define FLOWS_PUBLISHER_LOCK_KEY "119165742885490"
+/* The rows of ledger_flows_publisher and account_flows the publisher reads per round. */
 /* A round whose deliveries take longer than this gives up; its rows are published again. */
 #define FLOWS_PUBLISHER_DELIVERY_MAX_MS 60000
 /* At shutdown, rounds continue this long at most. */
@@ -29,16 +30,31 @@
 static const char flows_publisher_sql_lock[] =
     "SELECT pg_try_advisory_xact_lock(" FLOWS_PUBLISHER_LOCK_KEY ")";
 
+static const char flows_publisher_sql_watermark[] =
+    "SELECT published_upto FROM ledger_flows_publisher FOR UPDATE";
+
+/*
+ * The barrier: every ledger batch transaction holds LEDGER_FLOWS_BARRIER_KEY shared; taking it
+ * exclusively waits for the ones running and, once held, no flow can appear below max(id) any
+ * more (ids come from one sequence, taken inside those transactions). Held for one query only.
+ */
+static const char flows_publisher_sql_barrier[] =
+    "SELECT pg_advisory_lock(" LEDGER_FLOWS_BARRIER_KEY ")";
+static const char flows_publisher_sql_final[] = "SELECT COALESCE(max(id), 0) FROM account_flows";
+static const char flows_publisher_sql_unbarrier[] =
+    "SELECT pg_advisory_unlock(" LEDGER_FLOWS_BARRIER_KEY ")";
+
 static const char flows_publisher_sql_select[] =
     "SELECT id, event_id, account_id, flow_type, amount_fen, balance_after_fen, reference, "
     "(extract(epoch FROM created_at) * 1000)::bigint FROM account_flows "
-    "WHERE published_at IS NULL ORDER BY id LIMIT $1";
+    "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3";
 
-static const char flows_publisher_sql_mark[] =
-    "UPDATE account_flows SET published_at = now() WHERE id = ANY($1::bigint[])";
+static const char flows_publisher_sql_advance[] =
+    "UPDATE ledger_flows_publisher SET published_upto = $1, updated_at = now()";
 
 static const char flows_publisher_sql_backlog[] =
-    "SELECT count(*) FROM account_flows WHERE published_at IS NULL";
+    "SELECT COALESCE((SELECT max(id) FROM account_flows), 0) - published_upto "
+    "FROM ledger_flows_publisher";
 
 enum flows_delivery { FLOWS_PENDING = 0, FLOWS_DELIVERED, FLOWS_FAILED };
 
@@ -165,41 +181,53 @@ static enum tp_status flows_publisher_send(struct flows_publisher *p, const PGre
     return st;
 }
 
-/* Marks the delivered prefix published; rows after a failure go again, in order, next round. */
-static enum tp_status flows_publisher_mark(struct flows_publisher *p, int n, int *marked,
-                                           struct tp_error *err)
+/* Reads one bigint (first column of the first row) of an ad-hoc statement without parameters. */
+static enum tp_status flows_publisher_i64(struct flows_publisher *p, const char *sql, int64_t *out,
+                                          struct tp_error *err)
 {
-    size_t cap = (size_t)n * 21 + 3;
-    char *arr = mem_alloc(cap);
-    size_t len = 0;
-    arr[len++] = '{';
-    int k = 0;
-    while (k < n && p->delivery[k] == FLOWS_DELIVERED) {
-        len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, k > 0 ? "," : "", p->ids[k]);
-        k++;
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec(p->pg, sql, 0, NULL, &r, err);
+    if (st == TP_OK) {
+        if (PQntuples(r) != 1) {
+            st = error_set(err, TP_FATAL, "%s: %d rows", sql, PQntuples(r));
+        } else {
+            *out = pg_get_i64(r, 0, 0);
+        }
     }
-    arr[len++] = '}';
-    arr[len] = '\0';
-    enum tp_status st = TP_OK;
-    if (k > 0) {
-        const char *params[1] = {arr};
-        st = pg_exec_prepared(p->pg, "ledger_flows_mark", 1, params, NULL, err);
+    PQclear(r);
+    return st;
+}
+
+/* The id below which every flow is committed for good (see the barrier above). */
+static enum tp_status flows_publisher_final_id(struct flows_publisher *p, int64_t *out,
+                                               struct tp_error *err)
+{
+    enum tp_status st = pg_exec(p->pg, flows_publisher_sql_barrier, 0, NULL, NULL, err);
+    if (st != TP_OK) {
+        return st; /* a lost connection took the session lock with it */
     }
-    free(arr);
-    *marked = k;
+    st = flows_publisher_i64(p, flows_publisher_sql_final, out, err);
+    struct tp_error uerr;
+    if (pg_exec(p->pg, flows_publisher_sql_unbarrier, 0, NULL, NULL, &uerr) != TP_OK &&
+        st == TP_OK) {
+        st = error_set(err, TP_RETRY, "barrier unlock: %s", uerr.msg);
+    }
     return st;
 }
 
 /*
- * One round inside one transaction: take the cluster-wide lock, read up to batch_max unpublished
- * flows in id order, produce them, wait for every delivery report, mark the delivered prefix.
- * Returns the number published (0 when another instance holds the lock or nothing is left).
+ * One round inside one transaction: take the cluster-wide publisher lock, read the watermark W and
+ * the final id F, produce up to batch_max flows with W < id <= F in id order, wait for every
+ * delivery report, and move W past the acknowledged prefix (to F when everything up to F is out:
+ * ids never committed, rolled back, leave gaps that are simply passed). Rows after a failed one go
+ * again, in order, next round. Returns the number published (0 when another instance publishes).
  */
 static enum tp_status flows_publisher_round(struct flows_publisher *p, int *published,
                                             struct tp_error *err)
 {
     PGresult *r = NULL;
     *published = 0;
+    int64_t upto = 0, final_id = 0;
     enum tp_status st = pg_begin(p->pg, err);
     if (st != TP_OK) {
         return st;
@@ -210,10 +238,19 @@ static enum tp_status flows_publisher_round(struct flows_publisher *p, int *publ
     }
     PQclear(r);
     r = NULL;
-    char limit[16];
+    st = flows_publisher_i64(p, flows_publisher_sql_watermark, &upto, err);
+    if (st == TP_OK) {
+        st = flows_publisher_final_id(p, &final_id, err);
+    }
+    if (st != TP_OK || final_id <= upto) {
+        goto out;
+    }
+    char from[24], to[24], limit[16];
+    snprintf(from, sizeof(from), "%" PRId64, upto);
+    snprintf(to, sizeof(to), "%" PRId64, final_id);
     snprintf(limit, sizeof(limit), "%d", p->batch_max);
-    const char *params[1] = {limit};
-    st = pg_exec_prepared(p->pg, "ledger_flows_unpublished", 1, params, &r, err);
+    const char *params[3] = {from, to, limit};
+    st = pg_exec_prepared(p->pg, "ledger_flows_unpublished", 3, params, &r, err);
     if (st != TP_OK) {
         goto out;
     }
@@ -244,10 +281,21 @@ static enum tp_status flows_publisher_round(struct flows_publisher *p, int *publ
         struct tp_error perr;
         p->producer = kafka_producer_new("ledger-flows", flows_publisher_on_delivery, p, &perr);
     }
-    enum tp_status mst = flows_publisher_mark(p, n, published, err);
-    if (st == TP_OK) {
-        st = mst;
+    int k = 0;
+    while (k < n && p->delivery[k] == FLOWS_DELIVERED) {
+        k++;
     }
+    int64_t next = k == n && n < p->batch_max ? final_id : (k > 0 ? p->ids[k - 1] : upto);
+    if (next > upto) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRId64, next);
+        const char *ap[1] = {v};
+        enum tp_status ast = pg_exec_prepared(p->pg, "ledger_flows_advance", 1, ap, NULL, err);
+        if (st == TP_OK) {
+            st = ast;
+        }
+    }
+    *published = k;
 out:
     PQclear(r);
     if (st == TP_OK) {
@@ -352,9 +400,9 @@ struct flows_publisher *flows_publisher_new(const char *conninfo, int batch_max,
     pthread_cond_init(&p->cv, NULL);
     p->pg = pg_conn_new(conninfo, 30000, err);
     if (p->pg == NULL ||
-        pg_prepare(p->pg, "ledger_flows_unpublished", flows_publisher_sql_select, 1, err) !=
+        pg_prepare(p->pg, "ledger_flows_unpublished", flows_publisher_sql_select, 3, err) !=
             TP_OK ||
-        pg_prepare(p->pg, "ledger_flows_mark", flows_publisher_sql_mark, 1, err) != TP_OK) {
+        pg_prepare(p->pg, "ledger_flows_advance", flows_publisher_sql_advance, 1, err) != TP_OK) {
         goto fail;
     }
     p->producer = kafka_producer_new("ledger-flows", flows_publisher_on_delivery, p, err);

@@ -17,6 +17,12 @@
 /* Upper bound of LEDGER_BATCH_MAX: a batch's memory is about 1 KiB per message. */
 #define LEDGER_BATCH_HARD_MAX 10000
 
+/*
+ * Advisory lock key ("ledgfm" in ASCII): every batch transaction holds it shared from its start,
+ * the flows publisher takes it exclusively for an instant to learn up to which id flows are final.
+ */
+#define LEDGER_FLOWS_BARRIER_KEY "119165742884461"
+
 /* Values equal the proto's FlowType so they can be published as they are. */
 enum ledger_flow_type {
     LEDGER_FLOW_RECHARGE = 1,
