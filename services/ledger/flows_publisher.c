@@ -18,7 +18,10 @@
 #include "topup/pg.h"
 #include "topup/signals.h"
 
-/* pg_try_advisory_xact_lock key: "ledger" in ASCII. One active publisher per database. */
+/*
+ * Leadership: a session advisory lock ("ledger" in ASCII), one active publisher per database. It
+ * is checked every round in pg_locks, because a silent reconnect would have dropped it.
+ */
 #define FLOWS_PUBLISHER_LOCK_KEY "119165742885490"
 /* The rows of ledger_flows_publisher and account_flows the publisher reads per round. */
 /* A round whose deliveries take longer than this gives up; its rows are published again. */
@@ -28,7 +31,10 @@
 #define FLOWS_PUBLISHER_BACKLOG_EVERY_MS 5000
 
 static const char flows_publisher_sql_lock[] =
-    "SELECT pg_try_advisory_xact_lock(" FLOWS_PUBLISHER_LOCK_KEY ")";
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_backend_pid() AND granted AND objsubid = 1 "
+    "AND ((classid::bigint << 32) | objid::bigint) = " FLOWS_PUBLISHER_LOCK_KEY ") "
+    "THEN true ELSE pg_try_advisory_lock(" FLOWS_PUBLISHER_LOCK_KEY ") END";
 
 static const char flows_publisher_sql_watermark[] =
     "SELECT published_upto FROM ledger_flows_publisher FOR UPDATE";
@@ -216,11 +222,12 @@ static enum tp_status flows_publisher_final_id(struct flows_publisher *p, int64_
 }
 
 /*
- * One round inside one transaction: take the cluster-wide publisher lock, read the watermark W and
- * the final id F, produce up to batch_max flows with W < id <= F in id order, wait for every
- * delivery report, and move W past the acknowledged prefix (to F when everything up to F is out:
- * ids never committed, rolled back, leave gaps that are simply passed). Rows after a failed one go
- * again, in order, next round. Returns the number published (0 when another instance publishes).
+ * One round: make sure this instance is the publisher (session lock), learn the final id F (the
+ * barrier), then in one transaction read the watermark W, produce up to batch_max flows with
+ * W < id <= F in id order, wait for every delivery report, and move W past the acknowledged
+ * prefix (to F when everything up to F is out: ids of rolled-back batches leave gaps that are
+ * simply passed). Rows after a failed one go again, in order, next round. Returns the number
+ * published (0 when another instance publishes).
  */
 static enum tp_status flows_publisher_round(struct flows_publisher *p, int *published,
                                             struct tp_error *err)
@@ -228,20 +235,24 @@ static enum tp_status flows_publisher_round(struct flows_publisher *p, int *publ
     PGresult *r = NULL;
     *published = 0;
     int64_t upto = 0, final_id = 0;
-    enum tp_status st = pg_begin(p->pg, err);
+    /* Outside any transaction: a failed statement can never leave the barrier held. */
+    enum tp_status st = pg_exec(p->pg, flows_publisher_sql_lock, 0, NULL, &r, err);
+    bool leader = st == TP_OK && strcmp(pg_get_str(r, 0, 0), "t") == 0;
+    PQclear(r);
+    r = NULL;
+    if (!leader) {
+        return st; /* another ledger instance publishes (or PostgreSQL is away) */
+    }
+    st = flows_publisher_final_id(p, &final_id, err);
     if (st != TP_OK) {
         return st;
     }
-    st = pg_exec(p->pg, flows_publisher_sql_lock, 0, NULL, &r, err);
-    if (st != TP_OK || strcmp(pg_get_str(r, 0, 0), "t") != 0) {
-        goto out; /* another ledger instance publishes */
+    st = pg_begin(p->pg, err);
+    if (st != TP_OK) {
+        return st;
     }
-    PQclear(r);
-    r = NULL;
+    /* FOR UPDATE: should leadership change hands mid-round, the two rounds still serialise. */
     st = flows_publisher_i64(p, flows_publisher_sql_watermark, &upto, err);
-    if (st == TP_OK) {
-        st = flows_publisher_final_id(p, &final_id, err);
-    }
     if (st != TP_OK || final_id <= upto) {
         goto out;
     }
