@@ -185,44 +185,6 @@ static enum tp_status worker_apply(struct ledger *l, struct batch *b, int64_t *m
     }
 }
 
-/*
- * A batch PostgreSQL refused as a whole (a value no validation foresaw): apply it one event at a
- * time, in order, and dead-letter the events refused on their own, so the partition moves on.
- */
-static bool worker_apply_singly(struct ledger *l)
-{
-    for (int i = 0; i < l->batch.n; i++) {
-        struct batch_item *orig = &l->batch.items[i];
-        if (orig->outcome == BATCH_INVALID) {
-            continue;
-        }
-        batch_reset(&l->single);
-        struct batch_item *it = batch_add(&l->single);
-        it->ev = orig->ev;
-        it->msg_index = orig->msg_index;
-        int64_t ms = 0;
-        struct tp_error err = {0};
-        enum tp_status st = worker_apply(l, &l->single, &ms, &err);
-        if (st == TP_INVALID) {
-            orig->outcome = BATCH_INVALID;
-            snprintf(orig->reason, sizeof(orig->reason), "refused by PostgreSQL: %.200s", err.msg);
-            l->stats.invalid++;
-            if (!worker_dead_letter(l, &l->msgs[orig->msg_index], orig->reason)) {
-                return false;
-            }
-            continue;
-        }
-        if (st != TP_OK) {
-            return false;
-        }
-        worker_count_commit(l, ms, 1);
-        if (!worker_after_commit(l, &l->single)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void worker_log_batch(const struct ledger *l, const struct batch *b, int64_t ms)
 {
     int applied = b->applied[LEDGER_FLOW_RECHARGE] + b->applied[LEDGER_FLOW_CONSUME] +
@@ -237,6 +199,57 @@ static void worker_log_batch(const struct ledger *l, const struct batch *b, int6
                                   LF_I("commit_ms", ms)};
     (void)l;
     log_write(level, "ledger batch committed", f, (int)(sizeof(f) / sizeof(f[0])));
+}
+
+/*
+ * A batch PostgreSQL refused as a whole (a value no validation foresaw): apply it one event at a
+ * time, in order, and dead-letter the events refused on their own, so the partition moves on.
+ */
+static bool worker_apply_singly(struct ledger *l)
+{
+    struct batch *b = &l->batch;
+    int64_t total_ms = 0;
+    memset(b->applied, 0, sizeof(b->applied));
+    b->duplicates = b->rejects = b->invalid = 0;
+    for (int i = 0; i < l->batch.n; i++) {
+        struct batch_item *orig = &l->batch.items[i];
+        if (orig->outcome == BATCH_INVALID) {
+            b->invalid++;
+            continue;
+        }
+        batch_reset(&l->single);
+        struct batch_item *it = batch_add(&l->single);
+        it->ev = orig->ev;
+        it->msg_index = orig->msg_index;
+        int64_t ms = 0;
+        struct tp_error err = {0};
+        enum tp_status st = worker_apply(l, &l->single, &ms, &err);
+        if (st == TP_INVALID) {
+            orig->outcome = BATCH_INVALID;
+            snprintf(orig->reason, sizeof(orig->reason), "refused by PostgreSQL: %.200s", err.msg);
+            l->stats.invalid++;
+            b->invalid++;
+            if (!worker_dead_letter(l, &l->msgs[orig->msg_index], orig->reason)) {
+                return false;
+            }
+            continue;
+        }
+        if (st != TP_OK) {
+            return false;
+        }
+        worker_count_commit(l, ms, 1);
+        total_ms += ms;
+        for (int t = LEDGER_FLOW_RECHARGE; t <= LEDGER_FLOW_REFUND; t++) {
+            b->applied[t] += l->single.applied[t];
+        }
+        b->duplicates += l->single.duplicates;
+        b->rejects += l->single.rejects;
+        if (!worker_after_commit(l, &l->single)) {
+            return false;
+        }
+    }
+    worker_log_batch(l, b, total_ms);
+    return true;
 }
 
 /* One polled batch, start to end. True when every message may be acknowledged. */

@@ -209,6 +209,24 @@ int main(int argc, char **argv)
     h_event_id(ex_max);
     h_event_id(ex_over);
     h_send_refund(ex_max, X, "rf-max", INT64_MAX, 1);
+    /*
+     * The safety net: a value no validation foresaw that PostgreSQL refuses (planted here as a
+     * CHECK constraint) fails the whole batch; the ledger then applies it event by event and
+     * dead-letters only the refused one.
+     */
+    h_exec("ALTER TABLE account_flows ADD CONSTRAINT test_poison CHECK (reference <> 'poison')", 0,
+           NULL);
+    char P[H_ID_MAX], ex_poison[UUID_STR_LEN];
+    snprintf(P, sizeof(P), "%.80s-p", prefix);
+    h_event_id(ex_poison);
+    h_send_usage(ex_poison, P, "poison", -1);
+    for (int i = 0; i < 3; i++) {
+        char eid[UUID_STR_LEN], req[32];
+        h_event_id(eid);
+        snprintf(req, sizeof(req), "req-p%d", i);
+        h_send_usage(eid, V, req, -1);
+        v_sent++;
+    }
     struct h_sent over = h_send_refund(ex_over, X, "rf-over", 1, 1); /* would overflow */
 
     struct h_proc led;
@@ -260,6 +278,9 @@ int main(int argc, char **argv)
     check_dlq("usage.recorded");
     check_dlq("payment.matched");
     check_dlq("refund.issued");
+    CHECK(h_dlq_count("usage.recorded", P, "refused by PostgreSQL", 1) == 1);
+    CHECK(h_i64("SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
+                (const char *const[]){ex_poison}) == 0);
     /* The overflow was dead-lettered the first time and again when it came again. */
     CHECK(h_dlq_count("refund.issued", X, "overflow", 2) == 2);
     CHECK(h_log_sum(&led, "ledger batch committed", "invalid") >= ncases - 1);
