@@ -98,7 +98,7 @@ struct tl_proc {
 /*
  * Starts argv (argv[0] a path) as a child with the test's environment plus env overrides
  * ("K=V", NULL-terminated, may be NULL); output appended to <logdir>/<name>.log. p is registered
- * for cleanup (killed when the test fails or exits).
+ * for cleanup (killed when the test fails or exits), so it must outlive main: static storage.
  */
 void tl_proc_start(struct tl_proc *p, const char *name, const char *const *argv,
                    const char *const *env);

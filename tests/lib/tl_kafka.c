@@ -370,6 +370,9 @@ static int tl_ids_cmp(const void *a, const void *b)
 
 void tl_ids_sort(struct tl_ids *ids)
 {
+    if (ids->n == 0) {
+        return;
+    }
     qsort(ids->v, ids->n, sizeof(*ids->v), tl_ids_cmp);
 }
 

@@ -29,6 +29,20 @@ static bool atexit_done;
 static void tl_proc_atexit(void)
 {
     tl_proc_kill_all();
+    /* The command lines are owned copies: give them back so that leak checkers see none. */
+    pthread_mutex_lock(&procs_mu);
+    for (int i = 0; i < nprocs; i++) {
+        for (int k = 0; k <= TL_PROC_ARGS_MAX && procs[i]->argv[k] != NULL; k++) {
+            free(procs[i]->argv[k]);
+            procs[i]->argv[k] = NULL;
+        }
+        for (int k = 0; k <= TL_PROC_ENV_MAX && procs[i]->env[k] != NULL; k++) {
+            free(procs[i]->env[k]);
+            procs[i]->env[k] = NULL;
+        }
+    }
+    nprocs = 0;
+    pthread_mutex_unlock(&procs_mu);
 }
 
 static void tl_proc_register(struct tl_proc *p)

@@ -15,10 +15,11 @@ int main(void)
 {
     tl_init("e2e_demo");
     /* Topics of its own: the demo's events must not reach the services of other tests. */
-    struct tl_broker broker;
+    /* Static: the harness kills them at exit, after main's frame is gone. */
+    static struct tl_broker broker;
     tl_broker_start(&broker, 1, NULL);
-    struct tl_proc ledger, recon;
-    struct tl_intake intake;
+    static struct tl_proc ledger, recon;
+    static struct tl_intake intake;
     tl_worker_start(&ledger, "ledger", "ledger", NULL);
     tl_worker_start(&recon, "reconciliation", "reconciliation", NULL);
     tl_intake_start(&intake, NULL);
