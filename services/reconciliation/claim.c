@@ -5,22 +5,29 @@
  */
 #include "recon.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "topup/event.h"
 #include "topup/kafka.h"
 #include "topup/mem.h"
 #include "topup/pg.h"
 
+/*
+ * The rows are locked in id order first (FOR NO KEY UPDATE, what the UPDATE takes anyway), so two
+ * transactions claiming overlapping orders wait for each other instead of deadlocking. A row that
+ * a concurrent cancel, expiry or match changed meanwhile fails `status = 'pending'` after the
+ * wait and is simply not returned.
+ */
 static const char claim_sql_orders[] =
-    "UPDATE topup_orders o SET status = 'processing', matched_at = now(), updated_at = now(),"
-    " credited_fen = x.credited_fen, amount_mismatch = x.amount_mismatch"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, credited_fen bigint,"
-    " amount_mismatch boolean)"
-    " WHERE o.id = x.id AND o.status = 'pending' RETURNING o.id";
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, c bigint, m boolean)),"
+    " l AS (SELECT id FROM topup_orders WHERE id IN (SELECT id FROM x) AND status = 'pending'"
+    " ORDER BY id FOR NO KEY UPDATE)"
+    " UPDATE topup_orders o SET status = 'processing', matched_at = now(), updated_at = now(),"
+    " credited_fen = x.c, amount_mismatch = x.m"
+    " FROM x JOIN l USING (id) WHERE o.id = x.id AND o.status = 'pending' RETURNING o.id";
 
 /*
  * The same row outbox_write() (topup/outbox.h) inserts, many at once, with the same wake-up of
@@ -28,22 +35,22 @@ static const char claim_sql_orders[] =
  */
 static const char claim_sql_outbox[] =
     "WITH ins AS (INSERT INTO outbox (source, topic, kafka_key, payload, event_id)"
-    " SELECT $1, x.topic, x.kafka_key, decode(x.payload, 'hex'), x.event_id"
-    " FROM jsonb_to_recordset($2::jsonb) AS x(i int, topic text, kafka_key text, payload text,"
-    " event_id text) ORDER BY x.i RETURNING id)"
+    " SELECT $1, $3, x.k, decode(x.p, 'base64'), x.e"
+    " FROM json_to_recordset($2::json) AS x(i int, k text, p text, e text) ORDER BY x.i"
+    " RETURNING id)"
     " SELECT pg_notify('outbox_' || $1, '') WHERE EXISTS (SELECT 1 FROM ins)";
 
 static const char claim_sql_decisions[] =
     "INSERT INTO match_decisions (record_id, order_id, outcome, rule, details, decided_by)"
-    " SELECT x.record_id, x.order_id, x.outcome, x.rule, x.details, x.decided_by"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(i int, record_id bigint, order_id bigint,"
-    " outcome text, rule text, details jsonb, decided_by text) ORDER BY x.i";
+    " SELECT x.r, x.o, x.oc, x.ru, x.d, x.by"
+    " FROM json_to_recordset($1::json) AS x(i int, r bigint, o bigint, oc text, ru text, d jsonb,"
+    " by text) ORDER BY x.i";
 
 static const char claim_sql_reviews[] =
     "INSERT INTO review_queue (record_id, order_id, reason, details)"
-    " SELECT x.record_id, x.order_id, x.reason, x.details"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(i int, record_id bigint, order_id bigint,"
-    " reason text, details jsonb) ORDER BY x.i"
+    " SELECT x.r, x.o, x.re, x.d"
+    " FROM json_to_recordset($1::json) AS x(i int, r bigint, o bigint, re text, d jsonb)"
+    " ORDER BY x.i"
     " ON CONFLICT (record_id, reason) WHERE status = 'open' DO NOTHING";
 
 enum tp_status claim_prepare(struct pg_conn *c, struct tp_error *err)
@@ -53,7 +60,7 @@ enum tp_status claim_prepare(struct pg_conn *c, struct tp_error *err)
         int nparams;
     } stmts[] = {
         {"recon_claim_orders", claim_sql_orders, 1},
-        {"recon_claim_outbox", claim_sql_outbox, 2},
+        {"recon_claim_outbox", claim_sql_outbox, 3},
         {"recon_claim_decisions", claim_sql_decisions, 1},
         {"recon_claim_reviews", claim_sql_reviews, 1},
     };
@@ -66,35 +73,11 @@ enum tp_status claim_prepare(struct pg_conn *c, struct tp_error *err)
     return TP_OK;
 }
 
-/* Serialises a JSON array for a statement parameter; the caller frees the text. */
-static char *claim_dump(json_t *arr)
+static enum tp_status claim_exec(struct pg_conn *c, const char *stmt, const struct jsonw *w,
+                                 PGresult **res, struct tp_error *err)
 {
-    char *s = json_dumps(arr, JSON_COMPACT);
-    if (s == NULL) {
-        /* Only out of memory (every string added was checked UTF-8): the house rule aborts. */
-        abort();
-    }
-    return s;
-}
-
-static enum tp_status claim_exec_json(struct pg_conn *c, const char *stmt, json_t *arr,
-                                      PGresult **res, struct tp_error *err)
-{
-    char *text = claim_dump(arr);
-    const char *const params[1] = {text};
-    enum tp_status st = pg_exec_prepared(c, stmt, 1, params, res, err);
-    free(text);
-    return st;
-}
-
-/* Appends row (NULL when a string was not UTF-8: refused, never silently dropped). */
-static enum tp_status claim_append(json_t *arr, json_t *row, struct tp_error *err)
-{
-    if (row == NULL) {
-        return error_set(err, TP_INVALID, "a decision field is not valid UTF-8");
-    }
-    json_array_append_new(arr, row);
-    return TP_OK;
+    const char *const params[1] = {jsonw_text(w)};
+    return pg_exec_prepared(c, stmt, 1, params, res, err);
 }
 
 enum tp_status claim_orders(struct pg_conn *c, const struct claim_match *m, size_t n,
@@ -104,19 +87,24 @@ enum tp_status claim_orders(struct pg_conn *c, const struct claim_match *m, size
     if (n == 0) {
         return TP_OK;
     }
-    json_t *arr = json_array();
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, json_pack("{s:I,s:I,s:b}", "id", (json_int_t)m[i].order_id,
-                                             "credited_fen", (json_int_t)m[i].credited_fen,
-                                             "amount_mismatch", m[i].amount_mismatch));
+        jsonw_object_begin(&w);
+        jsonw_kint(&w, "id", m[i].order_id);
+        jsonw_kint(&w, "c", m[i].credited_fen);
+        jsonw_kbool(&w, "m", m[i].amount_mismatch);
+        jsonw_object_end(&w);
     }
+    jsonw_array_end(&w);
     PGresult *res = NULL;
-    enum tp_status st = claim_exec_json(c, "recon_claim_orders", arr, &res, err);
-    json_decref(arr);
+    enum tp_status st = claim_exec(c, "recon_claim_orders", &w, &res, err);
     if (st == TP_OK) {
         *claimed = (size_t)PQntuples(res);
     }
     PQclear(res);
+    jsonw_deinit(&w);
     return st;
 }
 
@@ -142,16 +130,26 @@ static uint8_t *claim_pack(const struct claim_match *m, char event_id[UUID_STR_L
     return buf;
 }
 
-static char *claim_hex(const uint8_t *p, size_t len)
+/* Writes p as base64 into w's next string value (decode(..., 'base64') in SQL). */
+static void claim_base64(struct jsonw *w, const uint8_t *p, size_t len, char *scratch)
 {
-    static const char digits[] = "0123456789abcdef";
-    char *out = mem_alloc(len * 2 + 1);
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < len) {
+            v |= (uint32_t)p[i + 1] << 8;
+        }
+        if (i + 2 < len) {
+            v |= p[i + 2];
+        }
+        scratch[o++] = b64[(v >> 18) & 63];
+        scratch[o++] = b64[(v >> 12) & 63];
+        scratch[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        scratch[o++] = i + 2 < len ? b64[v & 63] : '=';
     }
-    out[len * 2] = '\0';
-    return out;
+    scratch[o] = '\0';
+    jsonw_str(w, scratch);
 }
 
 enum tp_status claim_write_events(struct pg_conn *c, const struct claim_match *m, size_t n,
@@ -160,34 +158,50 @@ enum tp_status claim_write_events(struct pg_conn *c, const struct claim_match *m
     if (n == 0) {
         return TP_OK;
     }
-    json_t *arr = json_array();
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
         char event_id[UUID_STR_LEN];
         size_t len = 0;
         uint8_t *payload = claim_pack(&m[i], event_id, &len);
-        char *hex = claim_hex(payload, len);
-        json_t *row =
-            json_pack("{s:i,s:s,s:s,s:s,s:s}", "i", (int)i, "topic", TOPIC_PAYMENT_MATCHED,
-                      "kafka_key", m[i].account_id, "payload", hex, "event_id", event_id);
-        free(hex);
+        char *scratch = mem_alloc((len + 2) / 3 * 4 + 1);
+        jsonw_object_begin(&w);
+        jsonw_kint(&w, "i", (int64_t)i);
+        jsonw_kstr(&w, "k", m[i].account_id);
+        jsonw_key(&w, "p");
+        claim_base64(&w, payload, len, scratch);
+        jsonw_kstr(&w, "e", event_id);
+        jsonw_object_end(&w);
+        free(scratch);
         free(payload);
-        if (claim_append(arr, row, err) != TP_OK) {
-            json_decref(arr);
-            return error_set(err, TP_INVALID, "order %s: account id is not UTF-8", m[i].order_code);
-        }
     }
-    char *text = claim_dump(arr);
-    json_decref(arr);
-    const char *const params[2] = {RECON_SOURCE, text};
-    enum tp_status st = pg_exec_prepared(c, "recon_claim_outbox", 2, params, NULL, err);
-    free(text);
+    jsonw_array_end(&w);
+    const char *const params[3] = {RECON_SOURCE, jsonw_text(&w), TOPIC_PAYMENT_MATCHED};
+    enum tp_status st = pg_exec_prepared(c, "recon_claim_outbox", 3, params, NULL, err);
+    jsonw_deinit(&w);
     return st;
 }
 
 /* order_id 0 is SQL NULL. */
-static json_t *claim_id_or_null(int64_t id)
+static void claim_order_id(struct jsonw *w, int64_t id)
 {
-    return id > 0 ? json_integer((json_int_t)id) : json_null();
+    jsonw_key(w, "o");
+    if (id > 0) {
+        jsonw_int(w, id);
+    } else {
+        jsonw_null(w);
+    }
+}
+
+static void claim_details(struct jsonw *w, const struct claim_decision *d)
+{
+    jsonw_key(w, "d");
+    if (d->details != NULL) {
+        jsonw_raw(w, d->details, d->details_len);
+    } else {
+        jsonw_raw(w, "{}", 2);
+    }
 }
 
 enum tp_status claim_write_decisions(struct pg_conn *c, const struct claim_decision *d, size_t n,
@@ -196,36 +210,40 @@ enum tp_status claim_write_decisions(struct pg_conn *c, const struct claim_decis
     if (n == 0) {
         return TP_OK;
     }
-    enum tp_status st = TP_OK;
-    json_t *decisions = json_array();
-    json_t *reviews = json_array();
-    json_t *empty = json_object();
-    for (size_t i = 0; i < n && st == TP_OK; i++) {
-        json_t *details = d[i].details != NULL ? d[i].details : empty;
-        st =
-            claim_append(decisions,
-                         json_pack("{s:i,s:I,s:o,s:s,s:s,s:O,s:s}", "i", (int)i, "record_id",
-                                   (json_int_t)d[i].record_id, "order_id",
-                                   claim_id_or_null(d[i].order_id), "outcome", d[i].outcome, "rule",
-                                   d[i].rule, "details", details, "decided_by", d[i].decided_by),
-                         err);
-        if (st == TP_OK && d[i].review_reason != NULL) {
-            st = claim_append(reviews,
-                              json_pack("{s:i,s:I,s:o,s:s,s:O}", "i", (int)i, "record_id",
-                                        (json_int_t)d[i].record_id, "order_id",
-                                        claim_id_or_null(d[i].order_id), "reason",
-                                        d[i].review_reason, "details", details),
-                              err);
+    struct jsonw decisions, reviews;
+    jsonw_init(&decisions);
+    jsonw_init(&reviews);
+    jsonw_array_begin(&decisions);
+    jsonw_array_begin(&reviews);
+    size_t n_reviews = 0;
+    for (size_t i = 0; i < n; i++) {
+        jsonw_object_begin(&decisions);
+        jsonw_kint(&decisions, "i", (int64_t)i);
+        jsonw_kint(&decisions, "r", d[i].record_id);
+        claim_order_id(&decisions, d[i].order_id);
+        jsonw_kstr(&decisions, "oc", d[i].outcome);
+        jsonw_kstr(&decisions, "ru", d[i].rule);
+        claim_details(&decisions, &d[i]);
+        jsonw_kstr(&decisions, "by", d[i].decided_by);
+        jsonw_object_end(&decisions);
+        if (d[i].review_reason != NULL) {
+            jsonw_object_begin(&reviews);
+            jsonw_kint(&reviews, "i", (int64_t)i);
+            jsonw_kint(&reviews, "r", d[i].record_id);
+            claim_order_id(&reviews, d[i].order_id);
+            jsonw_kstr(&reviews, "re", d[i].review_reason);
+            claim_details(&reviews, &d[i]);
+            jsonw_object_end(&reviews);
+            n_reviews++;
         }
     }
-    if (st == TP_OK) {
-        st = claim_exec_json(c, "recon_claim_decisions", decisions, NULL, err);
+    jsonw_array_end(&decisions);
+    jsonw_array_end(&reviews);
+    enum tp_status st = claim_exec(c, "recon_claim_decisions", &decisions, NULL, err);
+    if (st == TP_OK && n_reviews > 0) {
+        st = claim_exec(c, "recon_claim_reviews", &reviews, NULL, err);
     }
-    if (st == TP_OK && json_array_size(reviews) > 0) {
-        st = claim_exec_json(c, "recon_claim_reviews", reviews, NULL, err);
-    }
-    json_decref(empty);
-    json_decref(decisions);
-    json_decref(reviews);
+    jsonw_deinit(&decisions);
+    jsonw_deinit(&reviews);
     return st;
 }

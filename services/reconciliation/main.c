@@ -35,6 +35,8 @@ static const struct config_def defs[] = {
      "how often unmatched records are re-examined and aged", &cfg.aging_sweep_ms},
     {"RECON_BATCH_MAX", CONFIG_INT, "1000", 1, RECON_BATCH_HARD_MAX,
      "messages per poll and per transaction", &cfg.batch_max},
+    {"RECON_TX_LANES", CONFIG_INT, "2", 1, RECON_LANES_MAX,
+     "parallel transactions per batch, one PostgreSQL connection each", &cfg.tx_lanes},
     {"RECON_RELAY_POLL_MS", CONFIG_INT, "1000", 10, 60000,
      "outbox relay: poll interval besides its NOTIFY wake-ups", &cfg.relay_poll_ms},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,

@@ -1,8 +1,6 @@
 /* topup_orders as the matcher sees them: statuses, and creation and expiry as local dates. */
 #include "recon.h"
 
-#include <jansson.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "days.h"
@@ -13,32 +11,24 @@ static const char orders_sql_fetch[] =
     "SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
     " (extract(epoch FROM created_at) * 1000)::bigint,"
     " (extract(epoch FROM expires_at) * 1000)::bigint"
-    " FROM topup_orders WHERE code IN (SELECT jsonb_array_elements_text($1::jsonb))"
+    " FROM topup_orders WHERE code IN (SELECT json_array_elements_text($1::json))"
     " UNION"
     " SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
     " (extract(epoch FROM created_at) * 1000)::bigint,"
     " (extract(epoch FROM expires_at) * 1000)::bigint"
     " FROM topup_orders WHERE status = 'pending' AND (remitter_name_norm, amount_fen) IN"
-    " (SELECT k.n, k.a FROM jsonb_to_recordset($2::jsonb) AS k(n text, a bigint))";
+    " (SELECT k.n, k.a FROM json_to_recordset($2::json) AS k(n text, a bigint))";
 
 enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err)
 {
     return pg_prepare(c, "recon_orders_fetch", orders_sql_fetch, 2, err);
 }
 
-enum tp_status orders_store_fetch(struct pg_conn *c, json_t *codes, json_t *keys, PGresult **res,
-                                  struct tp_error *err)
+enum tp_status orders_store_fetch(struct pg_conn *c, const char *codes, const char *keys,
+                                  PGresult **res, struct tp_error *err)
 {
-    char *tc = json_dumps(codes, JSON_COMPACT);
-    char *tk = json_dumps(keys, JSON_COMPACT);
-    if (tc == NULL || tk == NULL) {
-        abort(); /* out of memory only */
-    }
-    const char *const params[2] = {tc, tk};
-    enum tp_status st = pg_exec_prepared(c, "recon_orders_fetch", 2, params, res, err);
-    free(tc);
-    free(tk);
-    return st;
+    const char *const params[2] = {codes, keys};
+    return pg_exec_prepared(c, "recon_orders_fetch", 2, params, res, err);
 }
 
 void orders_store_fill(const PGresult *res, struct matcher_order *out)

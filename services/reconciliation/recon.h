@@ -31,6 +31,8 @@
 #define RECON_BATCH_HARD_MAX 5000
 /* Why a message was dead-lettered; longer reasons are cut. */
 #define RECON_REASON_MAX 256
+/* Upper bound of RECON_TX_LANES: parallel transactions, one PostgreSQL connection each. */
+#define RECON_LANES_MAX 8
 
 /* ---- decode.c: Kafka message -> what it means for reconciliation ---- */
 
@@ -122,7 +124,6 @@ bool decode_text_ok(const char *s, size_t len);
 struct pg_conn;
 struct counters;
 struct aging_calendar;
-struct json_t;
 typedef struct pg_result PGresult;
 
 /* Register the stores' statements on c. */
@@ -130,10 +131,10 @@ enum tp_status records_store_prepare(struct pg_conn *c, struct tp_error *err) TP
 enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err) TP_MUST_CHECK;
 
 /*
- * ids is a JSON array of {"i": index, "a": receiving account, "t": bank txn id}. Sets dup[i] for
- * each identity already stored (dup has an entry for every index used).
+ * ids is the text of a JSON array of {"i": index, "a": receiving account, "t": bank txn id}. Sets
+ * dup[i] for each identity already stored (dup has an entry for every index used).
  */
-enum tp_status records_store_known(struct pg_conn *c, struct json_t *ids, bool *dup,
+enum tp_status records_store_known(struct pg_conn *c, const char *ids, bool *dup,
                                    struct tp_error *err) TP_MUST_CHECK;
 
 /*
@@ -141,7 +142,7 @@ enum tp_status records_store_known(struct pg_conn *c, struct json_t *ids, bool *
  * identities stored meanwhile. ids_out[i] gets the new id of row i (0 if skipped); *inserted the
  * count.
  */
-enum tp_status records_store_insert(struct pg_conn *c, struct json_t *rows, int64_t *ids_out,
+enum tp_status records_store_insert(struct pg_conn *c, const char *rows, int64_t *ids_out,
                                     size_t *inserted, struct tp_error *err) TP_MUST_CHECK;
 
 /*
@@ -149,7 +150,7 @@ enum tp_status records_store_insert(struct pg_conn *c, struct json_t *rows, int6
  * order codes; only pending orders count) could fit: by reference code, or by normalised name and
  * amount. Oldest first. *res is owned by the caller; rows read with records_store_row().
  */
-enum tp_status records_store_lock_for_orders(struct pg_conn *c, struct json_t *codes, int limit,
+enum tp_status records_store_lock_for_orders(struct pg_conn *c, const char *codes, int limit,
                                              PGresult **res, struct tp_error *err) TP_MUST_CHECK;
 
 /* Locks up to limit unmatched records with id > after_id, skipping rows locked by others. */
@@ -160,7 +161,7 @@ enum tp_status records_store_lock_unmatched(struct pg_conn *c, int64_t after_id,
 void records_store_row(const PGresult *res, int row, struct recon_record *r, int64_t *id);
 
 /* Sets state for rows (JSON array of {"id", "state"}). */
-enum tp_status records_store_set_states(struct pg_conn *c, struct json_t *rows,
+enum tp_status records_store_set_states(struct pg_conn *c, const char *rows,
                                         struct tp_error *err) TP_MUST_CHECK;
 
 /*
@@ -168,7 +169,7 @@ enum tp_status records_store_set_states(struct pg_conn *c, struct json_t *rows,
  * array), and every pending order whose (remitter_name_norm, amount_fen) is in keys (JSON array of
  * {"n", "a"}). *res is owned by the caller; orders_store_fill() turns it into matcher orders.
  */
-enum tp_status orders_store_fetch(struct pg_conn *c, struct json_t *codes, struct json_t *keys,
+enum tp_status orders_store_fetch(struct pg_conn *c, const char *codes, const char *keys,
                                   PGresult **res, struct tp_error *err) TP_MUST_CHECK;
 
 /* Fills out[0..PQntuples(res)) from res (strings borrowed from res). */
@@ -241,6 +242,7 @@ struct recon_config {
     char *holidays_file;
     int64_t aging_sweep_ms;
     int64_t batch_max;
+    int64_t tx_lanes;
     int64_t relay_poll_ms;
     char *pg_conninfo;
     char *redis_host;
@@ -289,17 +291,17 @@ enum tp_status claim_orders(struct pg_conn *c, const struct claim_match *m, size
 enum tp_status claim_write_events(struct pg_conn *c, const struct claim_match *m, size_t n,
                                   struct tp_error *err) TP_MUST_CHECK;
 
-struct json_t;
-
 /* One decision row (match_decisions) and possibly a review item. */
 struct claim_decision {
     int64_t record_id;
-    int64_t order_id;          /* 0: none */
-    const char *outcome;       /* matched, review, unmatched, ignored, refund, dismissed */
-    const char *rule;          /* reference, name_amount, manual, none */
-    struct json_t *details;    /* borrowed JSON object (jansson); NULL is {} */
+    int64_t order_id;    /* 0: none */
+    const char *outcome; /* matched, review, unmatched, ignored, refund, dismissed */
+    const char *rule;    /* reference, name_amount, manual, none */
+    const char *details; /* borrowed JSON object text of details_len bytes; NULL: {} */
+    size_t details_len;
     const char *decided_by;    /* "reconciliation" or the support user */
     const char *review_reason; /* NULL: no review item */
+    size_t record_index_;      /* private to the caller (reconcile.c's bookkeeping) */
 };
 
 /* Inserts the decisions and their review items (an open item per record and reason at most). */

@@ -7,11 +7,12 @@
  */
 #include "recon.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aging.h"
+#include "jsonw.h"
 #include "days.h"
 #include "topup/event.h"
 #include "topup/counters.h"
@@ -19,16 +20,20 @@
 #include "topup/mem.h"
 #include "topup/pg.h"
 
+/* The steps of an attempt (reconcile_steps). */
+#define RECONCILE_STEPS 8
+
 struct reconcile_item {
     struct recon_record rec;
     int64_t record_id; /* stored id: loaded, or assigned by the insert */
     bool is_new;
     bool duplicate;
-    int mi;            /* index into the matcher arrays; -1 when not matched at all */
-    const char *state; /* the record's state after this batch */
-    bool changed;      /* a loaded record whose state changes */
-    bool aged;         /* sent to review by aging */
-    json_t *details;   /* owned; built for the decision row */
+    int mi;             /* index into the matcher arrays; -1 when not matched at all */
+    const char *state;  /* the record's state after this batch */
+    bool changed;       /* a loaded record whose state changes */
+    bool aged;          /* sent to review by aging */
+    size_t details_off; /* the decision's details: w_details text [off, off + len) */
+    size_t details_len;
 };
 
 struct reconcile {
@@ -62,7 +67,11 @@ struct reconcile {
     struct claim_decision *decisions;
     int64_t last_loaded_id;
     size_t n_loaded;
+    size_t n_claims;
     struct recon_tally tally;
+    int64_t step_us[RECONCILE_STEPS]; /* the last attempt's steps, for the debug line */
+    /* Statement parameters (JSON rows) and decision details, reused batch after batch. */
+    struct jsonw w_a, w_b, w_details;
 };
 
 struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *settings,
@@ -93,6 +102,9 @@ struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *
     r->new_ids = mem_calloc(r->batch_max, sizeof(*r->new_ids));
     r->claims = mem_calloc(cap, sizeof(*r->claims));
     r->decisions = mem_calloc(cap, sizeof(*r->decisions));
+    jsonw_init(&r->w_a);
+    jsonw_init(&r->w_b);
+    jsonw_init(&r->w_details);
     return r;
 }
 
@@ -100,8 +112,6 @@ struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *
 static void reconcile_clear_attempt(struct reconcile *r)
 {
     for (size_t i = 0; i < r->n_items; i++) {
-        json_decref(r->items[i].details);
-        r->items[i].details = NULL;
     }
     r->n_items = 0;
     r->n_m = 0;
@@ -138,6 +148,9 @@ void reconcile_free(struct reconcile *r)
     free(r->claims);
     free(r->decisions);
     free(r->orders);
+    jsonw_deinit(&r->w_a);
+    jsonw_deinit(&r->w_b);
+    jsonw_deinit(&r->w_details);
     free(r);
 }
 
@@ -182,12 +195,15 @@ static enum tp_status reconcile_load(struct reconcile *r, struct tp_error *err)
     if (r->sweep) {
         st = records_store_lock_unmatched(r->pg, r->after_id, (int)r->batch_max, &r->loaded, err);
     } else if (r->n_codes > 0) {
-        json_t *codes = json_array();
+        struct jsonw *w = &r->w_a;
+        jsonw_reset(w);
+        jsonw_array_begin(w);
         for (size_t i = 0; i < r->n_codes; i++) {
-            json_array_append_new(codes, json_string(r->codes[i]));
+            jsonw_str(w, r->codes[i]);
         }
-        st = records_store_lock_for_orders(r->pg, codes, (int)r->batch_max, &r->loaded, err);
-        json_decref(codes);
+        jsonw_array_end(w);
+        st =
+            records_store_lock_for_orders(r->pg, jsonw_text(w), (int)r->batch_max, &r->loaded, err);
     }
     if (st == TP_OK && r->loaded != NULL) {
         reconcile_take_loaded(r);
@@ -245,20 +261,26 @@ static enum tp_status reconcile_add_new(struct reconcile *r, struct tp_error *er
         it->mi = -1;
     }
     reconcile_mark_repeats(r, first);
-    json_t *ids = json_array();
+    struct jsonw *w = &r->w_a;
+    jsonw_reset(w);
+    jsonw_array_begin(w);
+    size_t n_ids = 0;
     for (size_t i = first; i < r->n_items; i++) {
         r->dup[i - first] = false;
         if (!r->items[i].duplicate) {
-            json_array_append_new(ids, json_pack("{s:I,s:s,s:s}", "i", (json_int_t)(i - first), "a",
-                                                 r->items[i].rec.receiving_account, "t",
-                                                 r->items[i].rec.bank_txn_id));
+            jsonw_object_begin(w);
+            jsonw_kint(w, "i", (int64_t)(i - first));
+            jsonw_kstr(w, "a", r->items[i].rec.receiving_account);
+            jsonw_kstr(w, "t", r->items[i].rec.bank_txn_id);
+            jsonw_object_end(w);
+            n_ids++;
         }
     }
+    jsonw_array_end(w);
     enum tp_status st = TP_OK;
-    if (json_array_size(ids) > 0) {
-        st = records_store_known(r->pg, ids, r->dup, err);
+    if (n_ids > 0) {
+        st = records_store_known(r->pg, jsonw_text(w), r->dup, err);
     }
-    json_decref(ids);
     for (size_t i = first; st == TP_OK && i < r->n_items; i++) {
         r->items[i].duplicate = r->items[i].duplicate || r->dup[i - first];
     }
@@ -295,23 +317,28 @@ static void reconcile_collect(struct reconcile *r)
 
 static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_error *err)
 {
-    json_t *codes = json_array();
-    json_t *keys = json_array();
+    struct jsonw *codes = &r->w_a;
+    struct jsonw *keys = &r->w_b;
+    jsonw_reset(codes);
+    jsonw_reset(keys);
+    jsonw_array_begin(codes);
+    jsonw_array_begin(keys);
     for (size_t k = 0; k < r->n_m; k++) {
         const struct matcher_record *m = &r->mrecs[k];
         for (int c = 0; c < m->ncodes; c++) {
-            json_array_append_new(codes, json_string(m->codes[c]));
+            jsonw_str(codes, m->codes[c]);
         }
         if (m->name_norm[0] != '\0' && m->amount_fen > 0) {
-            json_t *key = json_pack("{s:s,s:I}", "n", m->name_norm, "a", (json_int_t)m->amount_fen);
-            if (key != NULL) {
-                json_array_append_new(keys, key);
-            }
+            jsonw_object_begin(keys);
+            jsonw_kstr(keys, "n", m->name_norm);
+            jsonw_kint(keys, "a", m->amount_fen);
+            jsonw_object_end(keys);
         }
     }
-    enum tp_status st = orders_store_fetch(r->pg, codes, keys, &r->orders_res, err);
-    json_decref(codes);
-    json_decref(keys);
+    jsonw_array_end(codes);
+    jsonw_array_end(keys);
+    enum tp_status st =
+        orders_store_fetch(r->pg, jsonw_text(codes), jsonw_text(keys), &r->orders_res, err);
     if (st != TP_OK) {
         return st;
     }
@@ -365,81 +392,96 @@ static enum tp_status reconcile_decide(struct reconcile *r, struct tp_error *err
 
 /* ---- the decision's details (match_decisions.details, review_queue.details) ---- */
 
-static void reconcile_set_str(json_t *o, const char *key, const char *value)
-{
-    json_t *v = json_string(value != NULL ? value : "");
-    json_object_set_new(o, key, v != NULL ? v : json_null());
-}
-
-static json_t *reconcile_order_json(const struct matcher_order *o)
+static void reconcile_order_json(struct jsonw *w, const struct matcher_order *o)
 {
     char created[DAYS_STR_LEN], expires[DAYS_STR_LEN];
-    json_t *j = json_object();
-    json_object_set_new(j, "order_id", json_integer((json_int_t)o->id));
-    reconcile_set_str(j, "code", o->code);
-    reconcile_set_str(j, "account_id", o->account_id);
-    json_object_set_new(j, "amount_fen", json_integer((json_int_t)o->amount_fen));
-    reconcile_set_str(j, "status", matcher_order_status_name(o->status));
-    reconcile_set_str(j, "created_date", days_format(o->created_day, created));
-    reconcile_set_str(j, "expires_date", days_format(o->expires_day, expires));
+    jsonw_object_begin(w);
+    jsonw_kint(w, "order_id", o->id);
+    jsonw_kstr(w, "code", o->code);
+    jsonw_kstr(w, "account_id", o->account_id);
+    jsonw_kint(w, "amount_fen", o->amount_fen);
+    jsonw_kstr(w, "status", matcher_order_status_name(o->status));
+    jsonw_kstr(w, "created_date", days_format(o->created_day, created));
+    jsonw_kstr(w, "expires_date", days_format(o->expires_day, expires));
     if (o->taken) {
-        json_object_set_new(j, "matched_in_this_batch", json_true());
+        jsonw_kbool(w, "matched_in_this_batch", true);
     }
-    return j;
+    jsonw_object_end(w);
 }
 
-static json_t *reconcile_fields(enum matcher_rule rule)
+static void reconcile_fields(struct jsonw *w, enum matcher_rule rule)
 {
+    jsonw_key(w, "fields");
+    jsonw_array_begin(w);
     if (rule == MATCHER_RULE_REFERENCE) {
-        return json_pack("[s]", "reference_code");
+        jsonw_str(w, "reference_code");
+    } else {
+        jsonw_str(w, "counterparty_name_norm");
+        jsonw_str(w, "amount_fen");
+        jsonw_str(w, "value_date");
     }
-    return json_pack("[s,s,s]", "counterparty_name_norm", "amount_fen", "value_date");
+    jsonw_array_end(w);
 }
 
-static json_t *reconcile_details(const struct reconcile *r, const struct reconcile_item *it,
-                                 const struct matcher_decision *d)
+static void reconcile_candidates(struct jsonw *w, const struct matcher_decision *d)
 {
-    json_t *o = json_object();
+    if (d->order != NULL && d->candidates_total == 1 && d->candidates[0] == d->order) {
+        /* The usual match: the one candidate is the order above; not written twice. */
+        jsonw_kint(w, "candidates_total", 1);
+        return;
+    }
+    jsonw_key(w, "candidates");
+    jsonw_array_begin(w);
+    for (int c = 0; c < d->ncandidates; c++) {
+        reconcile_order_json(w, d->candidates[c]);
+    }
+    jsonw_array_end(w);
+    jsonw_kint(w, "candidates_total", d->candidates_total);
+}
+
+/* The decision's details object, appended to w (match_decisions.details, review_queue.details). */
+static void reconcile_details(const struct reconcile *r, const struct reconcile_item *it,
+                              const struct matcher_decision *d, struct jsonw *w)
+{
+    jsonw_object_begin(w);
     if (d == NULL) {
-        reconcile_set_str(o, "why", it->rec.ignore_reason);
-        return o;
+        jsonw_kstr(w, "why", it->rec.ignore_reason);
+        jsonw_object_end(w);
+        return;
     }
-    reconcile_set_str(o, "why", it->aged ? "aged_unmatched" : d->why);
-    reconcile_set_str(o, "value_date", it->rec.value_date);
-    json_object_set_new(o, "amount_fen", json_integer((json_int_t)it->rec.amount_fen));
-    reconcile_set_str(o, "counterparty_name_norm", it->rec.name_norm);
-    json_t *codes = json_array();
+    jsonw_kstr(w, "why", it->aged ? "aged_unmatched" : d->why);
+    jsonw_kstr(w, "value_date", it->rec.value_date);
+    jsonw_kint(w, "amount_fen", it->rec.amount_fen);
+    jsonw_kstr(w, "counterparty_name_norm", it->rec.name_norm);
+    jsonw_key(w, "reference_codes");
+    jsonw_array_begin(w);
     for (int c = 0; c < it->rec.ncodes; c++) {
-        json_array_append_new(codes, json_string(it->rec.codes[c]));
+        jsonw_str(w, it->rec.codes[c]);
     }
-    json_object_set_new(o, "reference_codes", codes);
+    jsonw_array_end(w);
     if (d->outcome == MATCHER_MATCHED) {
-        json_object_set_new(o, "fields", reconcile_fields(d->rule));
-        json_object_set_new(o, "credited_fen", json_integer((json_int_t)d->credited_fen));
-        json_object_set_new(o, "amount_mismatch", json_boolean(d->amount_mismatch));
+        reconcile_fields(w, d->rule);
+        jsonw_kint(w, "credited_fen", d->credited_fen);
+        jsonw_kbool(w, "amount_mismatch", d->amount_mismatch);
     }
     if (d->order != NULL) {
-        json_object_set_new(o, "order", reconcile_order_json(d->order));
+        jsonw_key(w, "order");
+        reconcile_order_json(w, d->order);
     }
-    json_t *cands = json_array();
-    for (int c = 0; c < d->ncandidates; c++) {
-        json_array_append_new(cands, reconcile_order_json(d->candidates[c]));
-    }
-    json_object_set_new(o, "candidates", cands);
-    json_object_set_new(o, "candidates_total", json_integer(d->candidates_total));
+    reconcile_candidates(w, d);
     if (d->rule == MATCHER_RULE_NAME_AMOUNT) {
-        json_object_set_new(o, "candidate_accounts", json_integer(d->candidate_accounts));
-        json_object_set_new(o, "early_days", json_integer(r->s.matcher.early_days));
+        jsonw_kint(w, "candidate_accounts", d->candidate_accounts);
+        jsonw_kint(w, "early_days", r->s.matcher.early_days);
     }
     if (!it->is_new) {
-        json_object_set_new(o, "reexamined", json_true());
+        jsonw_kbool(w, "reexamined", true);
     }
     if (it->aged) {
         char today[DAYS_STR_LEN];
-        json_object_set_new(o, "business_days", json_integer(r->s.review_after_business_days));
-        reconcile_set_str(o, "today", days_format(r->today, today));
+        jsonw_kint(w, "business_days", r->s.review_after_business_days);
+        jsonw_kstr(w, "today", days_format(r->today, today));
     }
-    return o;
+    jsonw_object_end(w);
 }
 
 /* ---- applying ---- */
@@ -477,25 +519,38 @@ static enum tp_status reconcile_claim(struct reconcile *r, size_t *n_claims, str
     return st;
 }
 
-static json_t *reconcile_record_row(size_t i, const struct reconcile_item *it)
+static void reconcile_record_row(struct jsonw *w, size_t i, const struct reconcile_item *it)
 {
     const struct recon_record *x = &it->rec;
-    json_t *codes = json_array();
+    jsonw_object_begin(w);
+    /* Keys as records_store.c's insert names them (short: repeated in every row). */
+    jsonw_kint(w, "i", (int64_t)i);
+    jsonw_kstr(w, "a", x->receiving_account);
+    jsonw_kstr(w, "t", x->bank_txn_id);
+    jsonw_kbool(w, "f", x->id_is_fingerprint);
+    jsonw_kstr(w, "bd", x->booking_date[0] != '\0' ? x->booking_date : NULL);
+    jsonw_kstr(w, "vd", x->value_date);
+    jsonw_kint(w, "am", x->amount_fen);
+    jsonw_kstr(w, "cu", x->currency);
+    jsonw_kstr(w, "di", x->credit ? "credit" : "debit");
+    jsonw_kbool(w, "rv", x->reversal);
+    jsonw_kstr(w, "cn", x->counterparty_name);
+    jsonw_kstr(w, "nn", x->name_norm);
+    jsonw_kstr(w, "ca", x->counterparty_account);
+    jsonw_kstr(w, "cb", x->counterparty_bank);
+    jsonw_kstr(w, "ri", x->remittance_info);
+    jsonw_kstr(w, "sf", x->source_file);
+    jsonw_kstr(w, "sl", x->source_location);
+    jsonw_kstr(w, "fm", x->format);
+    jsonw_kstr(w, "ev", x->event_id);
+    jsonw_kstr(w, "st", it->state);
+    jsonw_key(w, "rc");
+    jsonw_array_begin(w);
     for (int c = 0; c < x->ncodes; c++) {
-        json_array_append_new(codes, json_string(x->codes[c]));
+        jsonw_str(w, x->codes[c]);
     }
-    json_t *row = json_pack(
-        "{s:I,s:s,s:s,s:b,s:o,s:s,s:I,s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}",
-        "i", (json_int_t)i, "receiving_account", x->receiving_account, "bank_txn_id",
-        x->bank_txn_id, "id_is_fingerprint", x->id_is_fingerprint, "booking_date",
-        x->booking_date[0] != '\0' ? json_string(x->booking_date) : json_null(), "value_date",
-        x->value_date, "amount_fen", (json_int_t)x->amount_fen, "currency", x->currency,
-        "direction", x->credit ? "credit" : "debit", "reversal", x->reversal, "counterparty_name",
-        x->counterparty_name, "counterparty_name_norm", x->name_norm, "counterparty_account",
-        x->counterparty_account, "counterparty_bank", x->counterparty_bank, "remittance_info",
-        x->remittance_info, "source_file", x->source_file, "source_location", x->source_location,
-        "format", x->format, "event_id", x->event_id, "state", it->state, "ref_codes", codes);
-    return row;
+    jsonw_array_end(w);
+    jsonw_object_end(w);
 }
 
 /* Inserts the new records with their final state; every one must be new to us. */
@@ -503,29 +558,23 @@ static enum tp_status reconcile_insert(struct reconcile *r, struct tp_error *err
 {
     size_t first = r->n_loaded;
     size_t want = 0;
-    json_t *rows = json_array();
+    struct jsonw *w = &r->w_a;
+    jsonw_reset(w);
+    jsonw_array_begin(w);
     for (size_t i = first; i < r->n_items; i++) {
         const struct reconcile_item *it = &r->items[i];
         r->new_ids[i - first] = 0;
-        if (it->duplicate) {
-            continue;
+        if (!it->duplicate) {
+            reconcile_record_row(w, i - first, it);
+            want++;
         }
-        json_t *row = reconcile_record_row(i - first, it);
-        if (row == NULL) {
-            json_decref(rows);
-            /* decode checked every field; a failure here is a bug, not input. */
-            return error_set(err, TP_FATAL, "record %s could not be serialised",
-                             it->rec.bank_txn_id);
-        }
-        json_array_append_new(rows, row);
-        want++;
     }
+    jsonw_array_end(w);
     enum tp_status st = TP_OK;
     size_t inserted = 0;
     if (want > 0) {
-        st = records_store_insert(r->pg, rows, r->new_ids, &inserted, err);
+        st = records_store_insert(r->pg, jsonw_text(w), r->new_ids, &inserted, err);
     }
-    json_decref(rows);
     if (st == TP_OK && inserted != want) {
         st = error_set(err, TP_RETRY, "%zu records were stored concurrently", want - inserted);
     }
@@ -537,20 +586,22 @@ static enum tp_status reconcile_insert(struct reconcile *r, struct tp_error *err
 
 static enum tp_status reconcile_update_loaded(struct reconcile *r, struct tp_error *err)
 {
-    json_t *rows = json_array();
+    struct jsonw *w = &r->w_a;
+    jsonw_reset(w);
+    jsonw_array_begin(w);
+    size_t n = 0;
     for (size_t i = 0; i < r->n_loaded; i++) {
         const struct reconcile_item *it = &r->items[i];
         if (it->changed) {
-            json_array_append_new(
-                rows, json_pack("{s:I,s:s}", "id", (json_int_t)it->record_id, "state", it->state));
+            jsonw_object_begin(w);
+            jsonw_kint(w, "i", it->record_id);
+            jsonw_kstr(w, "s", it->state);
+            jsonw_object_end(w);
+            n++;
         }
     }
-    enum tp_status st = TP_OK;
-    if (json_array_size(rows) > 0) {
-        st = records_store_set_states(r->pg, rows, err);
-    }
-    json_decref(rows);
-    return st;
+    jsonw_array_end(w);
+    return n > 0 ? records_store_set_states(r->pg, jsonw_text(w), err) : TP_OK;
 }
 
 static const char *reconcile_review_reason(const struct matcher_decision *d)
@@ -565,21 +616,31 @@ static const char *reconcile_review_reason(const struct matcher_decision *d)
 static enum tp_status reconcile_write_decisions(struct reconcile *r, struct tp_error *err)
 {
     size_t n = 0;
+    jsonw_reset(&r->w_details);
     for (size_t i = 0; i < r->n_items; i++) {
         struct reconcile_item *it = &r->items[i];
         if (it->duplicate || (!it->is_new && !it->changed)) {
             continue;
         }
         const struct matcher_decision *d = it->mi >= 0 ? &r->decs[it->mi] : NULL;
-        it->details = reconcile_details(r, it, d);
+        jsonw_next_document(&r->w_details);
+        it->details_off = r->w_details.len;
+        reconcile_details(r, it, d, &r->w_details);
+        it->details_len = r->w_details.len - it->details_off;
         struct claim_decision *cd = &r->decisions[n++];
+        cd->record_index_ = i;
         cd->record_id = it->record_id;
         cd->order_id = d != NULL && d->order != NULL ? d->order->id : 0;
         cd->outcome = d != NULL ? matcher_outcome_name(d->outcome) : "ignored";
         cd->rule = d != NULL ? matcher_rule_name(d->rule) : "none";
-        cd->details = it->details;
         cd->decided_by = RECON_SOURCE;
         cd->review_reason = d != NULL ? reconcile_review_reason(d) : NULL;
+    }
+    /* The details text is complete (no more reallocation): point into it now. */
+    for (size_t k = 0; k < n; k++) {
+        const struct reconcile_item *it = &r->items[r->decisions[k].record_index_];
+        r->decisions[k].details = jsonw_text(&r->w_details) + it->details_off;
+        r->decisions[k].details_len = it->details_len;
     }
     return claim_write_decisions(r->pg, r->decisions, n, err);
 }
@@ -646,38 +707,68 @@ static void reconcile_log_decisions(const struct reconcile *r)
     }
 }
 
+static int64_t reconcile_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One step of an attempt; its duration goes to the batch's debug line. */
+typedef enum tp_status reconcile_step_fn(struct reconcile *r, struct tp_error *err);
+
+static enum tp_status reconcile_step_claim(struct reconcile *r, struct tp_error *err)
+{
+    return reconcile_claim(r, &r->n_claims, err);
+}
+
+static enum tp_status reconcile_step_events(struct reconcile *r, struct tp_error *err)
+{
+    return claim_write_events(r->pg, r->claims, r->n_claims, err);
+}
+
+static const struct {
+    const char *name;
+    reconcile_step_fn *fn;
+} reconcile_steps[RECONCILE_STEPS] = {
+    {"load_us", reconcile_load},
+    {"known_us", reconcile_add_new},
+    {"decide_us", reconcile_decide},
+    {"claim_us", reconcile_step_claim},
+    {"insert_us", reconcile_insert},
+    {"update_us", reconcile_update_loaded},
+    {"decisions_us", reconcile_write_decisions},
+    {"events_us", reconcile_step_events},
+};
+
 static enum tp_status reconcile_attempt(struct pg_conn *c, void *ctx, struct tp_error *err)
 {
     struct reconcile *r = ctx;
     (void)c;
     reconcile_clear_attempt(r);
-    size_t n_claims = 0;
-    enum tp_status st = reconcile_load(r, err);
-    if (st == TP_OK) {
-        st = reconcile_add_new(r, err);
-    }
-    if (st == TP_OK) {
-        st = reconcile_decide(r, err);
-    }
-    if (st == TP_OK) {
-        st = reconcile_claim(r, &n_claims, err);
-    }
-    if (st == TP_OK) {
-        st = reconcile_insert(r, err);
-    }
-    if (st == TP_OK) {
-        st = reconcile_update_loaded(r, err);
-    }
-    if (st == TP_OK) {
-        st = reconcile_write_decisions(r, err);
-    }
-    if (st == TP_OK) {
-        st = claim_write_events(r->pg, r->claims, n_claims, err);
+    r->n_claims = 0;
+    enum tp_status st = TP_OK;
+    for (int i = 0; i < RECONCILE_STEPS && st == TP_OK; i++) {
+        int64_t t0 = reconcile_now_us();
+        st = reconcile_steps[i].fn(r, err);
+        r->step_us[i] = reconcile_now_us() - t0;
     }
     if (st == TP_OK) {
         reconcile_count(r);
     }
     return st;
+}
+
+static void reconcile_log_timing(const struct reconcile *r, int64_t total_us)
+{
+    struct log_field f[RECONCILE_STEPS + 3];
+    f[0] = LF_I("records", r->n_new);
+    f[1] = LF_I("reexamined", r->n_loaded);
+    f[2] = LF_I("total_us", total_us);
+    for (int i = 0; i < RECONCILE_STEPS; i++) {
+        f[3 + i] = LF_I(reconcile_steps[i].name, r->step_us[i]);
+    }
+    log_write(LOG_DEBUG, "batch reconciled", f, RECONCILE_STEPS + 3);
 }
 
 enum tp_status reconcile_run(struct reconcile *r, int attempts, struct recon_tally *tally,
@@ -688,8 +779,10 @@ enum tp_status reconcile_run(struct reconcile *r, int attempts, struct recon_tal
         memset(tally, 0, sizeof(*tally));
         return TP_OK;
     }
+    int64_t t0 = reconcile_now_us();
     enum tp_status st = pg_transaction(r->pg, reconcile_attempt, r, attempts, err);
     if (st == TP_OK) {
+        reconcile_log_timing(r, reconcile_now_us() - t0);
         reconcile_log_decisions(r);
         *tally = r->tally;
     }

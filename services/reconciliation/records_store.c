@@ -1,7 +1,6 @@
 /* statement_records: stored once by identity, locked for re-examination, states updated. */
 #include "recon.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,32 +14,29 @@
     " r.counterparty_name, r.remittance_info"
 
 static const char records_sql_known[] =
-    "SELECT x.i FROM jsonb_to_recordset($1::jsonb) AS x(i int, a text, t text)"
+    "SELECT x.i FROM json_to_recordset($1::json) AS x(i int, a text, t text)"
     " JOIN statement_records r ON r.receiving_account = x.a AND r.bank_txn_id = x.t";
 
+/* Transport keys are short (they are repeated in every row): reconcile.c writes the same ones. */
 static const char records_sql_insert[] =
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, receiving_account text,"
-    " bank_txn_id text, id_is_fingerprint boolean, booking_date date, value_date date,"
-    " amount_fen bigint, currency text, direction text, reversal boolean, counterparty_name text,"
-    " counterparty_name_norm text, counterparty_account text, counterparty_bank text,"
-    " remittance_info text, source_file text, source_location text, format text, event_id text,"
-    " state text, ref_codes text[])),"
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(i int, a text, t text, f boolean,"
+    " bd date, vd date, am bigint, cu text, di text, rv boolean, cn text, nn text, ca text, cb "
+    "text,"
+    " ri text, sf text, sl text, fm text, ev text, st text, rc text[])),"
     " ins AS (INSERT INTO statement_records (receiving_account, bank_txn_id, id_is_fingerprint,"
     " booking_date, value_date, amount_fen, currency, direction, reversal, counterparty_name,"
     " counterparty_name_norm, counterparty_account, counterparty_bank, remittance_info,"
     " source_file, source_location, format, event_id, state, ref_codes)"
-    " SELECT receiving_account, bank_txn_id, id_is_fingerprint, booking_date, value_date,"
-    " amount_fen, currency, direction, reversal, counterparty_name, counterparty_name_norm,"
-    " counterparty_account, counterparty_bank, remittance_info, source_file, source_location,"
-    " format, event_id, state, ref_codes FROM x ORDER BY x.i"
+    " SELECT a, t, f, bd, vd, am, cu, di, rv, cn, nn, ca, cb, ri, sf, sl, fm, ev, st, rc"
+    " FROM x ORDER BY x.i"
     " ON CONFLICT (receiving_account, bank_txn_id) DO NOTHING"
-    " RETURNING id, receiving_account, bank_txn_id)"
-    " SELECT x.i, ins.id FROM ins JOIN x USING (receiving_account, bank_txn_id)";
+    " RETURNING id, receiving_account AS a, bank_txn_id AS t)"
+    " SELECT x.i, ins.id FROM ins JOIN x USING (a, t)";
 
 /* The orders' pending rows are found through their partial indexes; records through theirs. */
 static const char records_sql_lock_for_orders[] =
     "WITH o AS (SELECT code, remitter_name_norm, amount_fen FROM topup_orders"
-    " WHERE code IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'pending'),"
+    " WHERE code IN (SELECT json_array_elements_text($1::json)) AND status = 'pending'),"
     " c AS (SELECT r.id FROM o JOIN statement_records r ON r.state = 'unmatched'"
     " AND r.ref_codes @> ARRAY[o.code]"
     " UNION SELECT r.id FROM o JOIN statement_records r ON r.state = 'unmatched'"
@@ -56,8 +52,8 @@ static const char records_sql_lock_unmatched[] =
     " ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED";
 
 static const char records_sql_set_states[] =
-    "UPDATE statement_records r SET state = x.state, updated_at = now()"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, state text) WHERE r.id = x.id";
+    "UPDATE statement_records r SET state = x.s, updated_at = now()"
+    " FROM json_to_recordset($1::json) AS x(i bigint, s text) WHERE r.id = x.i";
 
 enum tp_status records_store_prepare(struct pg_conn *c, struct tp_error *err)
 {
@@ -80,26 +76,19 @@ enum tp_status records_store_prepare(struct pg_conn *c, struct tp_error *err)
     return TP_OK;
 }
 
-/* Runs a statement whose parameters are JSON values (and text), dumping them compactly. */
-static enum tp_status records_exec(struct pg_conn *c, const char *stmt, json_t *a, json_t *b,
+/* Runs a statement whose one parameter is JSON text. */
+static enum tp_status records_exec(struct pg_conn *c, const char *stmt, const char *json,
                                    PGresult **res, struct tp_error *err)
 {
-    char *ta = json_dumps(a, JSON_COMPACT);
-    char *tb = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
-    if (ta == NULL || (b != NULL && tb == NULL)) {
-        abort(); /* out of memory only: every value was checked when added */
-    }
-    const char *const params[2] = {ta, tb};
-    enum tp_status st = pg_exec_prepared(c, stmt, b != NULL ? 2 : 1, params, res, err);
-    free(ta);
-    free(tb);
-    return st;
+    const char *const params[1] = {json};
+    return pg_exec_prepared(c, stmt, 1, params, res, err);
 }
 
-enum tp_status records_store_known(struct pg_conn *c, json_t *ids, bool *dup, struct tp_error *err)
+enum tp_status records_store_known(struct pg_conn *c, const char *ids, bool *dup,
+                                   struct tp_error *err)
 {
     PGresult *res = NULL;
-    enum tp_status st = records_exec(c, "recon_records_known", ids, NULL, &res, err);
+    enum tp_status st = records_exec(c, "recon_records_known", ids, &res, err);
     if (st == TP_OK) {
         for (int row = 0; row < PQntuples(res); row++) {
             dup[pg_get_i64(res, row, 0)] = true;
@@ -109,12 +98,12 @@ enum tp_status records_store_known(struct pg_conn *c, json_t *ids, bool *dup, st
     return st;
 }
 
-enum tp_status records_store_insert(struct pg_conn *c, json_t *rows, int64_t *ids_out,
+enum tp_status records_store_insert(struct pg_conn *c, const char *rows, int64_t *ids_out,
                                     size_t *inserted, struct tp_error *err)
 {
     PGresult *res = NULL;
     *inserted = 0;
-    enum tp_status st = records_exec(c, "recon_records_insert", rows, NULL, &res, err);
+    enum tp_status st = records_exec(c, "recon_records_insert", rows, &res, err);
     if (st == TP_OK) {
         for (int row = 0; row < PQntuples(res); row++) {
             ids_out[pg_get_i64(res, row, 0)] = pg_get_i64(res, row, 1);
@@ -125,21 +114,14 @@ enum tp_status records_store_insert(struct pg_conn *c, json_t *rows, int64_t *id
     return st;
 }
 
-enum tp_status records_store_lock_for_orders(struct pg_conn *c, json_t *codes, int limit,
+enum tp_status records_store_lock_for_orders(struct pg_conn *c, const char *codes, int limit,
                                              PGresult **res, struct tp_error *err)
 {
-    char *tc = json_dumps(codes, JSON_COMPACT);
-    if (tc == NULL) {
-        abort();
-    }
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *const params[2] = {tc, lim};
-    enum tp_status st = pg_exec_prepared(c, "recon_records_lock_for_orders", 2, params, res, err);
-    free(tc);
-    return st;
+    const char *const params[2] = {codes, lim};
+    return pg_exec_prepared(c, "recon_records_lock_for_orders", 2, params, res, err);
 }
-
 enum tp_status records_store_lock_unmatched(struct pg_conn *c, int64_t after_id, int limit,
                                             PGresult **res, struct tp_error *err)
 {
@@ -191,7 +173,7 @@ void records_store_row(const PGresult *res, int row, struct recon_record *r, int
     r->booking_date = "";
 }
 
-enum tp_status records_store_set_states(struct pg_conn *c, json_t *rows, struct tp_error *err)
+enum tp_status records_store_set_states(struct pg_conn *c, const char *rows, struct tp_error *err)
 {
-    return records_exec(c, "recon_records_set_states", rows, NULL, NULL, err);
+    return records_exec(c, "recon_records_set_states", rows, NULL, err);
 }

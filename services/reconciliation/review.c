@@ -124,16 +124,22 @@ static enum tp_status review_decision(struct pg_conn *c, const struct review_ite
     json_object_set_new(details, "action", json_string(review_action_name(req->action)));
     json_t *why = json_string(req->reason);
     json_object_set_new(details, "why", why != NULL ? why : json_null());
+    char *text = json_dumps(details, JSON_COMPACT);
+    if (text == NULL) {
+        abort(); /* out of memory only: every string was checked UTF-8 or is ours */
+    }
     struct claim_decision d = {
         .record_id = it->record_id,
         .order_id = order_id,
         .outcome = outcome,
         .rule = "manual",
-        .details = details,
+        .details = text,
+        .details_len = strlen(text),
         .decided_by = req->actor,
         .review_reason = NULL,
     };
     enum tp_status st = claim_write_decisions(c, &d, 1, err);
+    free(text);
     json_decref(details);
     return st;
 }

@@ -1,6 +1,11 @@
-/* The reconciliation worker's loop: poll, decode, reconcile in one transaction, store offsets. */
+/*
+ * The reconciliation worker's loop: poll a batch, decode it, reconcile it in parallel lanes (one
+ * PostgreSQL connection and one transaction each, the batch split by record identity), store the
+ * offsets once every lane committed; between batches, the sweep and the counters.
+ */
 #include "recon.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,16 +29,38 @@
 #define WORKER_BACKOFF_MAX_MS 5000
 #define WORKER_FLUSH_MS       1000
 
+struct worker;
+
+/*
+ * One lane: a connection and a batch state of its own. A batch is dealt to the lanes by record
+ * identity (or order code), so one identity is only ever written by one lane. Records of a batch
+ * are decided concurrently rather than in partition order; offsets still move only after every
+ * lane committed. What two lanes can meet on, orders, is arbitrated by PostgreSQL as between two
+ * instances: the conditional claim, taken in id order (the loser re-decides on fresh data).
+ */
+struct lane {
+    struct worker *w;
+    int index;
+    struct pg_conn *pg;
+    struct reconcile *rc;
+    int *msg_idx; /* this lane's messages in the polled batch */
+    int n;
+    bool done; /* committed for the batch in hand */
+    enum tp_status st;
+    struct tp_error err;
+    struct recon_tally tally;
+};
+
 struct worker {
     const struct recon_config *cfg;
     const struct recon_accounts *accounts;
     struct recon_settings settings;
     struct kafka_consumer *consumer;
     struct kafka_producer *dlq;
-    struct pg_conn *pg;
-    struct reconcile *rc;
     struct counters *counters;
     struct outbox_relay *relay;
+    struct lane lanes[RECON_LANES_MAX];
+    int nlanes;
     struct kafka_message *msgs;
     struct decoded *dec;
     bool *ok; /* dec[i] holds a decoded message */
@@ -81,32 +108,71 @@ static bool worker_dead_letter(struct worker *w, const struct kafka_message *msg
     }
 }
 
-/* Adds message i to the batch; counts the order events that need no work. */
-static void worker_add(struct worker *w, int i)
+static uint32_t worker_fnv(uint32_t h, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return (h ^ 0xffu) * 16777619u;
+}
+
+/*
+ * The lane of a decoded message: a record by its identity (receiving account, bank txn id), an
+ * order event by its code. The same identity therefore never meets itself in two lanes, and a
+ * batch (usually all from one partition) spreads over every lane.
+ */
+static int worker_lane_of(const struct worker *w, const struct decoded *d)
+{
+    uint32_t h = 2166136261u;
+    if (d->kind == DECODE_RECORD) {
+        h = worker_fnv(worker_fnv(h, d->rec.receiving_account), d->rec.bank_txn_id);
+    } else {
+        h = worker_fnv(h, d->order_code);
+    }
+    return (int)(h % (uint32_t)w->nlanes);
+}
+
+/* Adds message i to its lane's batch; counts the order events that need no work. */
+static void worker_add(struct worker *w, struct lane *l, int i)
 {
     struct decoded *d = &w->dec[i];
     switch (d->kind) {
     case DECODE_RECORD:
-        (void)reconcile_add_record(w->rc, &d->rec); /* n <= batch_max: always fits */
+        (void)reconcile_add_record(l->rc, &d->rec); /* n <= batch_max: always fits */
         break;
     case DECODE_ORDER_REQUESTED:
-        (void)reconcile_add_order(w->rc, d->order_code);
-        counters_incr(w->counters, "recon.orders.requested", 1);
+        (void)reconcile_add_order(l->rc, d->order_code);
         break;
     case DECODE_ORDER_CANCELLED:
-        /* The conditional claim already keeps a cancelled order from being matched. */
-        counters_incr(w->counters, "recon.orders.cancelled", 1);
-        break;
     case DECODE_ORDER_EXPIRED:
-        counters_incr(w->counters, "recon.orders.expired", 1);
+        /* The conditional claim already keeps such an order from being matched. */
         break;
     }
 }
 
-/* Decodes msgs[0..n); the invalid ones are dead-lettered. False when stopping mid-way. */
+static void worker_count_orders(struct worker *w, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!w->ok[i]) {
+            continue;
+        }
+        const char *name = w->dec[i].kind == DECODE_ORDER_REQUESTED   ? "recon.orders.requested"
+                           : w->dec[i].kind == DECODE_ORDER_CANCELLED ? "recon.orders.cancelled"
+                           : w->dec[i].kind == DECODE_ORDER_EXPIRED   ? "recon.orders.expired"
+                                                                      : NULL;
+        if (name != NULL) {
+            counters_incr(w->counters, name, 1);
+        }
+    }
+}
+
+/* Decodes msgs[0..n) and deals them to the lanes; the invalid ones are dead-lettered. */
 static bool worker_decode(struct worker *w, int n)
 {
-    reconcile_reset(w->rc);
+    for (int k = 0; k < w->nlanes; k++) {
+        w->lanes[k].n = 0;
+        w->lanes[k].done = false;
+    }
     for (int i = 0; i < n; i++) {
         struct tp_error err = {0};
         w->ok[i] = decode_message(w->msgs[i].topic, w->msgs[i].payload, w->msgs[i].len, w->accounts,
@@ -117,29 +183,28 @@ static bool worker_decode(struct worker *w, int n)
             }
             continue;
         }
-        worker_add(w, i);
+        struct lane *l = &w->lanes[worker_lane_of(w, &w->dec[i])];
+        l->msg_idx[l->n++] = i;
     }
     return true;
 }
 
 /*
- * A batch refused as a whole with TP_INVALID (a value PostgreSQL rejects although decode accepted
- * it): each message alone, so only the offending one is dead-lettered.
+ * A lane's batch refused as a whole with TP_INVALID (a value PostgreSQL rejects although decode
+ * accepted it): each message alone, so only the offending one is dead-lettered.
  */
-static enum tp_status worker_isolate(struct worker *w, int n, struct tp_error *err)
+static enum tp_status lane_isolate(struct lane *l)
 {
-    for (int i = 0; i < n; i++) {
-        if (!w->ok[i]) {
-            continue;
-        }
-        reconcile_reset(w->rc);
-        worker_add(w, i);
+    for (int k = 0; k < l->n; k++) {
+        int i = l->msg_idx[k];
+        reconcile_reset(l->rc);
+        worker_add(l->w, l, i);
         struct recon_tally tally;
-        enum tp_status st = reconcile_run(w->rc, WORKER_TX_ATTEMPTS, &tally, err);
+        enum tp_status st = reconcile_run(l->rc, WORKER_TX_ATTEMPTS, &tally, &l->err);
         if (st == TP_OK) {
-            recon_tally_count(&tally, w->counters);
+            recon_tally_count(&tally, l->w->counters);
         } else if (st == TP_INVALID) {
-            if (!worker_dead_letter(w, &w->msgs[i], err->msg)) {
+            if (!worker_dead_letter(l->w, &l->w->msgs[i], l->err.msg)) {
                 return TP_RETRY;
             }
         } else {
@@ -149,43 +214,93 @@ static enum tp_status worker_isolate(struct worker *w, int n, struct tp_error *e
     return TP_OK;
 }
 
-/* Reconciles one polled batch until it is committed, isolated, or the worker must stop. */
+/* Runs a lane's share of the batch in one transaction (on whatever thread calls it). */
+static void *lane_run(void *arg)
+{
+    struct lane *l = arg;
+    reconcile_reset(l->rc);
+    for (int k = 0; k < l->n; k++) {
+        worker_add(l->w, l, l->msg_idx[k]);
+    }
+    memset(&l->tally, 0, sizeof(l->tally));
+    l->st = reconcile_run(l->rc, WORKER_TX_ATTEMPTS, &l->tally, &l->err);
+    if (l->st == TP_OK) {
+        recon_tally_count(&l->tally, l->w->counters);
+    } else if (l->st == TP_INVALID) {
+        log_warn("batch refused, reconciling its messages one by one", LF_I("lane", l->index),
+                 LF_S("error", l->err.msg));
+        l->st = lane_isolate(l);
+    }
+    reconcile_reset(l->rc);
+    return NULL;
+}
+
+/* Runs every lane not done yet, concurrently; lane 0 on this thread. */
+static void worker_run_lanes(struct worker *w)
+{
+    pthread_t threads[RECON_LANES_MAX];
+    bool started[RECON_LANES_MAX] = {false};
+    for (int k = 1; k < w->nlanes; k++) {
+        struct lane *l = &w->lanes[k];
+        if (!l->done && l->n > 0) {
+            started[k] = pthread_create(&threads[k], NULL, lane_run, l) == 0;
+            if (!started[k]) {
+                lane_run(l); /* no thread to be had: do it here */
+            }
+        }
+    }
+    if (!w->lanes[0].done && w->lanes[0].n > 0) {
+        lane_run(&w->lanes[0]);
+    }
+    for (int k = 1; k < w->nlanes; k++) {
+        if (started[k]) {
+            pthread_join(threads[k], NULL);
+        }
+    }
+}
+
+/*
+ * Reconciles one polled batch until every lane committed, or the worker must stop. A lane that
+ * committed is not run again when another one retries.
+ */
 static enum tp_status worker_batch(struct worker *w, int n)
 {
     enum tp_status st = TP_RETRY;
-    struct tp_error err = {0};
     int64_t backoff = WORKER_BACKOFF_MIN_MS;
     if (!worker_decode(w, n)) {
         goto out;
     }
     while (true) {
-        struct recon_tally tally;
-        st = reconcile_run(w->rc, WORKER_TX_ATTEMPTS, &tally, &err);
-        if (st == TP_OK) {
-            recon_tally_count(&tally, w->counters);
-            break;
-        }
-        if (st == TP_INVALID) {
-            log_warn("batch refused, reconciling its messages one by one", LF_S("error", err.msg));
-            st = worker_isolate(w, n, &err);
-            if (st != TP_RETRY) {
-                break;
+        worker_run_lanes(w);
+        st = TP_OK;
+        for (int k = 0; k < w->nlanes; k++) {
+            struct lane *l = &w->lanes[k];
+            if (l->done || l->n == 0) {
+                continue;
+            }
+            if (l->st == TP_OK) {
+                l->done = true;
+            } else if (st == TP_OK || l->st != TP_RETRY) {
+                st = l->st;
+                if (l->st != TP_RETRY) {
+                    log_error("batch failed, stopping without storing its offsets", LF_I("lane", k),
+                              LF_S("error", l->err.msg), LF_S("status", error_status_name(l->st)));
+                } else {
+                    log_warn("batch not committed, retrying", LF_I("lane", k),
+                             LF_S("error", l->err.msg), LF_I("retry_in_ms", backoff));
+                }
             }
         }
         if (st != TP_RETRY || signals_stop_requested()) {
             break;
         }
-        log_warn("batch not committed, retrying", LF_S("error", err.msg),
-                 LF_I("retry_in_ms", backoff));
         worker_sleep(backoff);
         backoff = backoff * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : backoff * 2;
     }
     if (st == TP_OK) {
         /* Durable in PostgreSQL (and the dead letters acknowledged): now the offsets may move. */
+        worker_count_orders(w, n);
         kafka_consumer_store(w->consumer, w->msgs, n);
-    } else if (st != TP_RETRY) {
-        log_error("batch failed, stopping without storing its offsets", LF_S("error", err.msg),
-                  LF_S("status", error_status_name(st)));
     }
 out:
     for (int i = 0; i < n; i++) {
@@ -194,7 +309,6 @@ out:
             w->ok[i] = false;
         }
     }
-    reconcile_reset(w->rc);
     kafka_consumer_release(w->consumer, w->msgs, n);
     return st;
 }
@@ -209,7 +323,7 @@ static void worker_sweep(struct worker *w)
     while (more && !signals_stop_requested()) {
         struct recon_tally tally;
         struct tp_error err = {0};
-        if (reconcile_sweep_chunk(w->rc, today, &after, &more, &tally, &err) != TP_OK) {
+        if (reconcile_sweep_chunk(w->lanes[0].rc, today, &after, &more, &tally, &err) != TP_OK) {
             log_warn("sweep of unmatched records interrupted", LF_S("error", err.msg));
             break;
         }
@@ -239,18 +353,29 @@ static void worker_tick(struct worker *w)
     }
 }
 
+static enum tp_status worker_open_lane(struct worker *w, int k, struct tp_error *err)
+{
+    struct lane *l = &w->lanes[k];
+    l->w = w;
+    l->index = k;
+    l->msg_idx = mem_calloc((size_t)w->cfg->batch_max, sizeof(*l->msg_idx));
+    l->pg = pg_conn_new(w->cfg->pg_conninfo, WORKER_PG_CONNECT_MS, err);
+    if (l->pg == NULL) {
+        return TP_FATAL;
+    }
+    l->rc = reconcile_new(l->pg, &w->settings, err);
+    return l->rc != NULL ? TP_OK : TP_FATAL;
+}
+
 static enum tp_status worker_open(struct worker *w, struct tp_error *err)
 {
     static const char *const topics[] = {TOPIC_BANK_STATEMENT_RECORDS, TOPIC_TOPUP_REQUESTED,
                                          TOPIC_TOPUP_CANCELLED, TOPIC_TOPUP_EXPIRED};
     w->counters = counters_new(RECON_SERVICE, w->cfg->redis_host, (int)w->cfg->redis_port);
-    w->pg = pg_conn_new(w->cfg->pg_conninfo, WORKER_PG_CONNECT_MS, err);
-    if (w->pg == NULL) {
-        return TP_FATAL;
-    }
-    w->rc = reconcile_new(w->pg, &w->settings, err);
-    if (w->rc == NULL) {
-        return TP_FATAL;
+    for (int k = 0; k < w->nlanes; k++) {
+        if (worker_open_lane(w, k, err) != TP_OK) {
+            return TP_FATAL;
+        }
     }
     w->relay = outbox_relay_new(RECON_SOURCE, w->cfg->pg_conninfo, (int)w->cfg->relay_poll_ms,
                                 w->counters, err);
@@ -274,8 +399,11 @@ static void worker_close(struct worker *w)
     kafka_consumer_free(w->consumer);
     outbox_relay_free(w->relay);
     kafka_producer_free(w->dlq);
-    reconcile_free(w->rc);
-    pg_conn_free(w->pg);
+    for (int k = 0; k < w->nlanes; k++) {
+        reconcile_free(w->lanes[k].rc);
+        pg_conn_free(w->lanes[k].pg);
+        free(w->lanes[k].msg_idx);
+    }
     counters_free(w->counters);
     free(w->msgs);
     free(w->dec);
@@ -285,9 +413,11 @@ static void worker_close(struct worker *w)
 int worker_run(const struct recon_config *cfg, const struct recon_accounts *accounts,
                const struct aging_calendar *calendar)
 {
-    struct worker w = {0};
+    static struct worker w; /* the lanes are large; one worker per process */
+    memset(&w, 0, sizeof(w));
     w.cfg = cfg;
     w.accounts = accounts;
+    w.nlanes = (int)cfg->tx_lanes;
     w.settings.matcher.early_days = (int)cfg->early_days;
     w.settings.review_after_business_days = (int)cfg->review_after_business_days;
     w.settings.calendar = calendar;
@@ -303,8 +433,8 @@ int worker_run(const struct recon_config *cfg, const struct recon_accounts *acco
         goto out;
     }
     log_info("reconciliation started", LF_S("group", cfg->group),
-             LF_S("receiving_accounts", cfg->receiving_accounts),
-             LF_I("batch_max", cfg->batch_max));
+             LF_S("receiving_accounts", cfg->receiving_accounts), LF_I("batch_max", cfg->batch_max),
+             LF_I("tx_lanes", cfg->tx_lanes));
     while (!signals_stop_requested()) {
         int n = kafka_consumer_poll_batch(w.consumer, w.msgs, (int)cfg->batch_max, WORKER_POLL_MS);
         if (n > 0) {
