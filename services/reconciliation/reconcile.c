@@ -392,7 +392,12 @@ static enum tp_status reconcile_decide(struct reconcile *r, struct tp_error *err
 
 /* ---- the decision's details (match_decisions.details, review_queue.details) ---- */
 
-static void reconcile_order_json(struct jsonw *w, const struct matcher_order *o)
+/*
+ * An order as the decision saw it. the_match: the order this decision credits (its status was
+ * pending, and "taken" is this very decision); dates: the rule-2 window's facts.
+ */
+static void reconcile_order_json(struct jsonw *w, const struct matcher_order *o, bool the_match,
+                                 bool dates)
 {
     char created[DAYS_STR_LEN], expires[DAYS_STR_LEN];
     jsonw_object_begin(w);
@@ -400,11 +405,15 @@ static void reconcile_order_json(struct jsonw *w, const struct matcher_order *o)
     jsonw_kstr(w, "code", o->code);
     jsonw_kstr(w, "account_id", o->account_id);
     jsonw_kint(w, "amount_fen", o->amount_fen);
-    jsonw_kstr(w, "status", matcher_order_status_name(o->status));
-    jsonw_kstr(w, "created_date", days_format(o->created_day, created));
-    jsonw_kstr(w, "expires_date", days_format(o->expires_day, expires));
-    if (o->taken) {
-        jsonw_kbool(w, "matched_in_this_batch", true);
+    if (!the_match) {
+        jsonw_kstr(w, "status", matcher_order_status_name(o->status));
+        if (o->taken) {
+            jsonw_kbool(w, "matched_in_this_batch", true); /* by another transfer, just before */
+        }
+    }
+    if (dates) {
+        jsonw_kstr(w, "created_date", days_format(o->created_day, created));
+        jsonw_kstr(w, "expires_date", days_format(o->expires_day, expires));
     }
     jsonw_object_end(w);
 }
@@ -433,7 +442,7 @@ static void reconcile_candidates(struct jsonw *w, const struct matcher_decision 
     jsonw_key(w, "candidates");
     jsonw_array_begin(w);
     for (int c = 0; c < d->ncandidates; c++) {
-        reconcile_order_json(w, d->candidates[c]);
+        reconcile_order_json(w, d->candidates[c], false, true);
     }
     jsonw_array_end(w);
     jsonw_kint(w, "candidates_total", d->candidates_total);
@@ -449,24 +458,29 @@ static void reconcile_details(const struct reconcile *r, const struct reconcile_
         jsonw_object_end(w);
         return;
     }
+    bool matched = d->outcome == MATCHER_MATCHED;
+    bool by_name = d->rule == MATCHER_RULE_NAME_AMOUNT || d->rule == MATCHER_RULE_NONE;
     jsonw_kstr(w, "why", it->aged ? "aged_unmatched" : d->why);
-    jsonw_kstr(w, "value_date", it->rec.value_date);
-    jsonw_kint(w, "amount_fen", it->rec.amount_fen);
-    jsonw_kstr(w, "counterparty_name_norm", it->rec.name_norm);
+    /* What was compared, as compared; the rest of the record is in its row (record_id). */
     jsonw_key(w, "reference_codes");
     jsonw_array_begin(w);
     for (int c = 0; c < it->rec.ncodes; c++) {
         jsonw_str(w, it->rec.codes[c]);
     }
     jsonw_array_end(w);
-    if (d->outcome == MATCHER_MATCHED) {
+    if (by_name || !matched) {
+        jsonw_kstr(w, "counterparty_name_norm", it->rec.name_norm);
+        jsonw_kint(w, "amount_fen", it->rec.amount_fen);
+        jsonw_kstr(w, "value_date", it->rec.value_date);
+    }
+    if (matched) {
         reconcile_fields(w, d->rule);
         jsonw_kint(w, "credited_fen", d->credited_fen);
         jsonw_kbool(w, "amount_mismatch", d->amount_mismatch);
     }
     if (d->order != NULL) {
         jsonw_key(w, "order");
-        reconcile_order_json(w, d->order);
+        reconcile_order_json(w, d->order, matched, by_name || !matched);
     }
     reconcile_candidates(w, d);
     if (d->rule == MATCHER_RULE_NAME_AMOUNT) {
