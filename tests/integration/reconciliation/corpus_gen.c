@@ -1,6 +1,7 @@
 /* Matching corpus generator: noisy orders and statement records with the true answer for each. */
 #include "corpus_gen.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,10 +251,8 @@ static struct corpus_order *gen_order(struct gen *g, const char *acct, int64_t a
                                       const char *name, const char *status)
 {
     struct corpus *c = g->c;
-    if (c->n_orders == c->cap_orders) {
-        c->cap_orders = c->cap_orders ? c->cap_orders * 2 : 256;
-        c->orders = mem_realloc(c->orders, c->cap_orders * sizeof(*c->orders));
-    }
+    /* gen_scenario reserved room: pointers to earlier orders of a scenario must stay valid. */
+    assert(c->n_orders < c->cap_orders);
     struct corpus_order *o = &c->orders[c->n_orders++];
     memset(o, 0, sizeof(*o));
     gen_code(g, o->code);
@@ -318,8 +317,25 @@ static char *acct(struct gen *g, char buf[16])
 }
 
 /* One instance of scenario k. */
+/* Most orders one scenario creates. */
+#define GEN_SCENARIO_ORDERS_MAX 4
+
+/*
+ * Grows the orders array before a scenario starts, never during one: a scenario holds pointers
+ * to the orders it created while creating more, and a realloc in between would leave them
+ * dangling (ASan caught exactly that).
+ */
+static void gen_reserve(struct corpus *c)
+{
+    if (c->cap_orders - c->n_orders < GEN_SCENARIO_ORDERS_MAX) {
+        c->cap_orders = c->cap_orders ? c->cap_orders * 2 : 256;
+        c->orders = mem_realloc(c->orders, c->cap_orders * sizeof(*c->orders));
+    }
+}
+
 static void gen_scenario(struct gen *g, size_t k)
 {
+    gen_reserve(g->c);
     const char *sc = corpus_scenarios[k];
     char a1[16], a2[16], a3[16], text[CORPUS_TEXT_MAX], name[CORPUS_TEXT_MAX];
     char bad[REFCODE_STR_LEN], code[REFCODE_STR_LEN];
