@@ -279,7 +279,6 @@ static void plan_faults(void)
     }
     /* Request errors: produce, fetch, offset commits, group coordination, metadata. */
     static const char *const errs[] = {
-        "push-errors Produce 30 NOT_LEADER_FOR_PARTITION",
         "push-errors Fetch 30 NOT_LEADER_FOR_PARTITION",
         "push-errors OffsetCommit 10 COORDINATOR_NOT_AVAILABLE",
         "push-errors Heartbeat 5 NOT_COORDINATOR",
@@ -289,10 +288,13 @@ static void plan_faults(void)
         plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0, errs[i]);
     }
     /*
-     * A Produce answered REQUEST_TIMED_OUT ("possibly persisted") once cost an event that
-     * librdkafka 2.0.2's idempotent producer had reported delivered (see the README): opt-in.
+     * Errors injected into Produce requests have cost events that librdkafka 2.0.2's idempotent
+     * producer had reported delivered (twice in five runs, see the README): opt-in until that is
+     * understood, since the loss happens before the services and would hide what they do.
      */
-    if (tl_env_int("CHAOS_PRODUCE_TIMEOUTS", 0) != 0) {
+    if (tl_env_int("CHAOS_PRODUCE_ERRORS", 0) != 0) {
+        plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0,
+             "push-errors Produce 30 NOT_LEADER_FOR_PARTITION");
         plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0, "push-errors Produce 10 REQUEST_TIMED_OUT");
     }
     plan(tl_rand_range(w * 3 / 10, w * 6 / 10), A_PG_RESTART, 0, NULL);
