@@ -16,7 +16,7 @@ PACKAGES=(
     librdkafka-dev libpq-dev libhiredis-dev libprotobuf-c-dev protobuf-c-compiler
     protobuf-compiler libmicrohttpd-dev libjansson-dev libxml2-dev libutf8proc-dev libssl-dev
     # tests
-    libcmocka-dev kcat
+    libcmocka-dev kcat curl
     # local stack (servers run by deploy/local/stack.sh, not as system services)
     postgresql redis-server
     # browser tests (tests/browser)

@@ -46,7 +46,7 @@ static const struct it_event *find_event(struct it_consumer *c, enum it_event_ki
 
 static void cancel(const struct it_service *s, const char *token, const char *code)
 {
-    char path[128];
+    char path[256];
     snprintf(path, sizeof(path), "/v1/topup-orders/%s/cancel", code);
     struct it_resp r;
     it_call(s, "POST", path, token, NULL, NULL, NULL, NULL, &r);
