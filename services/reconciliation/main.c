@@ -33,7 +33,7 @@ static const struct config_def defs[] = {
      &cfg.holidays_file},
     {"RECON_AGING_SWEEP_MS", CONFIG_INT, "60000", 100, 86400000,
      "how often unmatched records are re-examined and aged", &cfg.aging_sweep_ms},
-    {"RECON_BATCH_MAX", CONFIG_INT, "1000", 1, RECON_BATCH_HARD_MAX,
+    {"RECON_BATCH_MAX", CONFIG_INT, "2000", 1, RECON_BATCH_HARD_MAX,
      "messages per poll and per transaction", &cfg.batch_max},
     {"RECON_TX_LANES", CONFIG_INT, "2", 1, RECON_LANES_MAX,
      "parallel transactions per batch, one PostgreSQL connection each", &cfg.tx_lanes},
