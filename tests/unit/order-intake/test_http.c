@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -327,6 +331,76 @@ static void test_routes(void **state)
                      HTTP_ROUTE_NOT_FOUND);
 }
 
+/* A raw TCP connection to the server, for clients that misbehave. */
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* True when the server closed fd (or answered and closed) within timeout_ms. */
+static bool raw_closed_within(int fd, int timeout_ms)
+{
+    char buf[4096];
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+            if (n <= 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * Slow clients (a request trickled half-way and left) and malformed requests do not hurt the
+ * requests of others, and the idle timeout reclaims the stalled connections.
+ */
+static void test_slow_and_malformed_clients(void **state)
+{
+    (void)state;
+    struct http_server *s = start();
+    int port = http_server_port(s);
+    enum { SLOW = 16 };
+    int slow[SLOW];
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = raw_connect(port);
+        const char *half =
+            i % 2 ? "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab" : "GET /hel";
+        assert_true(send(slow[i], half, strlen(half), 0) > 0);
+    }
+    /* Malformed: a request line that is not HTTP, and a header line without a colon. */
+    const char *bad[] = {"GARBAGE\r\n\r\n", "GET /hello HTTP/1.1\r\nHost x\r\nno-colon\r\n\r\n",
+                         "GET /hello HTTP/9.9\r\nHost: x\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = raw_connect(port);
+        assert_true(send(fd, bad[i], strlen(bad[i]), 0) > 0);
+        /* The server answers (an error) and/or closes; it never hangs on it. */
+        assert_true(raw_closed_within(fd, 3000));
+        close(fd);
+    }
+    /* Meanwhile ordinary requests are served at once. */
+    for (int i = 0; i < 20; i++) {
+        struct hc_response r;
+        assert_int_equal(hc_once("127.0.0.1", port, "GET", "/hello", NULL, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        hc_response_free(&r);
+    }
+    /* The stalled connections are closed by the idle timeout (5 s here), not kept forever. */
+    for (int i = 0; i < SLOW; i++) {
+        assert_true(raw_closed_within(slow[i], 12000));
+        close(slow[i]);
+    }
+    assert_int_equal(wait_idle(s), 0);
+    http_server_free(s, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_slow_and_malformed_clients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
