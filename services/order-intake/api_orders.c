@@ -74,7 +74,7 @@ void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct inta
         items[i].ttl_s = app->cfg.order_ttl_s;
     }
     struct tp_error err = {0};
-    enum tp_status st = store_create_batch(pg, items, n, &err);
+    enum tp_status st = store_create_batch(pg, items, n, ids_refcode_new, &err);
     int created = 0;
     for (int i = 0; i < n; i++) {
         struct http_request *req = jobs[i]->req;

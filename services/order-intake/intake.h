@@ -104,13 +104,18 @@ struct store_create {
 /* Prepares the statements this service uses on a new worker connection. */
 enum tp_status store_prepare(struct pg_conn *pg, struct tp_error *err) TP_MUST_CHECK;
 
+/* Writes a new order reference code: ids_refcode_new in the service. */
+typedef void store_code_fn(char out[REFCODE_STR_LEN]);
+
 /*
  * Creates the orders of a batch in one transaction (each with its idempotency key and its
  * TopUpRequested outbox row), then reads back the orders of keys that already existed.
  * Items are processed in (account, key) order; no two items may share account and key.
+ * Codes come from new_code; a code that already exists (codes are random) makes the batch run
+ * again with new codes for every new order, up to STORE_CODE_ATTEMPTS times in all.
  */
 enum tp_status store_create_batch(struct pg_conn *pg, struct store_create *items, int n,
-                                  struct tp_error *err) TP_MUST_CHECK;
+                                  store_code_fn *new_code, struct tp_error *err) TP_MUST_CHECK;
 
 /* The account's order with this code: TP_NOT_FOUND when none. */
 enum tp_status store_get_order(struct pg_conn *pg, const char *account, const char *code,

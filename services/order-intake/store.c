@@ -168,6 +168,7 @@ static void store_hex(const unsigned char *in, size_t n, char *out)
 struct store_batch {
     struct store_create **items; /* sorted by (account, key) */
     int n;
+    store_code_fn *new_code;
 };
 
 static int store_cmp_items(const void *a, const void *b)
@@ -179,11 +180,12 @@ static int store_cmp_items(const void *a, const void *b)
 }
 
 /* Fills the order an item would create (a new code each attempt) and adds it to the batch JSON. */
-static void store_create_item(struct store_create *it, int i, int64_t now_ms, json_t *arr)
+static void store_create_item(struct store_create *it, int i, store_code_fn *new_code,
+                              int64_t now_ms, json_t *arr)
 {
     struct store_order *o = &it->order;
     memset(o, 0, sizeof(*o));
-    ids_refcode_new(o->code);
+    new_code(o->code);
     store_copy(o->account, sizeof(o->account), it->account);
     o->amount_fen = it->req->amount_fen;
     store_copy(o->currency, sizeof(o->currency), "CNY");
@@ -222,7 +224,7 @@ static enum tp_status store_create_tx(struct pg_conn *pg, struct store_batch *b,
     json_t *arr = json_array();
     for (int i = 0; i < b->n; i++) {
         b->items[i]->created = b->items[i]->found = b->items[i]->conflict = false;
-        store_create_item(b->items[i], i, now_ms, arr);
+        store_create_item(b->items[i], i, b->new_code, now_ms, arr);
     }
     char *text = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
@@ -277,9 +279,10 @@ static enum tp_status store_replay(struct pg_conn *pg, struct store_create *it,
 }
 
 enum tp_status store_create_batch(struct pg_conn *pg, struct store_create *items, int n,
-                                  struct tp_error *err)
+                                  store_code_fn *new_code, struct tp_error *err)
 {
-    struct store_batch b = {.items = mem_calloc((size_t)n, sizeof(*b.items)), .n = n};
+    struct store_batch b = {
+        .items = mem_calloc((size_t)n, sizeof(*b.items)), .n = n, .new_code = new_code};
     for (int i = 0; i < n; i++) {
         b.items[i] = &items[i];
     }
