@@ -16,18 +16,18 @@
 #include "topup/pg.h"
 
 /*
- * The rows are locked in id order first (FOR NO KEY UPDATE, what the UPDATE takes anyway), so two
- * transactions claiming overlapping orders wait for each other instead of deadlocking. A row that
- * a concurrent cancel, expiry or match changed meanwhile fails `status = 'pending'` after the
- * wait and is simply not returned.
+ * One pass: the rows are updated (and so locked) in the order of x, which claim_orders() sorts by
+ * order id; the nested loop over the few rows of x follows that order, so two transactions
+ * claiming overlapping orders wait for each other instead of deadlocking (should a plan ever
+ * visit them otherwise, PostgreSQL detects the deadlock and the attempt is retried, 40P01). A row
+ * that a concurrent cancel, expiry or match changed meanwhile fails `status = 'pending'` after
+ * the wait (the update re-checks the newest version) and is simply not returned.
  */
 static const char claim_sql_orders[] =
-    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, c bigint, m boolean)),"
-    " l AS (SELECT id FROM topup_orders WHERE id IN (SELECT id FROM x) AND status = 'pending'"
-    " ORDER BY id FOR NO KEY UPDATE)"
-    " UPDATE topup_orders o SET status = 'processing', matched_at = now(), updated_at = now(),"
+    "UPDATE topup_orders o SET status = 'processing', matched_at = now(), updated_at = now(),"
     " credited_fen = x.c, amount_mismatch = x.m"
-    " FROM x JOIN l USING (id) WHERE o.id = x.id AND o.status = 'pending' RETURNING o.id";
+    " FROM json_to_recordset($1::json) AS x(id bigint, c bigint, m boolean)"
+    " WHERE o.id = x.id AND o.status = 'pending' RETURNING o.id";
 
 /*
  * The same row outbox_write() (topup/outbox.h) inserts, many at once, with the same wake-up of
@@ -80,6 +80,13 @@ static enum tp_status claim_exec(struct pg_conn *c, const char *stmt, const stru
     return pg_exec_prepared(c, stmt, 1, params, res, err);
 }
 
+static int claim_cmp_order_id(const void *a, const void *b)
+{
+    int64_t x = (*(const struct claim_match *const *)a)->order_id;
+    int64_t y = (*(const struct claim_match *const *)b)->order_id;
+    return (x > y) - (x < y);
+}
+
 enum tp_status claim_orders(struct pg_conn *c, const struct claim_match *m, size_t n,
                             size_t *claimed, struct tp_error *err)
 {
@@ -87,17 +94,24 @@ enum tp_status claim_orders(struct pg_conn *c, const struct claim_match *m, size
     if (n == 0) {
         return TP_OK;
     }
+    /* In order id order: the order in which the statement locks the rows. */
+    const struct claim_match **sorted = mem_alloc(n * sizeof(*sorted));
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = &m[i];
+    }
+    qsort(sorted, n, sizeof(*sorted), claim_cmp_order_id);
     struct jsonw w;
     jsonw_init(&w);
     jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
         jsonw_object_begin(&w);
-        jsonw_kint(&w, "id", m[i].order_id);
-        jsonw_kint(&w, "c", m[i].credited_fen);
-        jsonw_kbool(&w, "m", m[i].amount_mismatch);
+        jsonw_kint(&w, "id", sorted[i]->order_id);
+        jsonw_kint(&w, "c", sorted[i]->credited_fen);
+        jsonw_kbool(&w, "m", sorted[i]->amount_mismatch);
         jsonw_object_end(&w);
     }
     jsonw_array_end(&w);
+    free(sorted);
     PGresult *res = NULL;
     enum tp_status st = claim_exec(c, "recon_claim_orders", &w, &res, err);
     if (st == TP_OK) {

@@ -246,8 +246,11 @@ int main(void)
         produce_one(&b, i);
         if (i % 5000 == 4999) {
             rt_flush(&b.t);
-            while ((int64_t)i + 1 + warm - count(&b, progress_sql) > lag_max) {
-                usleep(50 * 1000);
+            int64_t lag;
+            while ((lag = (int64_t)i + 1 + warm - count(&b, progress_sql)) > lag_max) {
+                /* As long as the worker needs for the excess at the target rate: fewer counts. */
+                int64_t wait_us = (lag - lag_max) * 1000000 / TARGET_RECORDS_PER_S;
+                usleep((useconds_t)(wait_us < 20000 ? 20000 : wait_us));
             }
         }
     }

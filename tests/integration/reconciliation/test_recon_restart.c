@@ -112,7 +112,7 @@ static void produce(size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         char txn[64], text[64];
         snprintf(txn, sizeof(txn), "rs-%s-%06zu", t.suffix, i);
-        snprintf(text, sizeof(text), "充值 %s", codes[i]);
+        snprintf(text, sizeof(text), "充值 %.*s", (int)REFCODE_LEN, codes[i]);
         struct rt_record r = {.txn_id = txn,
                               .receiving_account = accounts[i % ACCOUNTS],
                               .amount_fen = 5000 + (int64_t)i,
