@@ -1,8 +1,11 @@
 /* topupctl migrate: applies the .sql files of deploy/migrations in name order, each once, locked.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,27 @@
 /* pg_advisory_lock key shared by every migrator: the bytes of "topupmig". */
 #define MIGRATE_LOCK_KEY "8390048280514226535"
 #define MIGRATE_PATH_MAX 4096
+/* While a migration runs, who blocks it is looked up this often (from a second connection). */
+#define MIGRATE_WATCH_INTERVAL_MS     200
+#define MIGRATE_WATCH_CONNECT_MS      2000
+#define MIGRATE_HOLDERS_MAX           5
+#define MIGRATE_HOLDERS_TEXT_MAX      4096
+#define MIGRATE_SQLSTATE_LOCK_TIMEOUT "55P03" /* lock_not_available */
+
+/*
+ * The sessions that block a lock request of backend $1, with the lock it waits for: what an
+ * operator needs to find the long transaction a migration is stuck behind.
+ */
+static const char migrate_sql_holders[] =
+    "SELECT coalesce(l.relation::regclass::text, l.locktype), l.mode, b.pid,"
+    " coalesce(b.usename::text, ''), coalesce(b.application_name, ''),"
+    " coalesce(host(b.client_addr), 'local socket'), coalesce(b.state, ''),"
+    " coalesce(floor(extract(epoch FROM now() - b.xact_start))::bigint, -1),"
+    " left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 200)"
+    " FROM pg_locks l CROSS JOIN LATERAL unnest(pg_blocking_pids(l.pid)) AS bp(pid)"
+    " JOIN pg_stat_activity b ON b.pid = bp.pid"
+    " WHERE l.pid = $1::int AND NOT l.granted ORDER BY b.xact_start NULLS LAST LIMIT "
+    "5";
 
 static const char migrate_usage[] =
     "usage: topupctl migrate [--dir DIR] [--status] [--lock-timeout SECONDS]\n"
@@ -30,6 +54,9 @@ static const char migrate_usage[] =
     "own transaction together with its schema_migrations row (version, SHA-256 checksum,\n"
     "applied_at). Re-running is a no-op; an applied file whose content changed is an error (exit\n"
     "3). An advisory lock keeps concurrent migrators apart (exit 4 if not obtained in time).\n"
+    "A statement waiting longer than TOPUPCTL_MIGRATE_LOCK_TIMEOUT_MS (default 5000) for a table\n"
+    "lock gives up: its file rolls back, the sessions holding the lock are named, exit 4; run\n"
+    "it again once they are done.\n"
     "\n"
     "  --dir DIR             migrations folder (default: $TOPUP_MIGRATIONS_DIR, else the\n"
     "                        checkout's deploy/migrations)\n"
@@ -51,6 +78,10 @@ struct migrate_run {
     size_t nfiles;
     struct pg_conn *pg;
     PGresult *applied; /* version, checksum, applied_at of every recorded migration */
+    /* Who blocked the running migration when last looked (second connection, opened on need). */
+    struct pg_conn *watch_pg;
+    bool watch_failed;
+    char holders[MIGRATE_HOLDERS_TEXT_MAX]; /* "" when nothing blocked it */
 };
 
 static bool migrate_is_dir(const char *path)
@@ -228,6 +259,136 @@ static int migrate_find_applied(const struct migrate_run *run, const char *versi
     return -1;
 }
 
+/*
+ * PostgreSQL's lock_timeout for this session (local false) or the current transaction (local
+ * true): a DDL statement queued behind a long transaction also blocks every query queued behind
+ * its own lock request, so it must give up soon rather than wait for the holder.
+ */
+static bool migrate_set_lock_timeout(struct migrate_run *run, bool local, struct tp_error *err)
+{
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%" PRId64 "ms", topupctl_cfg.migrate_lock_timeout_ms);
+    const char *params[] = {ms};
+    return pg_exec(run->pg,
+                   local ? "SELECT set_config('lock_timeout', $1, true)"
+                         : "SELECT set_config('lock_timeout', $1, false)",
+                   1, params, NULL, err) == TP_OK;
+}
+
+static int64_t migrate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Looks up (second connection) who blocks backend pid now; keeps the last non-empty answer. */
+static void migrate_watch(struct migrate_run *run, int pid)
+{
+    if (run->watch_pg == NULL && !run->watch_failed) {
+        struct tp_error err = {0};
+        run->watch_pg = pg_conn_new(topupctl_cfg.pg_conninfo, MIGRATE_WATCH_CONNECT_MS, &err);
+        /* Without it the migration runs the same; only a lock timeout is reported less well. */
+        run->watch_failed = run->watch_pg == NULL;
+    }
+    if (run->watch_pg == NULL) {
+        return;
+    }
+    char pidtext[16];
+    snprintf(pidtext, sizeof(pidtext), "%d", pid);
+    const char *params[] = {pidtext};
+    PGresult *r = NULL;
+    struct tp_error err = {0};
+    if (pg_exec(run->watch_pg, migrate_sql_holders, 1, params, &r, &err) != TP_OK) {
+        return;
+    }
+    int rows = PQntuples(r);
+    size_t used = 0;
+    for (int i = 0; i < rows && i < MIGRATE_HOLDERS_MAX; i++) {
+        int64_t open_s = pg_get_i64(r, i, 7);
+        char open_text[48] = "";
+        if (open_s >= 0) {
+            snprintf(open_text, sizeof(open_text), ", transaction open %" PRId64 " s", open_s);
+        }
+        int n = snprintf(run->holders + used, sizeof(run->holders) - used,
+                         "  pid %s (user %s, application \"%s\", client %s, %s%s) blocks the %s "
+                         "this migration needs on %s; its last query: %s\n",
+                         pg_get_str(r, i, 2), pg_get_str(r, i, 3), pg_get_str(r, i, 4),
+                         pg_get_str(r, i, 5), pg_get_str(r, i, 6), open_text, pg_get_str(r, i, 1),
+                         pg_get_str(r, i, 0), pg_get_str(r, i, 8));
+        if (n < 0 || (size_t)n >= sizeof(run->holders) - used) {
+            break; /* the first holders are the oldest transactions: enough to act on */
+        }
+        used += (size_t)n;
+    }
+    PQclear(r);
+}
+
+/*
+ * Runs a file's statements (several in one string need the simple query protocol, so no
+ * parameters) and waits for them, looking up who blocks them while they wait. Returns NULL when
+ * every statement succeeded, else the first failure (caller PQclears). *failed with a NULL
+ * result: the query could not be sent (PQerrorMessage says why).
+ */
+static PGresult *migrate_exec_watched(struct migrate_run *run, const char *sql, bool *failed)
+{
+    PGconn *raw = pg_conn_raw(run->pg);
+    PGresult *first_error = NULL;
+    *failed = false;
+    run->holders[0] = '\0';
+    if (!PQsendQuery(raw, sql)) {
+        *failed = true;
+        return NULL;
+    }
+    int pid = PQbackendPID(raw);
+    int64_t next_watch_ms = migrate_now_ms() + MIGRATE_WATCH_INTERVAL_MS;
+    for (;;) {
+        while (PQisBusy(raw)) {
+            int64_t wait_ms = next_watch_ms - migrate_now_ms();
+            struct pollfd pfd = {.fd = PQsocket(raw), .events = POLLIN};
+            int n = poll(&pfd, 1, wait_ms > 0 ? (int)wait_ms : 0);
+            if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(raw))) {
+                break; /* the connection broke: PQgetResult reports it */
+            }
+            if (migrate_now_ms() >= next_watch_ms) {
+                migrate_watch(run, pid);
+                next_watch_ms = migrate_now_ms() + MIGRATE_WATCH_INTERVAL_MS;
+            }
+        }
+        PGresult *r = PQgetResult(raw);
+        if (r == NULL) {
+            break;
+        }
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && rs != PGRES_EMPTY_QUERY &&
+            first_error == NULL) {
+            first_error = r;
+            *failed = true;
+        } else {
+            PQclear(r);
+        }
+    }
+    return first_error;
+}
+
+/* Says which lock a file could not get in time and who held it; the caller rolls back. */
+static void migrate_report_lock_timeout(const struct migrate_run *run, const struct migration *m)
+{
+    fprintf(stderr,
+            "topupctl migrate: %s: a lock it needs was not granted within %" PRId64
+            " ms (TOPUPCTL_MIGRATE_LOCK_TIMEOUT_MS); the file was rolled back and nothing of it "
+            "is applied\n",
+            m->name, topupctl_cfg.migrate_lock_timeout_ms);
+    if (run->holders[0] != '\0') {
+        fprintf(stderr, "topupctl migrate: blocked by:\n%s", run->holders);
+        fprintf(stderr, "topupctl migrate: run migrate again once that transaction has ended (or "
+                        "end it with SELECT pg_terminate_backend(<pid>))\n");
+    } else {
+        fprintf(stderr, "topupctl migrate: the holder was not identified (its transaction may "
+                        "have just ended; see pg_locks and pg_stat_activity); run migrate again\n");
+    }
+}
+
 /* Runs one file and records it, in one transaction. */
 static int migrate_apply(struct migrate_run *run, const struct migration *m)
 {
@@ -238,20 +399,32 @@ static int migrate_apply(struct migrate_run *run, const struct migration *m)
         fprintf(stderr, "topupctl migrate: %s: begin: %s\n", m->name, err.msg);
         return TOPUPCTL_EXIT_FAILURE;
     }
-    /* Several statements in one string need the simple query protocol: PQexec, no parameters. */
-    PGconn *raw = pg_conn_raw(run->pg);
-    PGresult *r = PQexec(raw, m->sql);
-    ExecStatusType rs = PQresultStatus(r);
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && rs != PGRES_EMPTY_QUERY) {
-        const char *where = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
-        fprintf(stderr, "topupctl migrate: %s failed%s%s: %s", m->name,
-                where != NULL ? " at character " : "", where != NULL ? where : "",
-                PQerrorMessage(raw));
-        PQclear(r);
+    /* Again for the transaction: a reconnect since the session setting would have lost it. */
+    if (!migrate_set_lock_timeout(run, true, &err)) {
+        fprintf(stderr, "topupctl migrate: %s: lock_timeout: %s\n", m->name, err.msg);
         pg_rollback(run->pg);
         return TOPUPCTL_EXIT_FAILURE;
     }
-    PQclear(r);
+    PGconn *raw = pg_conn_raw(run->pg);
+    bool failed = false;
+    PGresult *r = migrate_exec_watched(run, m->sql, &failed);
+    if (failed) {
+        const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        int rc = TOPUPCTL_EXIT_FAILURE;
+        if (state != NULL && strcmp(state, MIGRATE_SQLSTATE_LOCK_TIMEOUT) == 0) {
+            migrate_report_lock_timeout(run, m);
+            rc = TOPUPCTL_EXIT_LOCK_BUSY;
+        } else {
+            const char *where =
+                r != NULL ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
+            fprintf(stderr, "topupctl migrate: %s failed%s%s: %s", m->name,
+                    where != NULL ? " at character " : "", where != NULL ? where : "",
+                    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(raw));
+        }
+        PQclear(r);
+        pg_rollback(run->pg);
+        return rc;
+    }
     if (PQtransactionStatus(raw) != PQTRANS_INTRANS) {
         /* The file ended our transaction itself; its effects may be committed without a record. */
         fprintf(stderr,
@@ -398,10 +571,16 @@ int cmd_migrate(int argc, char **argv)
     if (rc != TOPUPCTL_EXIT_OK) {
         goto out;
     }
+    if (!migrate_set_lock_timeout(&run, false, &err)) {
+        fprintf(stderr, "topupctl migrate: lock_timeout: %s\n", err.msg);
+        rc = TOPUPCTL_EXIT_FAILURE;
+        goto unlock;
+    }
     rc = migrate_load_applied(&run);
     if (rc == TOPUPCTL_EXIT_OK) {
         rc = migrate_run_files(&run, status_only);
     }
+unlock:
     /* Closing the session releases the lock too; unlocking says so explicitly. */
     if (pg_exec(run.pg, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", 0, NULL, NULL, &err) !=
         TP_OK) {
@@ -410,6 +589,7 @@ int cmd_migrate(int argc, char **argv)
     }
 out:
     PQclear(run.applied);
+    pg_conn_free(run.watch_pg);
     pg_conn_free(run.pg);
     for (size_t i = 0; i < run.nfiles; i++) {
         free(run.files[i].sql);

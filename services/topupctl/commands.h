@@ -10,7 +10,7 @@ enum topupctl_exit {
     TOPUPCTL_EXIT_FAILURE = 1,           /* could not do it: server unreachable, SQL error */
     TOPUPCTL_EXIT_USAGE = 2,             /* bad command line or configuration */
     TOPUPCTL_EXIT_MIGRATION_CHANGED = 3, /* migrate: an applied migration file was edited */
-    TOPUPCTL_EXIT_LOCK_BUSY = 4,         /* migrate: another migrator held the lock too long */
+    TOPUPCTL_EXIT_LOCK_BUSY = 4,         /* migrate: a lock (migrators', a table's) not granted */
     TOPUPCTL_EXIT_VIOLATIONS = 5,        /* verify: the ledger breaks an invariant */
     /* New commands add their specific codes here (and to the README table). */
 };
@@ -20,7 +20,8 @@ struct topupctl_config {
     char *pg_conninfo;
     char *redis_host;
     int64_t redis_port;
-    char *migrations_dir; /* "" means: the checkout's deploy/migrations */
+    char *migrations_dir;            /* "" means: the checkout's deploy/migrations */
+    int64_t migrate_lock_timeout_ms; /* PostgreSQL lock_timeout of migrate's statements */
 };
 extern struct topupctl_config topupctl_cfg;
 

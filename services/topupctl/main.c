@@ -32,6 +32,10 @@ static const struct config_def config_defs[] = {
     {"TOPUP_MIGRATIONS_DIR", CONFIG_STR, "", 0, 4096,
      "migrations folder when --dir is not given; empty: the checkout's deploy/migrations",
      &topupctl_cfg.migrations_dir},
+    {"TOPUPCTL_MIGRATE_LOCK_TIMEOUT_MS", CONFIG_INT, "5000", 10, 600000,
+     "migrate: longest wait for a lock a migration needs (PostgreSQL lock_timeout); past it the "
+     "file rolls back, the holder is named, exit 4",
+     &topupctl_cfg.migrate_lock_timeout_ms},
     {0},
 };
 
