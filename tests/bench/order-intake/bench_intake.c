@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 
     it_start(&svc, NULL);
     it_wait_ready(&svc);
-    it_step("service pid %d on port %d (for profilers)", (int)svc.pid, svc.port);
+    it_step("service pid %d on port %d (for profilers)", (int)it_pid(&svc), svc.port);
     static struct client clients[1024];
     char acct[IT_ID_MAX];
     for (int a = 0; a < BENCH_ACCOUNTS; a++) {
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < conc; i++) {
         pthread_join(t[i], NULL);
     }
-    long rss_kb = peak_rss_kb(svc.pid);
+    long rss_kb = peak_rss_kb(it_pid(&svc));
     CHECK(it_stop(&svc, SIGTERM) == 0);
 
     qsort(bench_lat_us, (size_t)bench_nlat, sizeof(*bench_lat_us), cmp_i64);

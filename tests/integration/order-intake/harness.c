@@ -1,30 +1,26 @@
 /* order-intake integration tests: start/stop the service, HTTP calls, SQL, decoded events. */
 #include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "topup/kafka.h"
 #include "topup/log.h"
 #include "topup/v1/events.pb-c.h"
 
 #define IT_EVENTS_MAX 20000
 
-static const char *it_name = "intake";
 static const char *it_binary;
-static char it_sfx[16];
 static int it_counter;
-static PGconn *it_pg;
-static struct it_service *it_services[IT_SERVICES_MAX];
+/* tests/lib keeps pointers to its children until exit: they live here, one per start. */
+static struct tl_proc it_procs[IT_SERVICES_MAX];
+static int it_nprocs;
 
 int64_t it_now_ms(void)
 {
@@ -35,64 +31,37 @@ int64_t it_now_ms(void)
 
 void it_sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void it_dump_log(const struct it_service *s)
-{
-    FILE *f = fopen(s->log_path, "r");
-    if (f == NULL) {
-        return;
-    }
-    fprintf(stderr, "---- last lines of %s ----\n", s->log_path);
-    char line[4096];
-    long lines = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        lines++;
-    }
-    rewind(f);
-    long skip = lines > 40 ? lines - 40 : 0;
-    for (long i = 0; fgets(line, sizeof(line), f) != NULL; i++) {
-        if (i >= skip) {
-            fputs(line, stderr);
-        }
-    }
-    fclose(f);
+    tl_sleep_ms(ms);
 }
 
 void it_fail(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s]: ", it_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    for (int i = 0; i < IT_SERVICES_MAX; i++) {
-        if (it_services[i] != NULL && it_services[i]->pid > 0) {
-            it_dump_log(it_services[i]);
-            kill(it_services[i]->pid, SIGKILL);
-            waitpid(it_services[i]->pid, NULL, 0);
+    for (int i = 0; i < it_nprocs; i++) {
+        if (it_procs[i].pid > 0) {
+            tl_proc_log_tail(&it_procs[i], 40);
         }
     }
-    exit(1);
+    tl_fail("%s", msg); /* kills every child */
 }
 
 void it_step(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[%s] ", it_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    tl_step("%s", msg);
 }
 
 void it_init(int argc, char **argv, const char *name)
 {
-    it_name = name;
+    tl_init(name);
     if (argc < 2) {
         it_fail("usage: %s <order-intake binary>", argv[0]);
     }
@@ -101,19 +70,13 @@ void it_init(int argc, char **argv, const char *name)
     const char *secret = getenv("TOKEN_SECRET");
     CHECK_MSG(secret != NULL && strlen(secret) >= TOKEN_SECRET_MIN_BYTES,
               "TOKEN_SECRET missing from the stack env");
-    CHECK_MSG(getenv("PG_CONNINFO") != NULL,
-              "PG_CONNINFO missing: run through tests/with-stack.sh");
-    unsigned seed = (unsigned)(it_now_ms() ^ (getpid() << 16));
-    srand(seed);
-    snprintf(it_sfx, sizeof(it_sfx), "%06x%04x", (unsigned)rand() & 0xffffff,
-             (unsigned)getpid() & 0xffff);
-    it_pg = it_pg_connect();
+    tl_pg(); /* fails now, not mid-test, when PG_CONNINFO is missing or wrong */
     signal(SIGPIPE, SIG_IGN);
 }
 
 char *it_id(char *out, const char *prefix)
 {
-    snprintf(out, IT_ID_MAX, "%s-%s-%d", prefix, it_sfx, ++it_counter);
+    snprintf(out, IT_ID_MAX, "%s-%s-%d", prefix, tl_sfx(), ++it_counter);
     return out;
 }
 
@@ -121,131 +84,57 @@ char *it_id(char *out, const char *prefix)
 
 static int it_read_port(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    int port = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%d", &port) != 1) {
-            port = 0;
-        }
-        fclose(f);
-    }
+    char *text = tl_read_file(path, NULL);
+    int port = text != NULL ? atoi(text) : 0;
+    free(text);
     return port;
-}
-
-extern char **environ;
-
-/* Environment for the child: ours, with the overrides replacing same-named entries. */
-static char **it_child_env(const char *const *over, int nover)
-{
-    int n = 0;
-    while (environ[n] != NULL) {
-        n++;
-    }
-    char **envp = calloc((size_t)(n + nover + 1), sizeof(*envp));
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t len = eq != NULL ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
-        bool replaced = false;
-        for (int j = 0; j < nover && !replaced; j++) {
-            replaced = strncmp(over[j], environ[i], len) == 0;
-        }
-        if (!replaced) {
-            envp[k++] = environ[i];
-        }
-    }
-    for (int j = 0; j < nover; j++) {
-        envp[k++] = (char *)over[j];
-    }
-    envp[k] = NULL;
-    return envp;
 }
 
 void it_start(struct it_service *s, const char *const *env)
 {
-    static int n;
+    CHECK_MSG(it_nprocs < IT_SERVICES_MAX, "more than %d starts of order-intake", IT_SERVICES_MAX);
     memset(s, 0, sizeof(*s));
-    char port_file[256];
-    snprintf(port_file, sizeof(port_file), "/tmp/intake-it-%s-%d.port", it_sfx, ++n);
-    snprintf(s->log_path, sizeof(s->log_path), "/tmp/intake-it-%s-%d.log", it_sfx, n);
-    unlink(port_file);
-    /* Built before fork: the child only calls async-signal-safe functions (threads exist). */
-    char port_env[300];
+    s->proc = &it_procs[it_nprocs++];
+    char name[32], port_file[TL_PATH_MAX], port_env[TL_PATH_MAX + 32];
+    snprintf(name, sizeof(name), "order-intake-%d", it_nprocs);
+    snprintf(port_file, sizeof(port_file), "%s/%s.port", tl_logdir(), name);
     snprintf(port_env, sizeof(port_env), "INTAKE_PORT_FILE=%s", port_file);
-    const char *over[64] = {"INTAKE_HTTP_PORT=0", port_env};
+    unlink(port_file);
+    const char *over[TL_PROC_ENV_MAX + 1] = {"INTAKE_HTTP_PORT=0", port_env};
     int nover = 2;
     if (getenv("LOG_LEVEL") == NULL) {
         over[nover++] = "LOG_LEVEL=info";
     }
-    for (int i = 0; env != NULL && env[i] != NULL && nover < 63; i++) {
+    for (int i = 0; env != NULL && env[i] != NULL; i++) {
+        CHECK(nover < TL_PROC_ENV_MAX);
         over[nover++] = env[i];
     }
-    char **envp = it_child_env(over, nover);
-    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    CHECK(fd >= 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char *const argv[] = {(char *)it_binary, NULL};
-        execve(it_binary, argv, envp);
-        _exit(127);
-    }
-    close(fd);
-    free(envp);
-    s->pid = pid;
-    for (int i = 0; i < IT_SERVICES_MAX; i++) {
-        if (it_services[i] == NULL || it_services[i]->pid == 0) {
-            it_services[i] = s;
-            break;
-        }
-    }
+    const char *argv[] = {it_binary, NULL};
+    tl_proc_start(s->proc, name, argv, over);
     int64_t deadline = it_now_ms() + IT_WAIT_MS;
     while ((s->port = it_read_port(port_file)) == 0) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            s->pid = 0;
-            struct it_service copy = *s;
-            it_dump_log(&copy);
-            it_fail("order-intake exited at start (status %d)", st);
-        }
+        tl_proc_check_alive(s->proc);
         CHECK_MSG(it_now_ms() < deadline, "order-intake did not write its port file");
         it_sleep_ms(20);
     }
-    unlink(port_file);
 }
 
 int it_stop(struct it_service *s, int sig)
 {
-    if (s->pid <= 0) {
+    if (s->proc == NULL || s->proc->pid <= 0) {
         return -1;
     }
-    kill(s->pid, sig);
-    int st = 0;
-    int64_t deadline = it_now_ms() + IT_WAIT_MS;
-    while (waitpid(s->pid, &st, WNOHANG) == 0) {
-        if (it_now_ms() > deadline) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &st, 0);
-            s->pid = 0;
-            it_fail("order-intake did not exit within %d ms of signal %d", IT_WAIT_MS, sig);
-        }
-        it_sleep_ms(10);
+    int rc = tl_proc_stop(s->proc, sig, IT_WAIT_MS, NULL);
+    if (rc != 0) {
+        tl_proc_log_tail(s->proc, 40);
     }
-    s->pid = 0;
-    for (int i = 0; i < IT_SERVICES_MAX; i++) {
-        if (it_services[i] == s) {
-            it_services[i] = NULL;
-        }
-    }
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (rc == 0) {
-        unlink(s->log_path); /* kept only when something went wrong */
-    } else {
-        it_dump_log(s);
-    }
+    CHECK_MSG(rc != -1, "order-intake did not exit within %d ms of signal %d", IT_WAIT_MS, sig);
     return rc;
+}
+
+pid_t it_pid(const struct it_service *s)
+{
+    return s->proc != NULL ? s->proc->pid : 0;
 }
 
 void it_wait_ready(struct it_service *s)
@@ -373,47 +262,35 @@ void it_create_ok(const struct it_service *s, const char *token, const char *amo
     it_resp_free(&r);
 }
 
-/* ---- PostgreSQL ---- */
+/* ---- PostgreSQL: tests/lib's connection ---- */
 
 PGconn *it_pg_connect(void)
 {
-    PGconn *c = PQconnectdb(getenv("PG_CONNINFO"));
+    PGconn *c = PQconnectdb(tl_env("PG_CONNINFO"));
     CHECK_MSG(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
     return c;
 }
 
 PGresult *it_sql(const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(it_pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    CHECK_MSG(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s",
-              PQerrorMessage(it_pg), sql);
-    return r;
+    return tl_pg_query(sql, n, params);
 }
 
 void it_exec(const char *sql, int n, const char *const *params)
 {
-    PQclear(it_sql(sql, n, params));
+    tl_pg_exec(sql, n, params);
 }
 
 int64_t it_i64(const char *sql, int n, const char *const *params)
 {
-    PGresult *r = it_sql(sql, n, params);
-    CHECK_MSG(PQntuples(r) == 1, "expected one row: %s", sql);
-    int64_t v = PQgetisnull(r, 0, 0) ? 0 : atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
+    int64_t v = tl_pg_i64(sql, n, params);
+    return v == INT64_MIN ? 0 : v; /* NULL (an empty sum) counts as 0 here */
 }
 
 void it_wait_i64(const char *what, const char *sql, int n, const char *const *params, int64_t want)
 {
-    int64_t deadline = it_now_ms() + IT_WAIT_MS;
-    int64_t got = 0;
-    while ((got = it_i64(sql, n, params)) != want) {
-        CHECK_MSG(it_now_ms() < deadline, "%s: got %lld, want %lld", what, (long long)got,
-                  (long long)want);
-        it_sleep_ms(50);
-    }
+    int64_t got = tl_pg_wait_i64(what, sql, n, params, want, IT_WAIT_MS);
+    CHECK_MSG(got == want, "%s: got %lld, want %lld", what, (long long)got, (long long)want);
 }
 
 /* ---- Kafka ---- */
@@ -525,7 +402,7 @@ int it_collect(struct it_consumer *c, const char *key_prefix, int want, int time
         for (int i = 0; i < n; i++) {
             /* Topics are shared by every test of the run: keep only this run's keys. */
             if (msgs[i].key_len > 0 &&
-                memmem(msgs[i].key, msgs[i].key_len, it_sfx, strlen(it_sfx)) != NULL &&
+                memmem(msgs[i].key, msgs[i].key_len, tl_sfx(), strlen(tl_sfx())) != NULL &&
                 !it_seen(c, &msgs[i])) {
                 CHECK_MSG(c->n < IT_EVENTS_MAX, "too many events");
                 it_decode(&msgs[i], &c->events[c->n++]);

@@ -14,9 +14,14 @@
 
 #define IT_WAIT_MS      60000 /* longest wait for the service or the broker to reach a state */
 #define IT_ID_MAX       96
-#define IT_SERVICES_MAX 4
+#define IT_SERVICES_MAX 16 /* starts of order-intake per test */
 
-/* Fails the test: prints, stops every service started, exits 1. */
+/*
+ * The order-intake tests' vocabulary, over tests/lib (testlib.h): tl_init/tl_fail/tl_step, the
+ * services as tl_proc children (logs in the test's log directory), tl_pg for SQL.
+ */
+
+/* Fails the test: prints, shows the services' log tails, stops every child, exits 1. */
 void it_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -34,21 +39,26 @@ void it_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* argv[1]: the order-intake binary. Needs the stack env (PG_CONNINFO, TOKEN_SECRET, ...). */
 void it_init(int argc, char **argv, const char *name);
-/* "<prefix>-<random suffix of this run>-<n>" into out (IT_ID_MAX); unique per call. */
+/* "<prefix>-<tl_sfx()>-<n>" into out (IT_ID_MAX); unique per call. */
 char *it_id(char *out, const char *prefix);
 int64_t it_now_ms(void);
 void it_sleep_ms(int ms);
 
 /* ---- the service ---- */
+struct tl_proc;
 struct it_service {
-    pid_t pid;
+    struct tl_proc *proc; /* owned by the harness (static storage, as tests/lib needs) */
     int port;
-    char log_path[256];
 };
-/* Starts order-intake on a free port with extra "NAME=value" settings (NULL-terminated or NULL). */
+/*
+ * Starts order-intake (port 0, the bound port read from its port file) with extra "NAME=value"
+ * settings (NULL-terminated or NULL). At most IT_SERVICES_MAX starts per test.
+ */
 void it_start(struct it_service *s, const char *const *env);
 /* Sends sig and waits (bounded); returns the exit code, or 128 + signal when killed. */
 int it_stop(struct it_service *s, int sig);
+/* The running service's process id (0 when stopped): for profilers and /proc. */
+pid_t it_pid(const struct it_service *s);
 /* Waits until GET /readyz answers 200. */
 void it_wait_ready(struct it_service *s);
 
@@ -84,7 +94,7 @@ void it_create(const struct it_service *s, const char *token, const char *idem_k
 void it_create_ok(const struct it_service *s, const char *token, const char *amount,
                   char code[REFCODE_STR_LEN]);
 
-/* ---- PostgreSQL (the test's own database) ---- */
+/* ---- PostgreSQL (the test's own database, through tl_pg) ---- */
 PGresult *it_sql(const char *sql, int n, const char *const *params);
 void it_exec(const char *sql, int n, const char *const *params);
 int64_t it_i64(const char *sql, int n, const char *const *params);
