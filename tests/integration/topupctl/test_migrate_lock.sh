@@ -6,35 +6,19 @@
 set -euo pipefail
 
 CTL=$(realpath "$1")
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-for v in PG_CONNINFO TOPUP_SOURCE_DIR; do
-    [ -n "${!v:-}" ] || fail "$v is not set: run through tests/with-stack.sh (ctest does)"
-done
-PSQL=${TOPUP_PG_BIN:-/usr/lib/postgresql/15/bin}/psql
-[ -x "$PSQL" ] || PSQL=$(command -v psql) || fail "psql not found"
-
+. "$(dirname "$0")/common.sh"
+need_env PG_CONNINFO TOPUP_SOURCE_DIR
 MIGS=$TOPUP_SOURCE_DIR/deploy/migrations
-SUFFIX=$$_$RANDOM
-DB=tctl_lock_$SUFFIX
 HOLDER=tctl-holder-$SUFFIX
-WORK=$(mktemp -d)
 HOLDER_PID=
-psqlq() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-cleanup() {
+test_cleanup() {
     [ -z "${hold:-}" ] || exec {hold}>&- 2>/dev/null || true
     [ -z "$HOLDER_PID" ] || kill "$HOLDER_PID" 2>/dev/null || true
-    psqlq -d "$PG_CONNINFO" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
 }
-trap cleanup EXIT
 
-# A database of our own migrated to the current schema; PG_CONNINFO is key=value, so a later
-# dbname= overrides the first.
-psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB TEMPLATE template0"
-CI="$PG_CONNINFO dbname=$DB"
+# A database of our own (dropped at exit) migrated to the current schema.
+fresh_db_name lock
+CI=$FRESH_CI
 env PG_CONNINFO="$CI" "$CTL" migrate --dir "$MIGS" >"$WORK/m0" 2>"$WORK/m0.err" ||
     fail "base migrate: $(cat "$WORK/m0.err")"
 

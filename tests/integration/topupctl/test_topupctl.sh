@@ -6,37 +6,15 @@ set -euo pipefail
 
 CTL=$(realpath "$1")
 BUMP=$(realpath "$2")
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-for v in PG_CONNINFO REDIS_HOST REDIS_PORT TOPUP_SOURCE_DIR; do
-    [ -n "${!v:-}" ] || fail "$v is not set: run through tests/with-stack.sh (ctest does)"
-done
-PSQL=${TOPUP_PG_BIN:-/usr/lib/postgresql/15/bin}/psql
-[ -x "$PSQL" ] || PSQL=$(command -v psql) || fail "psql not found"
-
+. "$(dirname "$0")/common.sh"
+need_env PG_CONNINFO REDIS_HOST REDIS_PORT TOPUP_SOURCE_DIR
 MIGS=$TOPUP_SOURCE_DIR/deploy/migrations
-SUFFIX=$$_$RANDOM
-DB1=tctl_a_$SUFFIX
-DB2=tctl_b_$SUFFIX
-WORK=$(mktemp -d)
-psqlq() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-cleanup() {
-    for db in "$DB1" "$DB2"; do
-        psqlq -d "$PG_CONNINFO" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
-# Fresh, empty databases of our own: the test's own database is already migrated from the template.
-# PG_CONNINFO is key=value (the stack writes it so); a later dbname= overrides the first.
-# template0: nobody can be connected to it, so the copy never waits for other tests.
-psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB1 TEMPLATE template0"
-psqlq -d "$PG_CONNINFO" -c "CREATE DATABASE $DB2 TEMPLATE template0"
-CI1="$PG_CONNINFO dbname=$DB1"
-CI2="$PG_CONNINFO dbname=$DB2"
+# Fresh, empty databases of our own (common.sh drops them at exit).
+fresh_db_name a
+CI1=$FRESH_CI
+fresh_db_name b
+CI2=$FRESH_CI
 NFILES=$(find "$MIGS" -maxdepth 1 -name '*.sql' ! -name '.*' | wc -l)
 [ "$NFILES" -ge 1 ] || fail "no migrations in $MIGS"
 
