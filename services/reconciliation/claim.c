@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copyw.h"
 #include "jsonw.h"
 #include "topup/event.h"
 #include "topup/kafka.h"
 #include "topup/mem.h"
+#include "topup/outbox.h"
 #include "topup/pg.h"
 
 /*
@@ -29,22 +31,9 @@ static const char claim_sql_orders[] =
     " FROM json_to_recordset($1::json) AS x(id bigint, c bigint, m boolean)"
     " WHERE o.id = x.id AND o.status = 'pending' RETURNING o.id";
 
-/*
- * The same row outbox_write() (topup/outbox.h) inserts, many at once, with the same wake-up of
- * the relay ("outbox_" || source). Ids are assigned in x.i order, so per-key order holds.
- */
-static const char claim_sql_outbox[] =
-    "WITH ins AS (INSERT INTO outbox (source, topic, kafka_key, payload, event_id)"
-    " SELECT $1, $3, x.k, decode(x.p, 'base64'), x.e"
-    " FROM json_to_recordset($2::json) AS x(i int, k text, p text, e text) ORDER BY x.i"
-    " RETURNING id)"
-    " SELECT pg_notify('outbox_' || $1, '') WHERE EXISTS (SELECT 1 FROM ins)";
-
+/* Decisions go in with COPY: no JSON to parse, and the details are parsed once, as jsonb. */
 static const char claim_sql_decisions[] =
-    "INSERT INTO match_decisions (record_id, order_id, outcome, rule, details, decided_by)"
-    " SELECT x.r, x.o, x.oc, x.ru, x.d, x.by"
-    " FROM json_to_recordset($1::json) AS x(i int, r bigint, o bigint, oc text, ru text, d jsonb,"
-    " by text) ORDER BY x.i";
+    "COPY match_decisions (record_id, order_id, outcome, rule, details, decided_by) FROM STDIN";
 
 static const char claim_sql_reviews[] =
     "INSERT INTO review_queue (record_id, order_id, reason, details)"
@@ -60,8 +49,6 @@ enum tp_status claim_prepare(struct pg_conn *c, struct tp_error *err)
         int nparams;
     } stmts[] = {
         {"recon_claim_orders", claim_sql_orders, 1},
-        {"recon_claim_outbox", claim_sql_outbox, 3},
-        {"recon_claim_decisions", claim_sql_decisions, 1},
         {"recon_claim_reviews", claim_sql_reviews, 1},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -144,56 +131,25 @@ static uint8_t *claim_pack(const struct claim_match *m, char event_id[UUID_STR_L
     return buf;
 }
 
-/* Writes p as base64 into w's next string value (decode(..., 'base64') in SQL). */
-static void claim_base64(struct jsonw *w, const uint8_t *p, size_t len, char *scratch)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (i + 2 < len) {
-            v |= p[i + 2];
-        }
-        scratch[o++] = b64[(v >> 18) & 63];
-        scratch[o++] = b64[(v >> 12) & 63];
-        scratch[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        scratch[o++] = i + 2 < len ? b64[v & 63] : '=';
-    }
-    scratch[o] = '\0';
-    jsonw_str(w, scratch);
-}
-
 enum tp_status claim_write_events(struct pg_conn *c, const struct claim_match *m, size_t n,
                                   struct tp_error *err)
 {
     if (n == 0) {
         return TP_OK;
     }
-    struct jsonw w;
-    jsonw_init(&w);
-    jsonw_array_begin(&w);
+    struct outbox_event *ev = mem_calloc(n, sizeof(*ev));
+    char(*event_ids)[UUID_STR_LEN] = mem_calloc(n, sizeof(*event_ids));
     for (size_t i = 0; i < n; i++) {
-        char event_id[UUID_STR_LEN];
-        size_t len = 0;
-        uint8_t *payload = claim_pack(&m[i], event_id, &len);
-        char *scratch = mem_alloc((len + 2) / 3 * 4 + 1);
-        jsonw_object_begin(&w);
-        jsonw_kint(&w, "i", (int64_t)i);
-        jsonw_kstr(&w, "k", m[i].account_id);
-        jsonw_key(&w, "p");
-        claim_base64(&w, payload, len, scratch);
-        jsonw_kstr(&w, "e", event_id);
-        jsonw_object_end(&w);
-        free(scratch);
-        free(payload);
+        ev[i].key = m[i].account_id;
+        ev[i].event_id = event_ids[i];
+        ev[i].payload = claim_pack(&m[i], event_ids[i], &ev[i].len);
     }
-    jsonw_array_end(&w);
-    const char *const params[3] = {RECON_SOURCE, jsonw_text(&w), TOPIC_PAYMENT_MATCHED};
-    enum tp_status st = pg_exec_prepared(c, "recon_claim_outbox", 3, params, NULL, err);
-    jsonw_deinit(&w);
+    enum tp_status st = outbox_write_many(c, RECON_SOURCE, TOPIC_PAYMENT_MATCHED, ev, n, err);
+    for (size_t i = 0; i < n; i++) {
+        free((void *)ev[i].payload);
+    }
+    free(event_ids);
+    free(ev);
     return st;
 }
 
@@ -224,22 +180,28 @@ enum tp_status claim_write_decisions(struct pg_conn *c, const struct claim_decis
     if (n == 0) {
         return TP_OK;
     }
-    struct jsonw decisions, reviews;
-    jsonw_init(&decisions);
+    struct copyw decisions;
+    struct jsonw reviews;
+    copyw_init(&decisions);
     jsonw_init(&reviews);
-    jsonw_array_begin(&decisions);
     jsonw_array_begin(&reviews);
     size_t n_reviews = 0;
     for (size_t i = 0; i < n; i++) {
-        jsonw_object_begin(&decisions);
-        jsonw_kint(&decisions, "i", (int64_t)i);
-        jsonw_kint(&decisions, "r", d[i].record_id);
-        claim_order_id(&decisions, d[i].order_id);
-        jsonw_kstr(&decisions, "oc", d[i].outcome);
-        jsonw_kstr(&decisions, "ru", d[i].rule);
-        claim_details(&decisions, &d[i]);
-        jsonw_kstr(&decisions, "by", d[i].decided_by);
-        jsonw_object_end(&decisions);
+        copyw_int(&decisions, d[i].record_id);
+        if (d[i].order_id > 0) {
+            copyw_int(&decisions, d[i].order_id);
+        } else {
+            copyw_null(&decisions);
+        }
+        copyw_str(&decisions, d[i].outcome);
+        copyw_str(&decisions, d[i].rule);
+        if (d[i].details != NULL) {
+            copyw_strn(&decisions, d[i].details, d[i].details_len);
+        } else {
+            copyw_str(&decisions, "{}");
+        }
+        copyw_str(&decisions, d[i].decided_by);
+        copyw_end_row(&decisions);
         if (d[i].review_reason != NULL) {
             jsonw_object_begin(&reviews);
             jsonw_kint(&reviews, "i", (int64_t)i);
@@ -251,13 +213,12 @@ enum tp_status claim_write_decisions(struct pg_conn *c, const struct claim_decis
             n_reviews++;
         }
     }
-    jsonw_array_end(&decisions);
     jsonw_array_end(&reviews);
-    enum tp_status st = claim_exec(c, "recon_claim_decisions", &decisions, NULL, err);
+    enum tp_status st = copyw_send(c, claim_sql_decisions, &decisions, err);
     if (st == TP_OK && n_reviews > 0) {
         st = claim_exec(c, "recon_claim_reviews", &reviews, NULL, err);
     }
-    jsonw_deinit(&decisions);
+    copyw_deinit(&decisions);
     jsonw_deinit(&reviews);
     return st;
 }

@@ -137,13 +137,22 @@ enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err) TP_
 enum tp_status records_store_known(struct pg_conn *c, const char *ids, bool *dup,
                                    struct tp_error *err) TP_MUST_CHECK;
 
+/* Takes n ids for new records from their sequence, in ascending order, into ids_out[0..n). */
+enum tp_status records_store_ids(struct pg_conn *c, size_t n, int64_t *ids_out,
+                                 struct tp_error *err) TP_MUST_CHECK;
+
+struct copyw;
+
+/* Appends the statement_records row of x (id, state: its state after the batch) to w. */
+void records_store_copy_row(struct copyw *w, int64_t id, const struct recon_record *x,
+                            const char *state);
+
 /*
- * Inserts rows (JSON array of objects with "i" and every statement_records column), skipping
- * identities stored meanwhile. ids_out[i] gets the new id of row i (0 if skipped); *inserted the
- * count.
+ * Inserts w's rows (records_store_copy_row). An identity stored meanwhile by another transaction
+ * fails the whole COPY with TP_DUPLICATE (the transaction is then aborted).
  */
-enum tp_status records_store_insert(struct pg_conn *c, const char *rows, int64_t *ids_out,
-                                    size_t *inserted, struct tp_error *err) TP_MUST_CHECK;
+enum tp_status records_store_copy(struct pg_conn *c, const struct copyw *rows,
+                                  struct tp_error *err) TP_MUST_CHECK;
 
 /*
  * Locks (FOR UPDATE) up to limit unmatched records that one of the orders `codes` (JSON array of

@@ -7,11 +7,13 @@
  */
 #include "recon.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aging.h"
+#include "copyw.h"
 #include "jsonw.h"
 #include "days.h"
 #include "topup/event.h"
@@ -22,6 +24,8 @@
 
 /* The steps of an attempt (reconcile_steps). */
 #define RECONCILE_STEPS 8
+/* After a batch met stored records (a redelivery), this many batches look identities up first. */
+#define RECONCILE_KNOWN_BATCHES 16
 
 struct reconcile_item {
     struct recon_record rec;
@@ -72,6 +76,10 @@ struct reconcile {
     int64_t step_us[RECONCILE_STEPS]; /* the last attempt's steps, for the debug line */
     /* Statement parameters (JSON rows) and decision details, reused batch after batch. */
     struct jsonw w_a, w_b, w_details;
+    struct copyw copy; /* COPY rows (records, decisions) */
+    /* Look the new records' identities up before deciding (see reconcile_insert()). */
+    bool check_known;
+    int known_left; /* batches that still look them up first */
 };
 
 struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *settings,
@@ -105,6 +113,7 @@ struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *
     jsonw_init(&r->w_a);
     jsonw_init(&r->w_b);
     jsonw_init(&r->w_details);
+    copyw_init(&r->copy);
     return r;
 }
 
@@ -151,6 +160,7 @@ void reconcile_free(struct reconcile *r)
     jsonw_deinit(&r->w_a);
     jsonw_deinit(&r->w_b);
     jsonw_deinit(&r->w_details);
+    copyw_deinit(&r->copy);
     free(r);
 }
 
@@ -261,6 +271,9 @@ static enum tp_status reconcile_add_new(struct reconcile *r, struct tp_error *er
         it->mi = -1;
     }
     reconcile_mark_repeats(r, first);
+    if (!r->check_known) {
+        return TP_OK; /* reconcile_insert() finds out, should any be stored already */
+    }
     struct jsonw *w = &r->w_a;
     jsonw_reset(w);
     jsonw_array_begin(w);
@@ -282,7 +295,10 @@ static enum tp_status reconcile_add_new(struct reconcile *r, struct tp_error *er
         st = records_store_known(r->pg, jsonw_text(w), r->dup, err);
     }
     for (size_t i = first; st == TP_OK && i < r->n_items; i++) {
-        r->items[i].duplicate = r->items[i].duplicate || r->dup[i - first];
+        if (r->dup[i - first]) {
+            r->items[i].duplicate = true;
+            r->known_left = RECONCILE_KNOWN_BATCHES; /* redeliveries come in runs */
+        }
     }
     return st;
 }
@@ -510,7 +526,7 @@ static enum tp_status reconcile_claim(struct reconcile *r, size_t *n_claims, str
         }
         const struct reconcile_item *it = &r->items[r->m_item[k]];
         struct claim_match *m = &r->claims[n++];
-        m->record_id = it->record_id; /* 0 for a new record until inserted; not used by claims */
+        m->record_id = it->record_id; /* new records are inserted by now */
         m->order_id = d->order->id;
         m->order_code = d->order->code;
         m->account_id = d->order->account_id;
@@ -533,67 +549,42 @@ static enum tp_status reconcile_claim(struct reconcile *r, size_t *n_claims, str
     return st;
 }
 
-static void reconcile_record_row(struct jsonw *w, size_t i, const struct reconcile_item *it)
-{
-    const struct recon_record *x = &it->rec;
-    jsonw_object_begin(w);
-    /* Keys as records_store.c's insert names them (short: repeated in every row). */
-    jsonw_kint(w, "i", (int64_t)i);
-    jsonw_kstr(w, "a", x->receiving_account);
-    jsonw_kstr(w, "t", x->bank_txn_id);
-    jsonw_kbool(w, "f", x->id_is_fingerprint);
-    jsonw_kstr(w, "bd", x->booking_date[0] != '\0' ? x->booking_date : NULL);
-    jsonw_kstr(w, "vd", x->value_date);
-    jsonw_kint(w, "am", x->amount_fen);
-    jsonw_kstr(w, "cu", x->currency);
-    jsonw_kstr(w, "di", x->credit ? "credit" : "debit");
-    jsonw_kbool(w, "rv", x->reversal);
-    jsonw_kstr(w, "cn", x->counterparty_name);
-    jsonw_kstr(w, "nn", x->name_norm);
-    jsonw_kstr(w, "ca", x->counterparty_account);
-    jsonw_kstr(w, "cb", x->counterparty_bank);
-    jsonw_kstr(w, "ri", x->remittance_info);
-    jsonw_kstr(w, "sf", x->source_file);
-    jsonw_kstr(w, "sl", x->source_location);
-    jsonw_kstr(w, "fm", x->format);
-    jsonw_kstr(w, "ev", x->event_id);
-    jsonw_kstr(w, "st", it->state);
-    jsonw_key(w, "rc");
-    jsonw_array_begin(w);
-    for (int c = 0; c < x->ncodes; c++) {
-        jsonw_str(w, x->codes[c]);
-    }
-    jsonw_array_end(w);
-    jsonw_object_end(w);
-}
-
-/* Inserts the new records with their final state; every one must be new to us. */
+/*
+ * Inserts the new records with their final state, under ids taken first. The first attempt of a
+ * batch does not look its identities up beforehand (records_store_known): redeliveries are rare,
+ * and the unique identity makes the COPY fail on any of them. Then the attempt is rolled back and
+ * run again with the lookup (for this batch and the next few, as redeliveries come in runs).
+ */
 static enum tp_status reconcile_insert(struct reconcile *r, struct tp_error *err)
 {
     size_t first = r->n_loaded;
     size_t want = 0;
-    struct jsonw *w = &r->w_a;
-    jsonw_reset(w);
-    jsonw_array_begin(w);
     for (size_t i = first; i < r->n_items; i++) {
-        const struct reconcile_item *it = &r->items[i];
-        r->new_ids[i - first] = 0;
+        want += r->items[i].duplicate ? 0 : 1;
+    }
+    if (want == 0) {
+        return TP_OK;
+    }
+    enum tp_status st = records_store_ids(r->pg, want, r->new_ids, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    copyw_reset(&r->copy);
+    size_t k = 0;
+    for (size_t i = first; i < r->n_items; i++) {
+        struct reconcile_item *it = &r->items[i];
         if (!it->duplicate) {
-            reconcile_record_row(w, i - first, it);
-            want++;
+            it->record_id = r->new_ids[k++];
+            records_store_copy_row(&r->copy, it->record_id, &it->rec, it->state);
         }
     }
-    jsonw_array_end(w);
-    enum tp_status st = TP_OK;
-    size_t inserted = 0;
-    if (want > 0) {
-        st = records_store_insert(r->pg, jsonw_text(w), r->new_ids, &inserted, err);
-    }
-    if (st == TP_OK && inserted != want) {
-        st = error_set(err, TP_RETRY, "%zu records were stored concurrently", want - inserted);
-    }
-    for (size_t i = first; st == TP_OK && i < r->n_items; i++) {
-        r->items[i].record_id = r->new_ids[i - first];
+    st = records_store_copy(r->pg, &r->copy, err);
+    if (st == TP_DUPLICATE) {
+        r->known_left = RECONCILE_KNOWN_BATCHES;
+        r->check_known = true;
+        char why[ERROR_MSG_MAX];
+        snprintf(why, sizeof(why), "%s", err->msg); /* error_set() writes err->msg */
+        st = error_set(err, TP_RETRY, "records of the batch are stored already: %s", why);
     }
     return st;
 }
@@ -748,8 +739,8 @@ static const struct {
     {"load_us", reconcile_load},
     {"known_us", reconcile_add_new},
     {"decide_us", reconcile_decide},
-    {"claim_us", reconcile_step_claim},
     {"insert_us", reconcile_insert},
+    {"claim_us", reconcile_step_claim},
     {"update_us", reconcile_update_loaded},
     {"decisions_us", reconcile_write_decisions},
     {"events_us", reconcile_step_events},
@@ -792,6 +783,10 @@ enum tp_status reconcile_run(struct reconcile *r, int attempts, struct recon_tal
     if (r->n_new == 0 && r->n_codes == 0) {
         memset(tally, 0, sizeof(*tally));
         return TP_OK;
+    }
+    r->check_known = r->known_left > 0;
+    if (r->known_left > 0) {
+        r->known_left--;
     }
     int64_t t0 = reconcile_now_us();
     enum tp_status st = pg_transaction(r->pg, reconcile_attempt, r, attempts, err);

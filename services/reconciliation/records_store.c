@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copyw.h"
 #include "days.h"
 #include "topup/pg.h"
 
@@ -17,21 +18,18 @@ static const char records_sql_known[] =
     "SELECT x.i FROM json_to_recordset($1::json) AS x(i int, a text, t text)"
     " JOIN statement_records r ON r.receiving_account = x.a AND r.bank_txn_id = x.t";
 
-/* Transport keys are short (they are repeated in every row): reconcile.c writes the same ones. */
-static const char records_sql_insert[] =
-    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(i int, a text, t text, f boolean,"
-    " bd date, vd date, am bigint, cu text, di text, rv boolean, cn text, nn text, ca text, cb "
-    "text,"
-    " ri text, sf text, sl text, fm text, ev text, st text, rc text[])),"
-    " ins AS (INSERT INTO statement_records (receiving_account, bank_txn_id, id_is_fingerprint,"
-    " booking_date, value_date, amount_fen, currency, direction, reversal, counterparty_name,"
+/*
+ * New records go in with COPY (recon_records_copy_sql) under ids taken from the sequence first,
+ * so that the decisions can name them without a RETURNING round of the rows.
+ */
+static const char records_sql_ids[] =
+    "SELECT nextval('statement_records_id_seq') FROM generate_series(1, $1::int)";
+
+static const char records_sql_copy[] =
+    "COPY statement_records (id, receiving_account, bank_txn_id, id_is_fingerprint, booking_date,"
+    " value_date, amount_fen, currency, direction, reversal, counterparty_name,"
     " counterparty_name_norm, counterparty_account, counterparty_bank, remittance_info,"
-    " source_file, source_location, format, event_id, state, ref_codes)"
-    " SELECT a, t, f, bd, vd, am, cu, di, rv, cn, nn, ca, cb, ri, sf, sl, fm, ev, st, rc"
-    " FROM x ORDER BY x.i"
-    " ON CONFLICT (receiving_account, bank_txn_id) DO NOTHING"
-    " RETURNING id, receiving_account AS a, bank_txn_id AS t)"
-    " SELECT x.i, ins.id FROM ins JOIN x USING (a, t)";
+    " source_file, source_location, format, event_id, state, ref_codes) FROM STDIN";
 
 /* The orders' pending rows are found through their partial indexes; records through theirs. */
 static const char records_sql_lock_for_orders[] =
@@ -62,7 +60,7 @@ enum tp_status records_store_prepare(struct pg_conn *c, struct tp_error *err)
         int nparams;
     } stmts[] = {
         {"recon_records_known", records_sql_known, 1},
-        {"recon_records_insert", records_sql_insert, 1},
+        {"recon_records_ids", records_sql_ids, 1},
         {"recon_records_lock_for_orders", records_sql_lock_for_orders, 2},
         {"recon_records_lock_unmatched", records_sql_lock_unmatched, 2},
         {"recon_records_set_states", records_sql_set_states, 1},
@@ -98,20 +96,67 @@ enum tp_status records_store_known(struct pg_conn *c, const char *ids, bool *dup
     return st;
 }
 
-enum tp_status records_store_insert(struct pg_conn *c, const char *rows, int64_t *ids_out,
-                                    size_t *inserted, struct tp_error *err)
+enum tp_status records_store_ids(struct pg_conn *c, size_t n, int64_t *ids_out,
+                                 struct tp_error *err)
 {
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", n);
+    const char *const params[1] = {count};
     PGresult *res = NULL;
-    *inserted = 0;
-    enum tp_status st = records_exec(c, "recon_records_insert", rows, &res, err);
-    if (st == TP_OK) {
-        for (int row = 0; row < PQntuples(res); row++) {
-            ids_out[pg_get_i64(res, row, 0)] = pg_get_i64(res, row, 1);
-        }
-        *inserted = (size_t)PQntuples(res);
+    enum tp_status st = pg_exec_prepared(c, "recon_records_ids", 1, params, &res, err);
+    if (st == TP_OK && (size_t)PQntuples(res) != n) {
+        st = error_set(err, TP_FATAL, "asked for %zu record ids, got %d", n, PQntuples(res));
+    }
+    for (size_t i = 0; st == TP_OK && i < n; i++) {
+        ids_out[i] = pg_get_i64(res, (int)i, 0);
     }
     PQclear(res);
     return st;
+}
+
+void records_store_copy_row(struct copyw *w, int64_t id, const struct recon_record *x,
+                            const char *state)
+{
+    copyw_int(w, id);
+    copyw_str(w, x->receiving_account);
+    copyw_str(w, x->bank_txn_id);
+    copyw_bool(w, x->id_is_fingerprint);
+    copyw_str(w, x->booking_date[0] != '\0' ? x->booking_date : NULL);
+    copyw_str(w, x->value_date);
+    copyw_int(w, x->amount_fen);
+    copyw_str(w, x->currency);
+    copyw_str(w, x->credit ? "credit" : "debit");
+    copyw_bool(w, x->reversal);
+    copyw_str(w, x->counterparty_name);
+    copyw_str(w, x->name_norm);
+    copyw_str(w, x->counterparty_account);
+    copyw_str(w, x->counterparty_bank);
+    copyw_str(w, x->remittance_info);
+    copyw_str(w, x->source_file);
+    copyw_str(w, x->source_location);
+    copyw_str(w, x->format);
+    copyw_str(w, x->event_id);
+    copyw_str(w, state);
+    /* "{TU...,TU...}": codes are upper-case alphanumerics, never quoted in an array literal. */
+    char codes[MATCHER_CODES_MAX * REFCODE_STR_LEN + 3];
+    size_t o = 0;
+    codes[o++] = '{';
+    for (int c = 0; c < x->ncodes; c++) {
+        if (c > 0) {
+            codes[o++] = ',';
+        }
+        size_t len = strlen(x->codes[c]);
+        memcpy(codes + o, x->codes[c], len);
+        o += len;
+    }
+    codes[o++] = '}';
+    copyw_strn(w, codes, o);
+    copyw_end_row(w);
+}
+
+enum tp_status records_store_copy(struct pg_conn *c, const struct copyw *rows, struct tp_error *err)
+{
+    return copyw_send(c, records_sql_copy, rows, err);
 }
 
 enum tp_status records_store_lock_for_orders(struct pg_conn *c, const char *codes, int limit,

@@ -20,6 +20,25 @@ enum tp_status outbox_write(struct pg_conn *c, const char *source, const char *t
                             const char *key, const char *event_id, const void *payload, size_t len,
                             struct tp_error *err) TP_MUST_CHECK;
 
+/* One event for outbox_write_many(); strings and payload are borrowed. */
+struct outbox_event {
+    const char *key;
+    const char *event_id;
+    const void *payload;
+    size_t len;
+};
+
+/*
+ * Inserts n outbox rows of one source and topic in one COPY (ids ascend in array order, so the
+ * relay publishes them in that order), with the same wake-up of the relay as outbox_write(). Call
+ * inside the transaction that makes the state change. A duplicate event id fails the whole call
+ * with TP_DUPLICATE; after any failure the transaction is aborted and must be rolled back. n == 0
+ * writes nothing.
+ */
+enum tp_status outbox_write_many(struct pg_conn *c, const char *source, const char *topic,
+                                 const struct outbox_event *ev, size_t n,
+                                 struct tp_error *err) TP_MUST_CHECK;
+
 struct outbox_relay;
 
 /*

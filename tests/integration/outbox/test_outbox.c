@@ -140,6 +140,53 @@ static void write_tx(struct pg_conn *c, struct expect *e, int k, bool rollback)
     }
 }
 
+/*
+ * One transaction writing, with outbox_write_many(), two events for each of keys k, k+1, k+2 (two
+ * calls of three), payloads with the bytes COPY escapes; committed unless rollback.
+ */
+static void write_many_tx(struct pg_conn *c, struct expect *e, int k, bool rollback)
+{
+    struct tp_error err = {0};
+    assert_int_equal(pg_begin(c, &err), TP_OK);
+    unsigned char payload[6][IT_PAYLOAD_MAX];
+    size_t len[6];
+    char event_id[6][96];
+    int key[6];
+    for (int call = 0; call < 2; call++) {
+        struct outbox_event ev[3];
+        for (int j = 0; j < 3; j++) {
+            int i = call * 3 + j;
+            key[i] = (k + j) % KEYS;
+            int seq = e->seq++;
+            len[i] = make_payload(payload[i], e->keys[key[i]], seq,
+                                  rollback ? "rb\\\t\n" : "ok\t\\\r\n");
+            snprintf(event_id[i], sizeof(event_id[i]), "%s-m%d", e->source, seq);
+            ev[j] = (struct outbox_event){.key = e->keys[key[i]],
+                                          .event_id = event_id[i],
+                                          .payload = payload[i],
+                                          .len = len[i]};
+        }
+        enum tp_status st = outbox_write_many(c, e->source, e->topic, ev, 3, &err);
+        if (st != TP_OK) {
+            fail_msg("outbox_write_many: %s", err.msg);
+        }
+    }
+    if (rollback) {
+        pg_rollback(c);
+        for (int i = 0; i < 6; i++) {
+            memcpy(e->rolled[e->nrolled], payload[i], len[i]);
+            e->rolled_len[e->nrolled++] = len[i];
+        }
+        return;
+    }
+    assert_int_equal(pg_commit(c, &err), TP_OK);
+    for (int i = 0; i < 6; i++) {
+        memcpy(e->payload[key[i]][e->count[key[i]]], payload[i], len[i]);
+        e->len[key[i]][e->count[key[i]]++] = len[i];
+        e->total++;
+    }
+}
+
 /* rounds x KEYS transactions; every fourth is rolled back. */
 static void write_rounds(struct pg_conn *c, struct expect *e, int rounds)
 {
@@ -226,6 +273,42 @@ static void test_relay_publishes_in_order_exactly_once(void **state)
     assert_true(outbox_relay_healthy(r));
     outbox_relay_free(r);
     assert_int_equal(verify_topic(&e), 0);
+    pg_conn_free(c);
+}
+
+/*
+ * outbox_write_many(): rows in array order, keys and payloads with tabs, newlines and backslashes
+ * intact, nothing of a rolled-back transaction, a duplicate event id refused as a whole.
+ */
+static void test_write_many_publishes_in_order_exactly_once(void **state)
+{
+    (void)state;
+    static struct expect e;
+    expect_init(&e, "m", 3);
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(e.keys[k], IT_KEY_MAX, "acct\t%d\\%s\n", k, e.source);
+    }
+    struct pg_conn *c = connect_pg();
+    for (int t = 0; t < 6; t++) {
+        write_many_tx(c, &e, t, t % 3 == 2);
+    }
+    struct outbox_relay *r = start_relay(e.source);
+    wait_published(c, e.source);
+    assert_int_equal(rows_of(c, e.source), e.total);
+    outbox_relay_free(r);
+    assert_int_equal(verify_topic(&e), 0);
+
+    struct tp_error err = {0};
+    char id[64];
+    it_unique(id, sizeof(id), "ev-many-dup");
+    struct outbox_event dup[2] = {{.key = "k", .event_id = id, .payload = "p", .len = 1},
+                                  {.key = "k", .event_id = id, .payload = "q", .len = 1}};
+    assert_int_equal(pg_begin(c, &err), TP_OK);
+    assert_int_equal(outbox_write_many(c, e.source, e.topic, dup, 2, &err), TP_DUPLICATE);
+    pg_rollback(c);
+    assert_int_equal(outbox_write_many(c, "", e.topic, dup, 1, &err), TP_INVALID);
+    assert_int_equal(outbox_write_many(c, e.source, e.topic, dup, 0, &err), TP_OK);
+    assert_int_equal(rows_of(c, e.source), e.total);
     pg_conn_free(c);
 }
 
@@ -417,6 +500,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_rejects_bad_source),
         cmocka_unit_test(test_relay_publishes_in_order_exactly_once),
+        cmocka_unit_test(test_write_many_publishes_in_order_exactly_once),
         cmocka_unit_test(test_standby_takes_over),
         cmocka_unit_test(test_relay_survives_session_loss),
         cmocka_unit_test(test_unreachable_broker_then_new_relay),
