@@ -7,28 +7,41 @@
 #include "topup/log.h"
 #include "topup/pg.h"
 
-static const char orders_sql_fetch[] =
-    "SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
-    " (extract(epoch FROM created_at) * 1000)::bigint,"
+#define ORDERS_COLUMNS                                                                             \
+    "id, code, account_id, amount_fen, remitter_name_norm, status,"                                \
+    " (extract(epoch FROM created_at) * 1000)::bigint,"                                            \
     " (extract(epoch FROM expires_at) * 1000)::bigint"
-    " FROM topup_orders WHERE code IN (SELECT json_array_elements_text($1::json))"
-    " UNION"
-    " SELECT id, code, account_id, amount_fen, remitter_name_norm, status,"
-    " (extract(epoch FROM created_at) * 1000)::bigint,"
-    " (extract(epoch FROM expires_at) * 1000)::bigint"
-    " FROM topup_orders WHERE status = 'pending' AND (remitter_name_norm, amount_fen) IN"
-    " (SELECT k.n, k.a FROM json_to_recordset($2::json) AS k(n text, a bigint))";
+
+static const char orders_sql_by_code[] =
+    "SELECT " ORDERS_COLUMNS " FROM topup_orders"
+    " WHERE code IN (SELECT json_array_elements_text($1::json))";
+
+static const char orders_sql_by_key[] =
+    "SELECT " ORDERS_COLUMNS " FROM topup_orders WHERE status = 'pending'"
+    " AND (remitter_name_norm, amount_fen) IN"
+    " (SELECT k.n, k.a FROM json_to_recordset($1::json) AS k(n text, a bigint))";
 
 enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err)
 {
-    return pg_prepare(c, "recon_orders_fetch", orders_sql_fetch, 2, err);
+    enum tp_status st = pg_prepare(c, "recon_orders_by_code", orders_sql_by_code, 1, err);
+    if (st == TP_OK) {
+        st = pg_prepare(c, "recon_orders_by_key", orders_sql_by_key, 1, err);
+    }
+    return st;
 }
 
-enum tp_status orders_store_fetch(struct pg_conn *c, const char *codes, const char *keys,
-                                  PGresult **res, struct tp_error *err)
+enum tp_status orders_store_by_code(struct pg_conn *c, const char *codes, PGresult **res,
+                                    struct tp_error *err)
 {
-    const char *const params[2] = {codes, keys};
-    return pg_exec_prepared(c, "recon_orders_fetch", 2, params, res, err);
+    const char *const params[1] = {codes};
+    return pg_exec_prepared(c, "recon_orders_by_code", 1, params, res, err);
+}
+
+enum tp_status orders_store_by_key(struct pg_conn *c, const char *keys, PGresult **res,
+                                   struct tp_error *err)
+{
+    const char *const params[1] = {keys};
+    return pg_exec_prepared(c, "recon_orders_by_key", 1, params, res, err);
 }
 
 void orders_store_fill(const PGresult *res, struct matcher_order *out)

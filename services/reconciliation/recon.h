@@ -175,11 +175,13 @@ enum tp_status records_store_set_states(struct pg_conn *c, const char *rows,
 
 /*
  * Reads the orders a batch could concern: every order (any status) whose code is in codes (JSON
- * array), and every pending order whose (remitter_name_norm, amount_fen) is in keys (JSON array of
+ * array), or every pending order whose (remitter_name_norm, amount_fen) is in keys (JSON array of
  * {"n", "a"}). *res is owned by the caller; orders_store_fill() turns it into matcher orders.
  */
-enum tp_status orders_store_fetch(struct pg_conn *c, const char *codes, const char *keys,
-                                  PGresult **res, struct tp_error *err) TP_MUST_CHECK;
+enum tp_status orders_store_by_code(struct pg_conn *c, const char *codes, PGresult **res,
+                                    struct tp_error *err) TP_MUST_CHECK;
+enum tp_status orders_store_by_key(struct pg_conn *c, const char *keys, PGresult **res,
+                                   struct tp_error *err) TP_MUST_CHECK;
 
 /* Fills out[0..PQntuples(res)) from res (strings borrowed from res). */
 void orders_store_fill(const PGresult *res, struct matcher_order *out);

@@ -58,8 +58,10 @@ struct reconcile {
     struct reconcile_item *items; /* loaded first (older), then new */
     size_t n_items;
     PGresult *loaded;
-    PGresult *orders_res;
+    PGresult *orders_res;  /* the orders named by code */
+    PGresult *orders_res2; /* the orders of rule 2's names and amounts */
     struct matcher_order *orders;
+    size_t n_orders;
     size_t cap_orders;
     struct matcher_record *mrecs;
     struct matcher_decision *decs;
@@ -129,6 +131,9 @@ static void reconcile_clear_attempt(struct reconcile *r)
     r->loaded = NULL;
     PQclear(r->orders_res);
     r->orders_res = NULL;
+    PQclear(r->orders_res2);
+    r->orders_res2 = NULL;
+    r->n_orders = 0;
     memset(&r->tally, 0, sizeof(r->tally));
 }
 
@@ -331,40 +336,114 @@ static void reconcile_collect(struct reconcile *r)
     }
 }
 
-static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_error *err)
+static int reconcile_cmp_str(const void *a, const void *b)
 {
-    struct jsonw *codes = &r->w_a;
-    struct jsonw *keys = &r->w_b;
-    jsonw_reset(codes);
-    jsonw_reset(keys);
-    jsonw_array_begin(codes);
-    jsonw_array_begin(keys);
-    for (size_t k = 0; k < r->n_m; k++) {
-        const struct matcher_record *m = &r->mrecs[k];
-        for (int c = 0; c < m->ncodes; c++) {
-            jsonw_str(codes, m->codes[c]);
-        }
-        if (m->name_norm[0] != '\0' && m->amount_fen > 0) {
-            jsonw_object_begin(keys);
-            jsonw_kstr(keys, "n", m->name_norm);
-            jsonw_kint(keys, "a", m->amount_fen);
-            jsonw_object_end(keys);
-        }
-    }
-    jsonw_array_end(codes);
-    jsonw_array_end(keys);
-    enum tp_status st =
-        orders_store_fetch(r->pg, jsonw_text(codes), jsonw_text(keys), &r->orders_res, err);
-    if (st != TP_OK) {
-        return st;
-    }
-    size_t n = (size_t)PQntuples(r->orders_res);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int reconcile_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Room for n orders. */
+static void reconcile_orders_cap(struct reconcile *r, size_t n)
+{
     if (n > r->cap_orders) {
         r->orders = mem_realloc(r->orders, n * sizeof(*r->orders));
         r->cap_orders = n;
     }
-    orders_store_fill(r->orders_res, r->orders);
-    return TP_OK;
+}
+
+/* True when one of m's codes names an order of the first n (sorted codes: found_codes). */
+static bool reconcile_code_found(const struct matcher_record *m, const char **found_codes, size_t n)
+{
+    for (int c = 0; c < m->ncodes; c++) {
+        const char *key = m->codes[c];
+        if (n > 0 && bsearch(&key, found_codes, n, sizeof(*found_codes), reconcile_cmp_str)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The orders the batch's records name by code (any status), then, only for the records none of
+ * whose codes names an existing order (those rule 2 will look at), the pending orders of their
+ * name and amount. Rule 1 decides every record with a code that exists, so the second query
+ * skips most records; an order both queries return is kept once.
+ */
+static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_error *err)
+{
+    struct jsonw *w = &r->w_a;
+    jsonw_reset(w);
+    jsonw_array_begin(w);
+    size_t n_codes = 0;
+    for (size_t k = 0; k < r->n_m; k++) {
+        const struct matcher_record *m = &r->mrecs[k];
+        for (int c = 0; c < m->ncodes; c++) {
+            jsonw_str(w, m->codes[c]);
+            n_codes++;
+        }
+    }
+    jsonw_array_end(w);
+    enum tp_status st = TP_OK;
+    size_t n1 = 0;
+    if (n_codes > 0) {
+        st = orders_store_by_code(r->pg, jsonw_text(w), &r->orders_res, err);
+        if (st != TP_OK) {
+            return st;
+        }
+        n1 = (size_t)PQntuples(r->orders_res);
+    }
+    reconcile_orders_cap(r, n1);
+    const char **found = mem_alloc((n1 + 1) * sizeof(*found));
+    int64_t *ids = mem_alloc((n1 + 1) * sizeof(*ids));
+    if (n1 > 0) {
+        orders_store_fill(r->orders_res, r->orders);
+    }
+    for (size_t i = 0; i < n1; i++) {
+        found[i] = r->orders[i].code;
+        ids[i] = r->orders[i].id;
+    }
+    qsort(found, n1, sizeof(*found), reconcile_cmp_str);
+    qsort(ids, n1, sizeof(*ids), reconcile_cmp_i64);
+
+    jsonw_reset(w);
+    jsonw_array_begin(w);
+    size_t n_keys = 0;
+    for (size_t k = 0; k < r->n_m; k++) {
+        const struct matcher_record *m = &r->mrecs[k];
+        if (m->name_norm[0] != '\0' && m->amount_fen > 0 && m->currency_cny &&
+            !reconcile_code_found(m, found, n1)) {
+            jsonw_object_begin(w);
+            jsonw_kstr(w, "n", m->name_norm);
+            jsonw_kint(w, "a", m->amount_fen);
+            jsonw_object_end(w);
+            n_keys++;
+        }
+    }
+    jsonw_array_end(w);
+    size_t n = n1;
+    if (n_keys > 0) {
+        st = orders_store_by_key(r->pg, jsonw_text(w), &r->orders_res2, err);
+    }
+    if (st == TP_OK && r->orders_res2 != NULL) {
+        size_t n2 = (size_t)PQntuples(r->orders_res2);
+        reconcile_orders_cap(r, n1 + n2);
+        orders_store_fill(r->orders_res2, r->orders + n1);
+        for (size_t i = n1; i < n1 + n2; i++) {
+            if (n1 == 0 ||
+                bsearch(&r->orders[i].id, ids, n1, sizeof(*ids), reconcile_cmp_i64) == NULL) {
+                r->orders[n++] = r->orders[i];
+            }
+        }
+    }
+    r->n_orders = n;
+    free(found);
+    free(ids);
+    return st;
 }
 
 static void reconcile_apply_aging(struct reconcile *r, struct reconcile_item *it,
@@ -391,7 +470,7 @@ static enum tp_status reconcile_decide(struct reconcile *r, struct tp_error *err
         return st;
     }
     struct matcher_orders set;
-    matcher_orders_init(&set, r->orders, (size_t)PQntuples(r->orders_res));
+    matcher_orders_init(&set, r->orders, r->n_orders);
     matcher_decide_batch(&r->s.matcher, &set, r->mrecs, r->n_m, r->decs);
     matcher_orders_deinit(&set);
     for (size_t k = 0; k < r->n_m; k++) {
