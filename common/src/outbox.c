@@ -20,8 +20,13 @@
 #include "topup/mem.h"
 #include "topup/pg.h"
 
-/* Rows published per cycle; the next cycle starts at once while a full batch came back. */
-#define OUTBOX_BATCH_MAX 500
+/*
+ * Rows published per cycle; the next cycle starts at once while a full batch came back. A batch's
+ * delivery reports take tens of milliseconds whatever its size, so the size is the relay's
+ * throughput: 500 rows a cycle published ~10,000 rows/s on the dev broker, 5000 ~38,000. The
+ * batch's result holds about 0.5 KiB per row (payload as hex) while it is in flight.
+ */
+#define OUTBOX_BATCH_MAX 5000
 /* "outbox_" + source must fit a PostgreSQL identifier (63 bytes). */
 #define OUTBOX_SOURCE_MAX  48
 #define OUTBOX_POLL_MS_MAX 60000
@@ -585,6 +590,7 @@ static int outbox_relay_mark(struct outbox_relay *r)
 static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
 {
     *full = false;
+    int64_t t_start = outbox_now_ms();
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", OUTBOX_BATCH_MAX);
     const char *const params[2] = {r->source, limit};
@@ -622,9 +628,16 @@ static enum tp_status outbox_relay_batch(struct outbox_relay *r, bool *full)
                                          .topic = pg_get_str(res, i, 1),
                                          .key = pg_get_str(res, i, 2)};
     }
+    int64_t t_selected = outbox_now_ms();
     int sent = outbox_relay_send(r, res);
+    int64_t t_sent = outbox_now_ms();
     outbox_relay_await(r, sent);
+    int64_t t_reported = outbox_now_ms();
     int acked = outbox_relay_mark(r);
+    log_debug("outbox batch published", LF_S("source", r->source), LF_I("rows", r->nrows),
+              LF_I("acked", acked), LF_I("select_ms", t_selected - t_start),
+              LF_I("send_ms", t_sent - t_selected), LF_I("reports_ms", t_reported - t_sent),
+              LF_I("mark_ms", outbox_now_ms() - t_reported));
     if (acked < r->nrows) {
         if (r->counters != NULL) {
             counters_incr(r->counters, "outbox.delivery_failed", r->nrows - acked);
