@@ -16,10 +16,18 @@ static const char orders_sql_by_code[] =
     "SELECT " ORDERS_COLUMNS " FROM topup_orders"
     " WHERE code IN (SELECT json_array_elements_text($1::json))";
 
+/*
+ * One index probe per distinct name and amount: a lateral subquery kept apart (OFFSET 0, else it
+ * is flattened into a plain join) cannot become a scan of every pending order, which statistics
+ * gone stale after a burst of new orders make look cheap (it read 100,000 per batch).
+ */
 static const char orders_sql_by_key[] =
-    "SELECT " ORDERS_COLUMNS " FROM topup_orders WHERE status = 'pending'"
-    " AND (remitter_name_norm, amount_fen) IN"
-    " (SELECT k.n, k.a FROM json_to_recordset($1::json) AS k(n text, a bigint))";
+    "SELECT o.id, o.code, o.account_id, o.amount_fen, o.remitter_name_norm, o.status,"
+    " (extract(epoch FROM o.created_at) * 1000)::bigint,"
+    " (extract(epoch FROM o.expires_at) * 1000)::bigint"
+    " FROM (SELECT DISTINCT k.n, k.a FROM json_to_recordset($1::json) AS k(n text, a bigint)) k"
+    " CROSS JOIN LATERAL (SELECT * FROM topup_orders t WHERE t.remitter_name_norm = k.n"
+    " AND t.amount_fen = k.a AND t.status = 'pending' OFFSET 0) o";
 
 enum tp_status orders_store_prepare(struct pg_conn *c, struct tp_error *err)
 {

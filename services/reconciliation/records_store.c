@@ -31,10 +31,16 @@ static const char records_sql_copy[] =
     " counterparty_name_norm, counterparty_account, counterparty_bank, remittance_info,"
     " source_file, source_location, format, event_id, state, ref_codes) FROM STDIN";
 
-/* The orders' pending rows are found through their partial indexes; records through theirs. */
+/*
+ * The new orders by code, one probe each (a lateral subquery kept apart by OFFSET 0: never a scan
+ * of every pending order, which stale statistics can make look cheap); the records through their
+ * partial indexes.
+ */
 static const char records_sql_lock_for_orders[] =
-    "WITH o AS (SELECT code, remitter_name_norm, amount_fen FROM topup_orders"
-    " WHERE code IN (SELECT json_array_elements_text($1::json)) AND status = 'pending'),"
+    "WITH o AS (SELECT t.code, t.remitter_name_norm, t.amount_fen"
+    " FROM (SELECT DISTINCT value FROM json_array_elements_text($1::json)) AS n(code)"
+    " CROSS JOIN LATERAL (SELECT * FROM topup_orders t WHERE t.code = n.code"
+    " AND t.status = 'pending' OFFSET 0) t),"
     " c AS (SELECT r.id FROM o JOIN statement_records r ON r.state = 'unmatched'"
     " AND r.ref_codes @> ARRAY[o.code]"
     " UNION SELECT r.id FROM o JOIN statement_records r ON r.state = 'unmatched'"
