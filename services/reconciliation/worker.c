@@ -75,6 +75,13 @@ static int64_t worker_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t worker_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Sleeps ms, in slices, returning early on a stop request. */
 static void worker_sleep(int64_t ms)
 {
@@ -267,9 +274,12 @@ static enum tp_status worker_batch(struct worker *w, int n)
 {
     enum tp_status st = TP_RETRY;
     int64_t backoff = WORKER_BACKOFF_MIN_MS;
+    int64_t t0 = worker_now_us();
+    int64_t t_decoded = t0, t_committed = t0;
     if (!worker_decode(w, n)) {
         goto out;
     }
+    t_decoded = worker_now_us();
     while (true) {
         worker_run_lanes(w);
         st = TP_OK;
@@ -297,6 +307,7 @@ static enum tp_status worker_batch(struct worker *w, int n)
         worker_sleep(backoff);
         backoff = backoff * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : backoff * 2;
     }
+    t_committed = worker_now_us();
     if (st == TP_OK) {
         /* Durable in PostgreSQL (and the dead letters acknowledged): now the offsets may move. */
         worker_count_orders(w, n);
@@ -310,6 +321,9 @@ out:
         }
     }
     kafka_consumer_release(w->consumer, w->msgs, n);
+    log_debug("batch done", LF_I("messages", n), LF_S("status", error_status_name(st)),
+              LF_I("decode_us", t_decoded - t0), LF_I("lanes_us", t_committed - t_decoded),
+              LF_I("release_us", worker_now_us() - t_committed));
     return st;
 }
 
