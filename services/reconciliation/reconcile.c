@@ -77,7 +77,7 @@ struct reconcile {
     struct recon_tally tally;
     int64_t step_us[RECONCILE_STEPS]; /* the last attempt's steps, for the debug line */
     /* Statement parameters (JSON rows) and decision details, reused batch after batch. */
-    struct jsonw w_a, w_b, w_details;
+    struct jsonw w_a, w_details;
     struct copyw copy; /* COPY rows (records, decisions) */
     /* Look the new records' identities up before deciding (see reconcile_insert()). */
     bool check_known;
@@ -113,7 +113,6 @@ struct reconcile *reconcile_new(struct pg_conn *c, const struct recon_settings *
     r->claims = mem_calloc(cap, sizeof(*r->claims));
     r->decisions = mem_calloc(cap, sizeof(*r->decisions));
     jsonw_init(&r->w_a);
-    jsonw_init(&r->w_b);
     jsonw_init(&r->w_details);
     copyw_init(&r->copy);
     return r;
@@ -163,7 +162,6 @@ void reconcile_free(struct reconcile *r)
     free(r->decisions);
     free(r->orders);
     jsonw_deinit(&r->w_a);
-    jsonw_deinit(&r->w_b);
     jsonw_deinit(&r->w_details);
     copyw_deinit(&r->copy);
     free(r);
@@ -368,13 +366,8 @@ static bool reconcile_code_found(const struct matcher_record *m, const char **fo
     return false;
 }
 
-/*
- * The orders the batch's records name by code (any status), then, only for the records none of
- * whose codes names an existing order (those rule 2 will look at), the pending orders of their
- * name and amount. Rule 1 decides every record with a code that exists, so the second query
- * skips most records; an order both queries return is kept once.
- */
-static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_error *err)
+/* Rule 1's orders: every order (any status) a record of the batch names; r->orders[0..n). */
+static enum tp_status reconcile_fetch_by_code(struct reconcile *r, size_t *n, struct tp_error *err)
 {
     struct jsonw *w = &r->w_a;
     jsonw_reset(w);
@@ -388,28 +381,36 @@ static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_erro
         }
     }
     jsonw_array_end(w);
-    enum tp_status st = TP_OK;
-    size_t n1 = 0;
-    if (n_codes > 0) {
-        st = orders_store_by_code(r->pg, jsonw_text(w), &r->orders_res, err);
-        if (st != TP_OK) {
-            return st;
-        }
-        n1 = (size_t)PQntuples(r->orders_res);
+    *n = 0;
+    if (n_codes == 0) {
+        return TP_OK;
     }
-    reconcile_orders_cap(r, n1);
-    const char **found = mem_alloc((n1 + 1) * sizeof(*found));
-    int64_t *ids = mem_alloc((n1 + 1) * sizeof(*ids));
-    if (n1 > 0) {
+    enum tp_status st = orders_store_by_code(r->pg, jsonw_text(w), &r->orders_res, err);
+    if (st == TP_OK) {
+        *n = (size_t)PQntuples(r->orders_res);
+        reconcile_orders_cap(r, *n);
         orders_store_fill(r->orders_res, r->orders);
     }
+    return st;
+}
+
+/*
+ * Rule 2's orders: the pending orders of the name and amount of each record none of whose codes
+ * names an order of r->orders[0..n1) (the others rule 1 decides), appended unless among those.
+ * *n is the total.
+ */
+static enum tp_status reconcile_fetch_by_key(struct reconcile *r, size_t n1, size_t *n,
+                                             struct tp_error *err)
+{
+    const char **found = mem_alloc((n1 + 1) * sizeof(*found));
+    int64_t *ids = mem_alloc((n1 + 1) * sizeof(*ids));
     for (size_t i = 0; i < n1; i++) {
         found[i] = r->orders[i].code;
         ids[i] = r->orders[i].id;
     }
     qsort(found, n1, sizeof(*found), reconcile_cmp_str);
     qsort(ids, n1, sizeof(*ids), reconcile_cmp_i64);
-
+    struct jsonw *w = &r->w_a;
     jsonw_reset(w);
     jsonw_array_begin(w);
     size_t n_keys = 0;
@@ -425,7 +426,8 @@ static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_erro
         }
     }
     jsonw_array_end(w);
-    size_t n = n1;
+    enum tp_status st = TP_OK;
+    *n = n1;
     if (n_keys > 0) {
         st = orders_store_by_key(r->pg, jsonw_text(w), &r->orders_res2, err);
     }
@@ -434,15 +436,30 @@ static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_erro
         reconcile_orders_cap(r, n1 + n2);
         orders_store_fill(r->orders_res2, r->orders + n1);
         for (size_t i = n1; i < n1 + n2; i++) {
-            if (n1 == 0 ||
-                bsearch(&r->orders[i].id, ids, n1, sizeof(*ids), reconcile_cmp_i64) == NULL) {
-                r->orders[n++] = r->orders[i];
+            /* The matcher needs distinct orders. */
+            if (n1 == 0 || !bsearch(&r->orders[i].id, ids, n1, sizeof(*ids), reconcile_cmp_i64)) {
+                r->orders[(*n)++] = r->orders[i];
             }
         }
     }
-    r->n_orders = n;
     free(found);
     free(ids);
+    return st;
+}
+
+/*
+ * The orders the batch could concern, in two lookups: those its records name by code, then,
+ * only for the records none of whose codes names an existing order (the ones rule 2 will look
+ * at), the pending orders of their name and amount. Most records carry a code that exists, so
+ * the second lookup is small or skipped.
+ */
+static enum tp_status reconcile_fetch_orders(struct reconcile *r, struct tp_error *err)
+{
+    size_t n1 = 0;
+    enum tp_status st = reconcile_fetch_by_code(r, &n1, err);
+    if (st == TP_OK) {
+        st = reconcile_fetch_by_key(r, n1, &r->n_orders, err);
+    }
     return st;
 }
 
