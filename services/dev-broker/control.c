@@ -21,6 +21,16 @@
 /* Injected errors per command: enough for any chaos scenario, small enough to allocate. */
 #define CONTROL_ERRORS_MAX 10000
 #define CONTROL_RTT_MAX_MS 600000
+/* Kafka's ApiKey of Produce requests. */
+#define CONTROL_APIKEY_PRODUCE 0
+/*
+ * The mock checks idempotent sequences only for transactional producers, so an injected Produce
+ * error followed by an accepted request makes a client with several requests in flight report
+ * the errored batch delivered ("implicitly acked"): said with every Produce injection.
+ */
+#define CONTROL_PRODUCE_NOTE                                                                       \
+    " (note: the mock does not check idempotent sequences; clients must run with "                 \
+    "max.in.flight.requests.per.connection=1 or they may lose implicitly acked messages)"
 
 struct control_client {
     int fd; /* -1 when the slot is free */
@@ -187,7 +197,8 @@ static void control_cmd_push_errors(struct devbroker *db, char **argv, char *rep
     }
     rd_kafka_mock_push_request_errors_array(db->mcluster, key, (size_t)cnt, errs);
     free(errs);
-    snprintf(reply, reply_len, "ok apikey=%d count=%ld err=%s", key, cnt, rd_kafka_err2name(e));
+    snprintf(reply, reply_len, "ok apikey=%d count=%ld err=%s%s", key, cnt, rd_kafka_err2name(e),
+             key == CONTROL_APIKEY_PRODUCE ? CONTROL_PRODUCE_NOTE : "");
 }
 
 static void control_cmd_broker_push_errors(struct devbroker *db, char **argv, char *reply,
@@ -211,6 +222,9 @@ static void control_cmd_broker_push_errors(struct devbroker *db, char **argv, ch
         r = rd_kafka_mock_broker_push_request_error_rtts(db->mcluster, id, key, 1, e, (int)rtt_ms);
     }
     control_reply_err(r, reply, reply_len);
+    if (r == RD_KAFKA_RESP_ERR_NO_ERROR && key == CONTROL_APIKEY_PRODUCE) {
+        snprintf(reply, reply_len, "ok%s", CONTROL_PRODUCE_NOTE);
+    }
 }
 
 static void control_cmd_clear_errors(struct devbroker *db, char **argv, char *reply,
