@@ -17,6 +17,8 @@
 #   TOPUP_STACK_PORTS  "fixed" (default: PostgreSQL 55432, Redis 56379) or "free" (pick unused)
 #   TOPUP_PG_PORT, TOPUP_REDIS_PORT  override the fixed ports
 #   TOPUP_PG_BIN       PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   TOPUP_PG_DURABLE   "on": fsync and full_page_writes on, as in production (for benchmarks);
+#                      default "off" (faster; a killed server still loses nothing committed)
 #   DEVBROKER_BROKERS, DEVBROKER_PARTITIONS, DEVBROKER_TOPIC_PARTITIONS  passed to the broker
 # Root works too: PostgreSQL refuses to run as root, so it runs as the `postgres` user.
 set -euo pipefail
@@ -183,14 +185,19 @@ EOF
 pg_write_conf() {
     # Rewritten at every start: the port may change in free mode. fsync=off is safe here (a
     # killed server loses nothing that was committed; only an OS crash could) and much faster.
+    local durable=off
+    case ${TOPUP_PG_DURABLE:-off} in
+    on | off) durable=${TOPUP_PG_DURABLE:-off} ;;
+    *) die "TOPUP_PG_DURABLE must be on or off, not '$TOPUP_PG_DURABLE'" ;;
+    esac
     as_pg tee "$PG_DATA/stack.conf" >/dev/null <<EOF
 # Written by deploy/local/stack.sh at every start.
 port = ${PORT[pg]}
 listen_addresses = '$HOST'
 unix_socket_directories = '$PG_SOCKET_DIR'
 max_connections = 200
-fsync = off
-full_page_writes = off
+fsync = $durable
+full_page_writes = $durable
 log_min_messages = warning
 log_connections = off
 EOF
