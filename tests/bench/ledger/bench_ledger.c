@@ -241,7 +241,7 @@ int main(int argc, char **argv)
               e2e_events + BENCH_WARMUP);
     CHECK_MSG(applied >= e2e_events, "applied %lld of %d end-to-end events", (long long)applied,
               e2e_events);
-    long hwm_kb = vm_hwm_kb(led.pid);
+    long hwm_kb = vm_hwm_kb(h_ledger_pid(&led));
     CHECK(h_ledger_stop(&led, SIGTERM, 60000) == 0);
     rd_kafka_destroy(rk);
     int64_t p99 = h_log_sum(&led, "ledger stopped", "commit_ms_p99");

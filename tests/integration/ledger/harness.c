@@ -1,25 +1,22 @@
-/* Ledger integration test harness: child ledgers, raw Kafka I/O, PostgreSQL and Redis checks. */
+/* Ledger integration test harness: the h_* vocabulary of the tests over tests/lib, plus raw Kafka
+ * I/O (where a sent event landed, what came out on account.flows and the .dlq topics). */
 #include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "topup/event.h"
 #include "topup/v1/events.pb-c.h"
 
 #define H_MARKS_MAX      8
 #define H_PARTITIONS_MAX 64
+/* Longest run of topupctl. */
+#define H_TOOL_MS 120000
 
 /* Where a topic ended when the test began: readers start there, not at the beginning. */
 struct h_mark {
@@ -29,31 +26,15 @@ struct h_mark {
 };
 
 static struct {
-    const char *name;
     const char *ledger_bin;
     const char *topupctl_bin;
-    char sfx[16];
-    PGconn *pg;
     rd_kafka_t *producer;
-    struct h_proc *procs[H_PROCS_MAX];
+    /* tests/lib keeps pointers to its children until exit: they live here, one per start. */
+    struct tl_proc procs[H_PROCS_MAX];
     int nprocs;
-    char logdir[256];
     struct h_mark marks[H_MARKS_MAX];
     int nmarks;
 } H;
-
-static int64_t h_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void h_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 struct h_ack {
     int done;
@@ -75,83 +56,45 @@ static void h_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 void h_fail(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s]: ", H.name ? H.name : "?");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Every ledger started, running or not: the one that died is the one to read. */
     for (int i = 0; i < H.nprocs; i++) {
-        if (H.procs[i] != NULL && H.procs[i]->pid > 0) {
-            kill(H.procs[i]->pid, SIGKILL);
-            waitpid(H.procs[i]->pid, NULL, 0);
-            fprintf(stderr, "---- last lines of %s (%s)\n", H.procs[i]->name, H.procs[i]->log);
-            char cmd[640];
-            snprintf(cmd, sizeof(cmd), "tail -n 25 '%s' >&2", H.procs[i]->log);
-            if (system(cmd) != 0) {
-                fprintf(stderr, "(no log)\n");
-            }
+        int code = 0;
+        bool running = H.procs[i].pid > 0;
+        if (running && !tl_proc_alive(&H.procs[i], &code)) {
+            fprintf(stderr, "%s had exited with %d\n", H.procs[i].name, code);
         }
+        tl_proc_log_tail(&H.procs[i], 25);
     }
-    exit(1);
-}
-
-/* No ledger outlives its test, whatever way the test ends. */
-static void h_cleanup(void)
-{
-    for (int i = 0; i < H.nprocs; i++) {
-        if (H.procs[i] != NULL && H.procs[i]->pid > 0) {
-            kill(H.procs[i]->pid, SIGKILL);
-            waitpid(H.procs[i]->pid, NULL, 0);
-            H.procs[i]->pid = 0;
-        }
-    }
+    tl_fail("%s", msg); /* kills every child */
 }
 
 void h_step(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[%s] ", H.name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-}
-
-static const char *h_env(const char *name)
-{
-    const char *v = getenv(name);
-    CHECK_MSG(v != NULL && v[0] != '\0',
-              "environment variable %s is not set (run through "
-              "tests/with-stack.sh)",
-              name);
-    return v;
+    tl_step("%s", msg);
 }
 
 void h_init(int argc, char **argv, const char *name)
 {
-    H.name = name;
-    atexit(h_cleanup);
+    tl_init(name);
     CHECK_MSG(argc >= 3, "usage: %s <ledger binary> <topupctl binary>", argv[0]);
     H.ledger_bin = argv[1];
     H.topupctl_bin = argv[2];
     CHECK_MSG(access(H.ledger_bin, X_OK) == 0, "ledger binary %s missing", H.ledger_bin);
-    unsigned char rnd[4];
-    int fd = open("/dev/urandom", O_RDONLY);
-    CHECK(fd >= 0 && read(fd, rnd, sizeof(rnd)) == (ssize_t)sizeof(rnd));
-    close(fd);
-    snprintf(H.sfx, sizeof(H.sfx), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-    snprintf(H.logdir, sizeof(H.logdir), "%s/ledger-test-logs",
-             getenv("TOPUP_BUILD_DIR") != NULL ? getenv("TOPUP_BUILD_DIR") : "/tmp");
-    mkdir(H.logdir, 0755);
-
-    H.pg = PQconnectdb(h_env("PG_CONNINFO"));
-    CHECK_MSG(PQstatus(H.pg) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(H.pg));
-    PQsetNoticeProcessor(H.pg, NULL, NULL);
+    tl_pg(); /* fails now, not mid-test, when PG_CONNINFO is missing or wrong */
 
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", h_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", tl_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
                             sizeof(errstr)) == RD_KAFKA_CONF_OK);
     CHECK(rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ==
           RD_KAFKA_CONF_OK);
@@ -159,60 +102,45 @@ void h_init(int argc, char **argv, const char *name)
     rd_kafka_conf_set_dr_msg_cb(conf, h_dr);
     H.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     CHECK_MSG(H.producer != NULL, "producer: %s", errstr);
-    h_step("suffix %s", H.sfx);
 }
 
 const char *h_sfx(void)
 {
-    return H.sfx;
+    return tl_sfx();
 }
 
 char *h_id(char *out, const char *prefix)
 {
-    snprintf(out, H_ID_MAX, "%s-%s", prefix, H.sfx);
-    return out;
+    return tl_id(out, prefix);
 }
 
 void h_event_id(char out[UUID_STR_LEN])
 {
-    ids_uuid7(out);
+    tl_event_id(out);
 }
 
-/* ---- PostgreSQL ---- */
+/* ---- PostgreSQL: tests/lib's connection ---- */
 
 PGresult *h_sql(const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(H.pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    CHECK_MSG(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s",
-              PQresultErrorMessage(r), sql);
-    return r;
+    return tl_pg_query(sql, n, params);
 }
 
 void h_exec(const char *sql, int n, const char *const *params)
 {
-    PQclear(h_sql(sql, n, params));
+    tl_pg_exec(sql, n, params);
 }
 
 int64_t h_i64(const char *sql, int n, const char *const *params)
 {
-    PGresult *r = h_sql(sql, n, params);
-    CHECK_MSG(PQntuples(r) == 1, "expected one row from %s, got %d", sql, PQntuples(r));
-    int64_t v = PQgetisnull(r, 0, 0) ? INT64_MIN : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
+    return tl_pg_i64(sql, n, params);
 }
 
 void h_wait_i64(const char *what, const char *sql, int n, const char *const *params, int64_t want)
 {
-    int64_t deadline = h_now_ms() + H_WAIT_MS, got = 0;
-    while ((got = h_i64(sql, n, params)) != want) {
-        if (h_now_ms() > deadline) {
-            h_fail("timed out waiting for %s: %lld, want %lld", what, (long long)got,
-                   (long long)want);
-        }
-        h_sleep_ms(100);
-    }
+    int64_t got = tl_pg_wait_i64(what, sql, n, params, want, H_WAIT_MS);
+    CHECK_MSG(got == want, "timed out waiting for %s: %lld, want %lld", what, (long long)got,
+              (long long)want);
 }
 
 int64_t h_balance(const char *account)
@@ -262,8 +190,8 @@ struct h_sent h_send_raw(const char *topic, const char *key, const void *payload
         RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(&ack), RD_KAFKA_V_END);
     CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce to %s: %s", topic, rd_kafka_err2str(e));
-    int64_t deadline = h_now_ms() + H_WAIT_MS;
-    while (!ack.done && h_now_ms() < deadline) {
+    int64_t deadline = tl_now_ms() + H_WAIT_MS;
+    while (!ack.done && tl_now_ms() < deadline) {
         rd_kafka_poll(H.producer, 50);
     }
     CHECK_MSG(ack.done && ack.err == RD_KAFKA_RESP_ERR_NO_ERROR, "produce to %s not acknowledged",
@@ -341,7 +269,7 @@ static rd_kafka_t *h_consumer(const char *group)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", h_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", tl_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
                             sizeof(errstr)) == RD_KAFKA_CONF_OK);
     CHECK(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
     CHECK(rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr)) ==
@@ -355,16 +283,10 @@ static rd_kafka_t *h_consumer(const char *group)
 
 int64_t h_committed(const char *group, const char *topic, int32_t partition)
 {
-    rd_kafka_t *rk = h_consumer(group);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, partition);
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
-    CHECK_MSG(e == RD_KAFKA_RESP_ERR_NO_ERROR, "committed offsets of %s: %s", group,
-              rd_kafka_err2str(e));
-    int64_t off = l->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(rk);
-    return off;
+    int64_t offsets[H_PARTITIONS_MAX];
+    CHECK(partition >= 0 && partition < H_PARTITIONS_MAX);
+    tl_kafka_committed(group, topic, offsets, partition + 1);
+    return offsets[partition];
 }
 
 /* The partitions of topic and their end offsets now. */
@@ -428,7 +350,7 @@ typedef bool h_msg_fn(void *ctx, const rd_kafka_message_t *m);
 static void h_read_topic(const char *topic, h_msg_fn *fn, void *ctx)
 {
     char group[128];
-    snprintf(group, sizeof(group), "ledger-test-reader-%s-%lld", H.sfx, (long long)h_now_ms());
+    snprintf(group, sizeof(group), "ledger-test-reader-%s-%lld", tl_sfx(), (long long)tl_now_ms());
     rd_kafka_t *rk = h_consumer(group);
     rd_kafka_poll_set_consumer(rk);
     const struct h_mark *mark = NULL;
@@ -448,9 +370,9 @@ static void h_read_topic(const char *topic, h_msg_fn *fn, void *ctx)
         CHECK(rd_kafka_subscribe(rk, subs) == RD_KAFKA_RESP_ERR_NO_ERROR);
     }
     rd_kafka_topic_partition_list_destroy(subs);
-    int64_t deadline = h_now_ms() + H_WAIT_MS;
+    int64_t deadline = tl_now_ms() + H_WAIT_MS;
     bool done = false;
-    while (!done && h_now_ms() < deadline) {
+    while (!done && tl_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m == NULL) {
             continue;
@@ -557,83 +479,49 @@ int h_flows_find(const char *key_prefix, struct h_flow *want, int n)
 
 bool h_cached(const char *account, const char *field, char *out, size_t len)
 {
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout(h_env("REDIS_HOST"), atoi(h_env("REDIS_PORT")), tv);
-    CHECK_MSG(rc != NULL && rc->err == 0, "Redis connect failed");
-    redisReply *r = redisCommand(rc, "HGET topup:balance:t-%s:%s %s", H.sfx, account, field);
-    bool ok = r != NULL && r->type == REDIS_REPLY_STRING;
-    if (ok) {
-        snprintf(out, len, "%s", r->str);
-    }
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
-    redisFree(rc);
-    return ok;
+    char key[256];
+    snprintf(key, sizeof(key), "topup:balance:t-%s:%s", tl_sfx(), account);
+    return tl_redis_hget(key, field, out, len);
 }
 
-/* ---- the ledger process ---- */
+/* ---- the ledger process: a tests/lib child ---- */
 
 void h_ledger_start(struct h_proc *p, const char *name, const char *group, const char *const *env)
 {
-    memset(p, 0, sizeof(*p));
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    snprintf(p->log, sizeof(p->log), "%s/%s-%s-%s.log", H.logdir, H.name, name, H.sfx);
-    /* Created here so the log can be read as soon as this returns. */
-    int lfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    CHECK_MSG(lfd >= 0, "cannot create %s", p->log);
-    close(lfd);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) {
-            _exit(127);
-        }
-        dup2(fd, 2);
-        dup2(fd, 1);
-        close(fd);
-        setenv("LEDGER_GROUP", group, 1);
-        /* Concurrent tests' ledgers see the same events: each test caches under its own keys. */
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "topup:balance:t-%s:", H.sfx);
-        setenv("LEDGER_CACHE_KEY_PREFIX", prefix, 1);
-        if (getenv("LOG_LEVEL") == NULL) {
-            setenv("LOG_LEVEL", "info", 1);
-        }
-        for (int i = 0; env != NULL && env[i] != NULL; i++) {
-            putenv((char *)env[i]);
-        }
-        execl(H.ledger_bin, H.ledger_bin, (char *)NULL);
-        _exit(127);
+    CHECK_MSG(H.nprocs < H_PROCS_MAX, "more than %d starts of the ledger", H_PROCS_MAX);
+    p->proc = &H.procs[H.nprocs++];
+    char group_env[H_ID_MAX + 16], prefix_env[H_ID_MAX];
+    snprintf(group_env, sizeof(group_env), "LEDGER_GROUP=%s", group);
+    /* Concurrent tests' ledgers see the same events: each test caches under its own keys. */
+    snprintf(prefix_env, sizeof(prefix_env),
+             "LEDGER_CACHE_KEY_PREFIX=topup:balance:t-%s:", tl_sfx());
+    const char *over[TL_PROC_ENV_MAX + 1] = {group_env, prefix_env};
+    int nover = 2;
+    if (getenv("LOG_LEVEL") == NULL) {
+        over[nover++] = "LOG_LEVEL=info";
     }
-    p->pid = pid;
-    CHECK(H.nprocs < H_PROCS_MAX);
-    H.procs[H.nprocs++] = p;
-    h_step("started %s (pid %d, group %s, log %s)", name, (int)pid, group, p->log);
+    for (int i = 0; env != NULL && env[i] != NULL; i++) {
+        CHECK(nover < TL_PROC_ENV_MAX);
+        over[nover++] = env[i];
+    }
+    const char *argv[] = {H.ledger_bin, NULL};
+    tl_proc_start(p->proc, name, argv, over);
+    h_step("started %s (pid %d, group %s, log %s)", name, (int)p->proc->pid, group, p->proc->log);
 }
 
 int h_ledger_stop(struct h_proc *p, int sig, int timeout_ms)
 {
-    CHECK(p->pid > 0);
-    kill(p->pid, sig);
-    int64_t deadline = h_now_ms() + timeout_ms;
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(p->pid, &status, WNOHANG);
-        if (r == p->pid) {
-            break;
-        }
-        if (h_now_ms() > deadline) {
-            h_fail("%s did not exit within %d ms after signal %d", p->name, timeout_ms, sig);
-        }
-        h_sleep_ms(20);
-    }
-    p->pid = 0;
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    h_step("%s exited with %d", p->name, code);
+    CHECK(p->proc != NULL && p->proc->pid > 0);
+    int code = tl_proc_stop(p->proc, sig, timeout_ms, NULL);
+    CHECK_MSG(code != -1, "%s did not exit within %d ms after signal %d", p->proc->name, timeout_ms,
+              sig);
+    h_step("%s exited with %d", p->proc->name, code);
     return code;
+}
+
+pid_t h_ledger_pid(const struct h_proc *p)
+{
+    return p->proc != NULL ? p->proc->pid : 0;
 }
 
 /* Finds "field": value in a JSON line written by log.c (integers only). */
@@ -651,8 +539,8 @@ static bool h_json_int(const char *line, const char *field, int64_t *out)
 
 int64_t h_log_sum(const struct h_proc *p, const char *msg, const char *field)
 {
-    FILE *f = fopen(p->log, "r");
-    CHECK_MSG(f != NULL, "cannot read %s", p->log);
+    FILE *f = fopen(p->proc->log, "r");
+    CHECK_MSG(f != NULL, "cannot read %s", p->proc->log);
     char pat[256];
     snprintf(pat, sizeof(pat), "\"msg\":\"%s\"", msg);
     char line[8192];
@@ -668,47 +556,19 @@ int64_t h_log_sum(const struct h_proc *p, const char *msg, const char *field)
 
 int h_log_count(const struct h_proc *p, const char *s)
 {
-    FILE *f = fopen(p->log, "r");
-    CHECK_MSG(f != NULL, "cannot read %s", p->log);
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        n += strstr(line, s) != NULL;
-    }
-    fclose(f);
-    return n;
+    return tl_proc_log_count(p->proc, s);
 }
 
 int h_topupctl(char *out, size_t len, const char *const *args)
 {
-    int pipefd[2];
-    CHECK(pipe(pipefd) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        const char *argv[16] = {H.topupctl_bin};
-        for (int i = 0; args[i] != NULL && i < 14; i++) {
-            argv[i + 1] = args[i];
-        }
-        execv(H.topupctl_bin, (char *const *)argv);
-        _exit(127);
+    const char *argv[TL_PROC_ARGS_MAX + 1] = {H.topupctl_bin};
+    for (int i = 0; args[i] != NULL; i++) {
+        CHECK(i + 1 < TL_PROC_ARGS_MAX);
+        argv[i + 1] = args[i];
     }
-    close(pipefd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pipefd[0], out + n, len - 1 - n)) > 0) {
-        n += (size_t)r;
-        if (n >= len - 1) {
-            break;
-        }
-    }
-    out[n] = '\0';
-    close(pipefd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char *text = NULL;
+    int rc = tl_run("topupctl", argv, NULL, &text, H_TOOL_MS);
+    snprintf(out, len, "%s", text);
+    free(text);
+    return rc;
 }

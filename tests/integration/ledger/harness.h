@@ -1,4 +1,5 @@
 /* Ledger integration tests: the ledger as a child process, events in, PostgreSQL/Kafka/Redis out.
+ * The h_* names are the tests' vocabulary; harness.c implements them on tests/lib (testlib.h).
  */
 #ifndef LEDGER_HARNESS_H
 #define LEDGER_HARNESS_H
@@ -14,9 +15,9 @@
 #define H_PROCS_MAX 8
 #define H_DLQ_MAX   256
 #define H_FLOWS_MAX 4096
-#define H_ID_MAX    96
+#define H_ID_MAX    96 /* = TL_ID_MAX: h_id is tl_id */
 
-/* Fails the test: prints, stops every ledger started, exits 1. */
+/* Fails the test: prints, the tails of every started ledger's log, kills every child, exits 1. */
 void h_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -76,7 +77,7 @@ void h_mark_topics(void);
  * the ones produced before it starts.
  */
 void h_group_at_end(const char *group);
-/* Committed offset of group on topic/partition (negative when none). */
+/* Committed offset of group on topic/partition (-1 when none). */
 int64_t h_committed(const char *group, const char *topic, int32_t partition);
 
 /*
@@ -109,21 +110,24 @@ int h_flows_find(const char *key_prefix, struct h_flow *want, int n);
 bool h_cached(const char *account, const char *field, char *out, size_t len);
 
 /* ---- the ledger process ---- */
+struct tl_proc;
+/* A started ledger: a tests/lib child (log in the test's log directory, killed on failure). */
 struct h_proc {
-    pid_t pid;
-    char log[512];
-    char name[32];
+    struct tl_proc *proc;
 };
 /* Starts the ledger with LEDGER_GROUP=group plus env ("K=V", NULL-terminated, may be NULL). */
 void h_ledger_start(struct h_proc *p, const char *name, const char *group, const char *const *env);
 /* Sends sig and waits up to timeout_ms; returns the exit code, 128+signal when killed. */
 int h_ledger_stop(struct h_proc *p, int sig, int timeout_ms);
+/* Its pid while it runs, else 0. */
+pid_t h_ledger_pid(const struct h_proc *p);
 /* Sum of integer field `field` over the log lines of p whose msg is `msg`. */
 int64_t h_log_sum(const struct h_proc *p, const char *msg, const char *field);
 /* Lines of p's log containing s. */
 int h_log_count(const struct h_proc *p, const char *s);
 
-/* Runs topupctl with args (NULL-terminated); stdout into out; returns the exit code. */
+/* Runs topupctl with args (NULL-terminated); stdout into out (cut at len); returns the exit
+ * code, -1 when it ran out of time. */
 int h_topupctl(char *out, size_t len, const char *const *args);
 
 #endif
