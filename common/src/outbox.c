@@ -1,6 +1,8 @@
 /* Transactional outbox: rows written with the state change, published by a relay thread. */
 #include "topup/outbox.h"
 
+#include "topup/copyw.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -139,98 +141,6 @@ enum tp_status outbox_write(struct pg_conn *c, const char *source, const char *t
     return pg_exec_bin(c, sql, 5, values, lengths, formats, NULL, err);
 }
 
-/* Appends s to buf at *o as a COPY text field (backslash, tab, newline, CR escaped). */
-static void outbox_copy_text(char *buf, size_t *o, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        char ch = *s;
-        if (ch == '\\' || ch == '\t' || ch == '\n' || ch == '\r') {
-            buf[(*o)++] = '\\';
-            ch = ch == '\t' ? 't' : ch == '\n' ? 'n' : ch == '\r' ? 'r' : '\\';
-        }
-        buf[(*o)++] = ch;
-    }
-}
-
-/* The COPY text of the rows: source, topic, key, payload as bytea hex ("\\x..."), event id. */
-static char *outbox_copy_rows(const char *source, const char *topic, const struct outbox_event *ev,
-                              size_t n, size_t *len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t fixed = 2 * (strlen(source) + strlen(topic)) + 8;
-    size_t cap = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* Escaping at most doubles a text; hex doubles the payload. */
-        cap += fixed + 2 * (strlen(ev[i].key) + strlen(ev[i].event_id)) + 2 * ev[i].len + 4;
-    }
-    char *buf = mem_alloc(cap + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        outbox_copy_text(buf, &o, source);
-        buf[o++] = '\t';
-        outbox_copy_text(buf, &o, topic);
-        buf[o++] = '\t';
-        outbox_copy_text(buf, &o, ev[i].key);
-        buf[o++] = '\t';
-        memcpy(buf + o, "\\\\x", 3);
-        o += 3;
-        const uint8_t *p = ev[i].payload;
-        for (size_t k = 0; k < ev[i].len; k++) {
-            buf[o++] = hex[p[k] >> 4];
-            buf[o++] = hex[p[k] & 15];
-        }
-        buf[o++] = '\t';
-        outbox_copy_text(buf, &o, ev[i].event_id);
-        buf[o++] = '\n';
-    }
-    *len = o;
-    return buf;
-}
-
-/* Classifies a failed COPY result as pg.c does its statements' (no SQLSTATE: the link broke). */
-static enum tp_status outbox_copy_failed(PGconn *raw, const PGresult *r, struct tp_error *err)
-{
-    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    enum tp_status st =
-        state != NULL && PQstatus(raw) == CONNECTION_OK ? pg_classify_sqlstate(state) : TP_RETRY;
-    const char *msg = r != NULL ? PQresultErrorMessage(r) : "";
-    return error_set(err, st, "outbox: copy: %s", msg[0] != '\0' ? msg : PQerrorMessage(raw));
-}
-
-/* Sends rows with COPY on c's connection and reads its outcome to the end. */
-static enum tp_status outbox_copy(struct pg_conn *c, const char *rows, size_t len,
-                                  struct tp_error *err)
-{
-    static const char sql[] =
-        "COPY outbox (source, topic, kafka_key, payload, event_id) FROM STDIN";
-    PGconn *raw = pg_conn_raw(c);
-    PGresult *r = PQexec(raw, sql);
-    enum tp_status st = TP_OK;
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        st = outbox_copy_failed(raw, r, err);
-        PQclear(r);
-        return st;
-    }
-    PQclear(r);
-    if (len > INT32_MAX || PQputCopyData(raw, rows, (int)len) != 1 ||
-        PQputCopyEnd(raw, NULL) != 1) {
-        st = error_set(err, TP_RETRY, "outbox: copy: send: %s", PQerrorMessage(raw));
-    }
-    while ((r = PQgetResult(raw)) != NULL) {
-        ExecStatusType rs = PQresultStatus(r);
-        if (st == TP_OK && rs == PGRES_COPY_IN) {
-            st = error_set(err, TP_RETRY, "outbox: copy: still copying after the end");
-        } else if (st == TP_OK && rs != PGRES_COMMAND_OK) {
-            st = outbox_copy_failed(raw, r, err);
-        }
-        PQclear(r);
-        if (rs == PGRES_COPY_IN && PQputCopyEnd(raw, "copy abandoned") != 1) {
-            break; /* cannot even end it: the link is broken; the caller rolls back */
-        }
-    }
-    return st;
-}
-
 enum tp_status outbox_write_many(struct pg_conn *c, const char *source, const char *topic,
                                  const struct outbox_event *ev, size_t n, struct tp_error *err)
 {
@@ -240,10 +150,19 @@ enum tp_status outbox_write_many(struct pg_conn *c, const char *source, const ch
     if (n == 0) {
         return TP_OK;
     }
-    size_t len = 0;
-    char *rows = outbox_copy_rows(source, topic, ev, n, &len);
-    enum tp_status st = outbox_copy(c, rows, len, err);
-    free(rows);
+    struct copyw rows;
+    copyw_init(&rows);
+    for (size_t i = 0; i < n; i++) {
+        copyw_str(&rows, source);
+        copyw_str(&rows, topic);
+        copyw_str(&rows, ev[i].key);
+        copyw_bytea(&rows, ev[i].payload, ev[i].len);
+        copyw_str(&rows, ev[i].event_id);
+        copyw_end_row(&rows);
+    }
+    enum tp_status st = copyw_send(
+        c, "COPY outbox (source, topic, kafka_key, payload, event_id) FROM STDIN", &rows, err);
+    copyw_deinit(&rows);
     if (st == TP_OK) {
         /* The wake-up, delivered at commit like outbox_write()'s. */
         char channel[OUTBOX_SOURCE_MAX + 16];

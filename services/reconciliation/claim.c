@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "copyw.h"
+#include "topup/copyw.h"
 #include "jsonw.h"
 #include "topup/event.h"
 #include "topup/kafka.h"

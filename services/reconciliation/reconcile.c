@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "aging.h"
-#include "copyw.h"
+#include "topup/copyw.h"
 #include "jsonw.h"
 #include "days.h"
 #include "topup/event.h"

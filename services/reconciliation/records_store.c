@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "copyw.h"
+#include "topup/copyw.h"
 #include "days.h"
 #include "topup/pg.h"
 

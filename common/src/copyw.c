@@ -1,7 +1,8 @@
-/* COPY FROM STDIN rows in text format: escaping, and sending them over the lane's connection. */
-#include "copyw.h"
+/* COPY FROM STDIN rows in text format: escaping, and sending them over a connection. */
+#include "topup/copyw.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,24 @@ void copyw_str(struct copyw *w, const char *s)
     copyw_strn(w, s, strlen(s));
 }
 
+void copyw_bytea(struct copyw *w, const void *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    copyw_field(w);
+    /* "\\x" in COPY text is bytea's "\x" prefix; then two hex digits a byte. */
+    copyw_reserve(w, 3 + 2 * len);
+    char *o = w->buf + w->len;
+    *o++ = '\\';
+    *o++ = '\\';
+    *o++ = 'x';
+    const uint8_t *b = p;
+    for (size_t i = 0; i < len; i++) {
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    w->len = (size_t)(o - w->buf);
+}
+
 void copyw_int(struct copyw *w, int64_t v)
 {
     copyw_field(w);
@@ -145,6 +164,10 @@ enum tp_status copyw_send(struct pg_conn *c, const char *copy_sql, const struct 
 {
     if (w->rows == 0) {
         return TP_OK;
+    }
+    if (w->len > INT_MAX) {
+        return error_set(err, TP_INVALID, "%.*s: %zu bytes of rows, more than one COPY takes",
+                         (int)strcspn(copy_sql, "("), copy_sql, w->len);
     }
     PGconn *raw = pg_conn_raw(c);
     enum tp_status st = TP_OK;

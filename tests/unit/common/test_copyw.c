@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "copyw.h"
+#include "topup/copyw.h"
 
 static void test_rows_and_escapes(void **state)
 {
@@ -37,6 +37,22 @@ static void test_rows_and_escapes(void **state)
     copyw_deinit(&w);
 }
 
+/* bytea in COPY text: the "\\x" prefix (backslash escaped), then two hex digits a byte. */
+static void test_bytea(void **state)
+{
+    (void)state;
+    struct copyw w;
+    copyw_init(&w);
+    static const uint8_t bytes[] = {0x00, 0x0a, 0x5c, 0xff};
+    copyw_bytea(&w, bytes, sizeof(bytes));
+    copyw_bytea(&w, bytes, 0);
+    copyw_end_row(&w);
+    static const char want[] = "\\\\x000a5cff\t\\\\x\n";
+    assert_int_equal(w.len, strlen(want));
+    assert_memory_equal(w.buf, want, w.len);
+    copyw_deinit(&w);
+}
+
 /* A buffer that grows past its first allocation keeps every byte. */
 static void test_growth(void **state)
 {
@@ -62,6 +78,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_and_escapes),
+        cmocka_unit_test(test_bytea),
         cmocka_unit_test(test_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,11 @@
 /*
- * Rows for COPY ... FROM STDIN (text format) built in a reusable buffer and sent in one go: the
- * batch's records and decisions go in this way, which costs PostgreSQL far less per row than an
- * INSERT ... SELECT over a JSON parameter (no JSON to parse, multi-row heap inserts).
+ * Rows for COPY ... FROM STDIN (text format) built in a reusable buffer and sent in one go:
+ * reconciliation's records and decisions and outbox_write_many()'s rows go in this way, which
+ * costs PostgreSQL far less per row than an INSERT ... SELECT over a JSON parameter (no JSON to
+ * parse, multi-row heap inserts).
  */
-#ifndef RECON_COPYW_H
-#define RECON_COPYW_H
+#ifndef TOPUP_COPYW_H
+#define TOPUP_COPYW_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,8 @@ void copyw_reset(struct copyw *w);
 void copyw_str(struct copyw *w, const char *s);
 /* A field of len bytes (not NUL-terminated), escaped. */
 void copyw_strn(struct copyw *w, const char *s, size_t len);
+/* len bytes as a bytea field (hex format). */
+void copyw_bytea(struct copyw *w, const void *p, size_t len);
 void copyw_int(struct copyw *w, int64_t v);
 void copyw_bool(struct copyw *w, bool v);
 void copyw_null(struct copyw *w);
