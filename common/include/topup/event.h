@@ -26,6 +26,16 @@ Topup__V1__Envelope *event_envelope_init(struct event_envelope_buf *b, const cha
 enum tp_status event_envelope_check(const Topup__V1__Envelope *env, int require_account,
                                     struct tp_error *err) TP_MUST_CHECK;
 
+#define EVENT_DIGEST_LEN 32
+
+/*
+ * The provenance digest of a bank record: SHA-256 of r as protobuf-c packs it with its envelope
+ * left out (everything else, unknown fields included, is covered). The importer records it in
+ * statement_import_records before publishing; the reconciliation worker recomputes it from the
+ * decoded event and takes the event only when it is recorded. r is not modified.
+ */
+void event_bsr_digest(const Topup__V1__BankStatementRecord *r, uint8_t out[EVENT_DIGEST_LEN]);
+
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t event_now_ms(void);
 
