@@ -20,10 +20,16 @@ static bool account_compact(const char *s, char *out, size_t cap)
     return true;
 }
 
-/* Exports that show only the last digits ("3167") or mask the middle ("1234****9876"). */
+/*
+ * Exports that show only the last digits ("3167") or mask the middle
+ * ("1234****9876"). Real account numbers have seven digits and more (US, Swiss and Nordic banks
+ * have seven-digit ones): those are full accounts, not tails.
+ */
+#define ACCOUNT_TAIL_MAX 6
+
 static bool account_is_partial(const char *a)
 {
-    return strchr(a, '*') != NULL || strlen(a) < 8;
+    return strchr(a, '*') != NULL || strlen(a) <= ACCOUNT_TAIL_MAX;
 }
 
 static bool account_partial_matches(const char *partial, const char *full)

@@ -13,8 +13,10 @@ struct identity_slot {
     uint8_t key[16];
     uint32_t count;
     uint32_t first_line;
+    uint32_t shared_index; /* into the shared list, when shared */
     uint8_t used;
     uint8_t bank;
+    uint8_t shared; /* a bank id that does not identify one transaction */
 };
 
 struct identity {
@@ -23,6 +25,8 @@ struct identity {
     uint32_t cap; /* power of two */
     uint32_t n;
     uint32_t bank_candidates;
+    struct identity_shared *shared; /* grown as needed, at most IDENTITY_SHARED_MAX */
+    uint32_t nshared, shared_cap;
 };
 
 struct identity *identity_new(void)
@@ -41,6 +45,7 @@ void identity_free(struct identity *id)
     }
     free(id->bloom);
     free(id->slots);
+    free(id->shared);
     free(id);
 }
 
@@ -121,6 +126,30 @@ void identity_key(const struct record *r, struct identity_key *k)
         o = identity_put(buf, o, r->counterparty_account);
         o = identity_put(buf, o, r->remittance);
     }
+    identity_sha256(buf, o, k->b);
+}
+
+/* The fingerprint of a record whose bank id is shared: the id and everything the plain one covers.
+ */
+static void identity_fallback_key(const struct record *r, struct identity_key *k)
+{
+    uint8_t buf[RECORD_ACCOUNT_MAX * 2 + RECORD_ID_MAX + RECORD_NAME_MAX + RECORD_REMIT_MAX + 160];
+    char amount[24];
+    size_t o = 0;
+    k->bank = false;
+    identity_i64(r->amount_fen, amount);
+    o = identity_put(buf, o, "fpb.v1");
+    o = identity_put(buf, o, r->receiving_account);
+    o = identity_put(buf, o, r->bank_txn_id);
+    o = identity_put(buf, o, r->booking_date);
+    o = identity_put(buf, o, r->value_date);
+    o = identity_put(buf, o, r->booking_time);
+    o = identity_put(buf, o, amount);
+    o = identity_put(buf, o, r->currency);
+    o = identity_put(buf, o, r->reversal ? "R" : "");
+    o = identity_put(buf, o, r->counterparty_name);
+    o = identity_put(buf, o, r->counterparty_account);
+    o = identity_put(buf, o, r->remittance);
     identity_sha256(buf, o, k->b);
 }
 
@@ -255,29 +284,115 @@ uint32_t identity_candidates(const struct identity *id)
     return id->n;
 }
 
+/* Appends (account, bank id) to the shared list; false when it is full. */
+static bool identity_list_shared(struct identity *id, struct identity_slot *slot,
+                                 const char *account, const char *bank_txn_id)
+{
+    if (id->nshared == IDENTITY_SHARED_MAX) {
+        return false;
+    }
+    if (id->nshared == id->shared_cap) {
+        id->shared_cap = id->shared_cap == 0 ? 64 : id->shared_cap * 2;
+        id->shared = mem_realloc(id->shared, id->shared_cap * sizeof *id->shared);
+    }
+    struct identity_shared *e = &id->shared[id->nshared];
+    memset(e, 0, sizeof *e);
+    snprintf(e->account, sizeof e->account, "%s", account);
+    snprintf(e->bank_txn_id, sizeof e->bank_txn_id, "%s", bank_txn_id);
+    slot->shared = 1;
+    slot->shared_index = id->nshared++;
+    return true;
+}
+
 void identity_assign(struct identity *id, struct record *r)
 {
-    if (r->bank_txn_id[0] != '\0') {
-        return;
-    }
     struct identity_key k;
     uint32_t first = 0;
-    identity_key(r, &k);
+    if (r->bank_txn_id[0] != '\0') {
+        if (id->nshared == 0) {
+            return;
+        }
+        identity_key(r, &k);
+        struct identity_slot *s = identity_find(id, k.b, false);
+        if (s == NULL || !s->shared) {
+            return;
+        }
+        identity_fallback_key(r, &k);
+    } else {
+        identity_key(r, &k);
+    }
     identity_assign_fingerprint(r, &k, identity_count(id, &k, r->line, &first));
 }
 
 bool identity_verify(struct identity *id, const struct record *r, char *msg, size_t cap)
 {
     if (r->amount_fen == 0 || r->bank_txn_id[0] == '\0' || r->id_is_fingerprint) {
-        return false;
+        return true;
     }
     struct identity_key k;
-    uint32_t first = 0;
     identity_key(r, &k);
-    if (identity_count(id, &k, r->line, &first) < 2) {
+    struct identity_slot *s = identity_find(id, k.b, false);
+    if (s == NULL) {
+        return true; /* not a candidate: seen once */
+    }
+    /* Should the id turn out shared, its records need their fallback fingerprints counted
+     * exactly: they go through the filter now, the way plain fingerprints did in the first pass. */
+    struct identity_key fk;
+    identity_fallback_key(r, &fk);
+    if (identity_observe(id, &fk) == IDENTITY_FULL) {
+        snprintf(msg, cap,
+                 "more than %u transactions repeat another one's identity; split the file",
+                 IDENTITY_CANDIDATES_MAX);
         return false;
     }
-    snprintf(msg, cap, "bank transaction id \"%s\" of account %s repeats line %u", r->bank_txn_id,
-             r->receiving_account, first);
+    s = identity_find(id, k.b, false); /* the table may have grown */
+    if (s->count == 0) {
+        s->first_line = r->line;
+    }
+    s->count++;
+    if (s->count == 2 && !s->shared) {
+        if (!identity_list_shared(id, s, r->receiving_account, r->bank_txn_id)) {
+            snprintf(msg, cap,
+                     "more than %d bank transaction ids repeat inside the file; split the file",
+                     IDENTITY_SHARED_MAX);
+            return false;
+        }
+        id->shared[s->shared_index].first_line = s->first_line;
+        id->shared[s->shared_index].second_line = r->line;
+    }
+    if (s->shared) {
+        id->shared[s->shared_index].count = s->count;
+    }
     return true;
+}
+
+bool identity_mark_shared(struct identity *id, const char *account, const char *bank_txn_id)
+{
+    struct record r;
+    struct identity_key k;
+    record_reset(&r);
+    snprintf(r.receiving_account, sizeof r.receiving_account, "%s", account);
+    snprintf(r.bank_txn_id, sizeof r.bank_txn_id, "%s", bank_txn_id);
+    identity_key(&r, &k);
+    struct identity_slot *s = identity_find(id, k.b, false);
+    if (s != NULL && s->shared) {
+        return true;
+    }
+    if (s == NULL) {
+        if ((id->n + 1) * 4 > id->cap * 3) {
+            identity_grow(id);
+        }
+        s = identity_find(id, k.b, true);
+        memcpy(s->key, k.b, 16);
+        s->used = 1;
+        s->bank = 1;
+        id->n++;
+    }
+    return identity_list_shared(id, s, account, bank_txn_id);
+}
+
+uint32_t identity_shared_list(const struct identity *id, const struct identity_shared **list)
+{
+    *list = id->shared;
+    return id->nshared;
 }

@@ -16,6 +16,8 @@
 #define IDENTITY_BLOOM_BITS     (1u << 27) /* 16 MiB */
 #define IDENTITY_CANDIDATES_MAX (1u << 20)
 #define IDENTITY_FP_PREFIX      "fp:"
+/* Bank ids that repeat inside one file (or are known to from earlier imports), listed by text. */
+#define IDENTITY_SHARED_MAX 100000
 
 struct identity_key {
     uint8_t b[32]; /* SHA-256 of the identity input */
@@ -65,17 +67,42 @@ void identity_assign_fingerprint(struct record *r, const struct identity_key *k,
                                  uint32_t occurrence);
 
 /*
- * Publishing pass: gives r its identity. A record with the bank's id keeps it; one without gets
- * "fp:<hash>:<n>" where n counts the same fingerprint so far in this pass. Call
+ * Publishing pass: gives r its identity. A record with the bank's id keeps it unless the id is
+ * shared; one without (or with a shared one) gets "fp:<hash>:<n>" where n counts the same
+ * fingerprint so far in this pass (a shared id's fingerprint covers the id too). Call
  * identity_reset_counts() before the pass.
  */
 void identity_assign(struct identity *id, struct record *r);
 
 /*
- * Verification pass: counts r's bank id when it may repeat. Returns true (and a message for
- * "file:line: ...") when this occurrence repeats an earlier one in the file.
+ * A bank id that does not identify one transaction: it repeats inside one file for different
+ * transactions (a Danish MT940's "//1234", a Swiss camt batch whose details share an
+ * AcctSvcrRef), or an earlier import found it repeating. The records carrying it are identified
+ * by the fallback fingerprint (identity_assign), never merged or dropped.
+ */
+struct identity_shared {
+    char account[RECORD_ACCOUNT_MAX + 1];
+    char bank_txn_id[RECORD_ID_MAX + 1];
+    uint32_t first_line, second_line; /* 0 when known from an earlier import only */
+    uint32_t count;                   /* occurrences in this file */
+};
+
+/*
+ * Verification pass: counts r's bank id when it may repeat; the second occurrence marks it
+ * shared (listed, see identity_shared_list). Returns false only when more than
+ * IDENTITY_SHARED_MAX ids repeat (msg says so: the file is refused).
  */
 bool identity_verify(struct identity *id, const struct record *r, char *msg, size_t cap);
+
+/*
+ * Marks (account, bank id) shared because an earlier import found it repeating: this file's
+ * records with it take the fallback fingerprint too, so the overlapping files agree. False when
+ * the list is full.
+ */
+bool identity_mark_shared(struct identity *id, const char *account, const char *bank_txn_id);
+
+/* The shared ids (borrowed): repeated in this file first, then those known from earlier. */
+uint32_t identity_shared_list(const struct identity *id, const struct identity_shared **list);
 
 /* Number of candidate keys (tests, summary). */
 uint32_t identity_candidates(const struct identity *id);

@@ -4,9 +4,11 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "detect.h"
 #include "identity.h"
@@ -35,9 +37,13 @@ struct importer {
     struct validator *check; /* first pass */
     char file_name[1024];
     char sha256[65];
-    EVP_MD_CTX *sha;
     struct record_meta meta;
     int64_t started_ms;
+    /* The file's only problems are balance gaps, and finance accepted them. */
+    bool gaps_accepted;
+    char accepted_by[512];
+    uint32_t continuity_checked;
+    bool continuity_consulted;
     /* progress */
     const char *phase;
     int64_t last_progress_ms;
@@ -52,7 +58,7 @@ static int64_t importer_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- raw hooks: SHA-256 of the file and the progress line ---- */
+/* ---- the progress line ---- */
 
 static void importer_progress(struct importer *im, bool force)
 {
@@ -83,14 +89,12 @@ static void importer_progress_clear(struct importer *im)
 
 static void importer_hook(void *ctx, const void *buf, size_t n)
 {
-    struct importer *im = ctx;
-    if (im->sha != NULL) {
-        EVP_DigestUpdate(im->sha, buf, n);
-    }
-    importer_progress(im, false);
+    (void)buf;
+    (void)n;
+    importer_progress(ctx, false);
 }
 
-/* ---- passes ---- */
+/* ---- passes (every one reads the private copy of the file) ---- */
 
 static enum tp_status importer_parse(struct importer *im, const struct parse_sink *sink,
                                      struct tp_error *err)
@@ -113,7 +117,7 @@ static enum tp_status importer_parse(struct importer *im, const struct parse_sin
     return error_set(err, TP_INVALID, "unknown format");
 }
 
-/* First pass: every check, the file's SHA-256, the identities. */
+/* First pass: every check and the identities. */
 struct importer_check_ctx {
     struct importer *im;
     const struct parse_sink *inner;
@@ -150,23 +154,10 @@ static void importer_fwd_skipped(void *ctx, uint32_t line, const char *why)
     c->inner->skipped(c->inner->ctx, line, why);
 }
 
-/* The file's SHA-256 is taken from the raw bytes as a pass reads them (importer_hook). */
-static void importer_sha_begin(struct importer *im)
+static void importer_fwd_note(void *ctx, uint32_t line, const char *what)
 {
-    im->sha = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL);
-}
-
-static void importer_sha_end(struct importer *im, char hex[65])
-{
-    uint8_t md[32];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(im->sha, md, &mdlen);
-    EVP_MD_CTX_free(im->sha);
-    im->sha = NULL;
-    for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    }
+    struct importer_check_ctx *c = ctx;
+    c->inner->note(c->inner->ctx, line, what);
 }
 
 static bool importer_interrupted(void *ctx)
@@ -185,12 +176,11 @@ static enum tp_status importer_check(struct importer *im, struct tp_error *err)
         .record = importer_check_record,
         .error = importer_fwd_error,
         .skipped = importer_fwd_skipped,
+        .note = importer_fwd_note,
         .cancelled = importer_interrupted,
     };
     im->phase = "checking";
-    importer_sha_begin(im);
     enum tp_status st = importer_parse(im, &sink, err);
-    importer_sha_end(im, im->sha256);
     importer_progress_clear(im);
     if (st == TP_FATAL) {
         return st;
@@ -204,7 +194,7 @@ static void importer_verify_record(void *ctx, struct record *r)
 {
     struct importer *im = ctx;
     char msg[ERROR_MSG_MAX];
-    if (identity_verify(im->identity, r, msg, sizeof msg)) {
+    if (!identity_verify(im->identity, r, msg, sizeof msg)) {
         validator_report(im->check, r->line, msg);
     }
 }
@@ -231,6 +221,7 @@ static enum tp_status importer_verify(struct importer *im, struct tp_error *err)
         .record = importer_verify_record,
         .error = importer_ignore_line,
         .skipped = importer_ignore_line,
+        .cancelled = importer_interrupted,
     };
     im->phase = "checking ids";
     identity_reset_counts(im->identity);
@@ -239,14 +230,25 @@ static enum tp_status importer_verify(struct importer *im, struct tp_error *err)
     return st == TP_FATAL ? st : TP_OK;
 }
 
-/* Second pass: the same records again, given their identity, out to Kafka or stdout. */
+/* What a pass over the checked records does with each one. */
+enum importer_mode {
+    MODE_PRINT,   /* dry run: JSON lines */
+    MODE_DIGEST,  /* the provenance digests only (a resumed import compares them) */
+    MODE_RECORD,  /* the digests into statement_import_records, before anything is published */
+    MODE_PUBLISH, /* to Kafka */
+};
+
+/* The records again, given their identity, in the same order every time. */
 struct importer_emit {
     struct importer *im;
-    struct validator *again; /* guards against a file changed between the passes */
-    struct publisher *pub;   /* NULL: dry run */
+    enum importer_mode mode;
+    struct validator *again; /* the record checks again: the records to publish are the same */
+    struct publisher *pub;
+    struct import_store *store;
+    EVP_MD_CTX *records_sha; /* SHA-256 over the records' digests in order */
     enum tp_status st;
     struct tp_error err;
-    uint64_t emitted;
+    uint64_t emitted; /* also the last record's seq */
 };
 
 static void importer_emit_record(void *ctx, struct record *r)
@@ -261,13 +263,27 @@ static void importer_emit_record(void *ctx, struct record *r)
     }
     identity_assign(im->identity, r);
     im->progress_records++;
-    if (e->pub == NULL) {
+    int64_t seq = (int64_t)e->emitted + 1;
+    uint8_t digest[EVENT_DIGEST_LEN];
+    if (e->mode != MODE_PRINT) {
+        publish_digest(r, &im->meta, digest);
+        EVP_DigestUpdate(e->records_sha, digest, sizeof digest);
+    }
+    switch (e->mode) {
+    case MODE_PRINT:
         e->st = output_json_record(im->o->out, r, &im->meta, &e->err);
-    } else {
+        break;
+    case MODE_DIGEST:
+        break;
+    case MODE_RECORD:
+        e->st = import_store_record(e->store, seq, digest, r, &e->err);
+        break;
+    case MODE_PUBLISH:
         e->st = publisher_send(e->pub, r, &im->meta, (int)im->o->flush_timeout_ms, &e->err);
         if ((e->emitted & 1023) == 0) {
             publisher_poll(e->pub);
         }
+        break;
     }
     if (e->st == TP_OK) {
         e->emitted++;
@@ -298,11 +314,30 @@ static bool importer_emit_cancelled(void *ctx)
     return e->st != TP_OK || signals_stop_requested();
 }
 
-static enum tp_status importer_emit(struct importer *im, struct publisher *pub, uint64_t *emitted,
-                                    struct tp_error *err)
+static void importer_hex(const uint8_t *b, size_t n, char *out)
 {
-    struct importer_emit e = {.im = im, .pub = pub, .st = TP_OK};
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/*
+ * One pass over the records in the given mode. *emitted: records handled; records_sha256 (65
+ * bytes, may be NULL for MODE_PRINT) the SHA-256 over their digests. A pass cut short by a
+ * signal returns TP_RETRY ("interrupted").
+ */
+static enum tp_status importer_emit(struct importer *im, enum importer_mode mode,
+                                    struct publisher *pub, struct import_store *store,
+                                    uint64_t *emitted, char *records_sha256, struct tp_error *err)
+{
+    static const char *const phases[] = {"printing", "reading", "recording", "publishing"};
+    struct importer_emit e = {.im = im, .mode = mode, .pub = pub, .store = store, .st = TP_OK};
     e.again = validator_new(im->file_name, NULL, 10);
+    e.records_sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(e.records_sha, EVP_sha256(), NULL);
     struct parse_sink sink = {
         .ctx = &e,
         .statement_begin = importer_emit_begin,
@@ -312,14 +347,17 @@ static enum tp_status importer_emit(struct importer *im, struct publisher *pub, 
         .skipped = importer_ignore_line,
         .cancelled = importer_emit_cancelled,
     };
-    im->phase = pub != NULL ? "publishing" : "printing";
+    im->phase = phases[mode];
     identity_reset_counts(im->identity);
-    char again[65];
-    importer_sha_begin(im);
     enum tp_status st = importer_parse(im, &sink, err);
-    importer_sha_end(im, again);
     importer_progress_clear(im);
     *emitted = e.emitted;
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(e.records_sha, md, &mdlen);
+    if (records_sha256 != NULL) {
+        importer_hex(md, sizeof md, records_sha256);
+    }
     if (st == TP_FATAL) {
         goto out;
     }
@@ -328,26 +366,30 @@ static enum tp_status importer_emit(struct importer *im, struct publisher *pub, 
         *err = e.err;
         goto out;
     }
-    if (validator_problems(e.again) > 0) {
-        st = error_set(err, TP_RETRY, "the file changed while it was being imported: %s",
-                       validator_problem(e.again, 0));
+    if (signals_stop_requested()) {
+        st = error_set(err, TP_RETRY, "interrupted");
         goto out;
     }
-    /* Same bytes as checked (a pass cancelled midway read less: no comparison then). */
-    if (!signals_stop_requested() && strcmp(again, im->sha256) != 0) {
-        st = error_set(err, TP_RETRY,
-                       "the file changed while it was being imported (SHA-256 %s, checked %s); "
-                       "import the final file",
-                       again, im->sha256);
+    /* The passes read the same private copy: a different reading is a defect, never published. */
+    bool same =
+        validator_problems(e.again) == 0 || (im->gaps_accepted && validator_only_gaps(e.again));
+    if (!same || e.emitted != validator_stats(im->check)->records) {
+        st = error_set(err, TP_FATAL,
+                       "the %s pass read %" PRIu64 " records, the check %" PRIu64 " (%s)",
+                       phases[mode], e.emitted, validator_stats(im->check)->records,
+                       same ? "same problems" : validator_problem(e.again, 0));
         goto out;
     }
     st = TP_OK;
 out:
+    EVP_MD_CTX_free(e.records_sha);
     validator_free(e.again);
     return st;
 }
 
 /* ---- output ---- */
+
+static void importer_summary(struct importer *im, FILE *f, const char *result);
 
 static void importer_print_problems(struct importer *im)
 {
@@ -360,6 +402,71 @@ static void importer_print_problems(struct importer *im)
     if (total > n) {
         fprintf(f, "%s: ... and %" PRIu64 " more problems\n", im->file_name, total - n);
     }
+    if (validator_only_gaps(im->check)) {
+        fprintf(f,
+                "%s: every problem is a balance that does not add up; to import the file "
+                "anyway, finance accepts the gaps: --accept-balance-gap --reason \"why\" (who, "
+                "when, why and the gaps are kept with the import)\n",
+                im->file_name);
+    }
+}
+
+/* Refused: the problems, the summary, exit 2. */
+static int importer_refuse(struct importer *im, FILE *summary)
+{
+    char result[128];
+    uint64_t problems = validator_problems(im->check);
+    importer_print_problems(im);
+    snprintf(result, sizeof result, "rejected: %" PRIu64 " problem%s; nothing published", problems,
+             problems == 1 ? "" : "s");
+    importer_summary(im, summary, result);
+    return IMPORT_EXIT_INVALID;
+}
+
+static void importer_summary_notes(struct importer *im, FILE *f)
+{
+    const struct validate_note *notes;
+    uint32_t n = validator_notes(im->check, &notes);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "  accepted: %s: %" PRIu64 " (first at line %u)\n", notes[i].what,
+                notes[i].count, notes[i].first_line);
+    }
+    const struct identity_shared *shared;
+    uint32_t ns = identity_shared_list(im->identity, &shared);
+    uint64_t in_file = 0, records = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        if (shared[i].first_line != 0) {
+            in_file++;
+            records += shared[i].count;
+        }
+    }
+    if (in_file > 0) {
+        fprintf(f,
+                "  accepted: %" PRIu64 " bank ids repeat for different transactions (first: \"%s\" "
+                "at lines %u and %u): their %" PRIu64 " records are fingerprinted\n",
+                in_file, shared[0].bank_txn_id, shared[0].first_line, shared[0].second_line,
+                records);
+    }
+    if (ns > in_file) {
+        fprintf(f, "  accepted: %" PRIu64 " bank ids known from earlier imports to repeat\n",
+                (uint64_t)ns - in_file);
+    }
+}
+
+static void importer_summary_gaps(struct importer *im, FILE *f)
+{
+    const struct validate_gap *gaps;
+    uint32_t n = validator_gaps(im->check, &gaps);
+    char a[MONEY_STR_MAX];
+    if (!im->gaps_accepted) {
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "  balance gap accepted: %s %s, %s gap of %s %s (line %u)\n", gaps[i].account,
+                gaps[i].statement, validate_gap_kind_name(gaps[i].kind),
+                money_format(gaps[i].gap_fen, a), gaps[i].currency, gaps[i].line);
+    }
+    fprintf(f, "  accepted by %s: \"%s\"\n", im->accepted_by, im->o->gap_reason);
 }
 
 static void importer_summary(struct importer *im, FILE *f, const char *result)
@@ -389,12 +496,42 @@ static void importer_summary(struct importer *im, FILE *f, const char *result)
                 t->currency, t->credits, money_format(t->credit_fen, a), t->debits,
                 money_format(t->debit_fen, b));
     }
+    importer_summary_notes(im, f);
+    importer_summary_gaps(im, f);
+    if (im->continuity_consulted) {
+        fprintf(f, "  continuity with earlier imports: %u account%s compared\n",
+                im->continuity_checked, im->continuity_checked == 1 ? "" : "s");
+    }
     fprintf(f, "  result: %s\n", result);
     fprintf(f, "  time: %.2f s\n", (double)(importer_now_ms() - im->started_ms) / 1000.0);
     fflush(f);
 }
 
 /* ---- setup ---- */
+
+/* Who accepts a gap: the operating-system user of this process and the host. */
+static void importer_who(struct importer *im)
+{
+    char host[256] = "";
+    const struct passwd *pw = getpwuid(geteuid());
+    const char *sudo = getenv("SUDO_USER");
+    if (gethostname(host, sizeof host - 1) != 0) {
+        snprintf(host, sizeof host, "unknown-host");
+    }
+    host[sizeof host - 1] = '\0';
+    char user[64];
+    if (pw != NULL) {
+        snprintf(user, sizeof user, "%s", pw->pw_name);
+    } else {
+        snprintf(user, sizeof user, "uid %u", (unsigned)geteuid());
+    }
+    if (sudo != NULL && sudo[0] != '\0' && strcmp(sudo, user) != 0) {
+        snprintf(im->accepted_by, sizeof im->accepted_by, "%s@%.200s (sudo by %.64s)", user, host,
+                 sudo);
+    } else {
+        snprintf(im->accepted_by, sizeof im->accepted_by, "%s@%.200s", user, host);
+    }
+}
 
 static int importer_setup(struct importer *im, struct tp_error *err)
 {
@@ -437,6 +574,10 @@ static int importer_setup(struct importer *im, struct tp_error *err)
     if (im->in == NULL) {
         return IMPORT_EXIT_USAGE;
     }
+    /* Read once: detection and every pass see the bytes that were hashed, nothing else. */
+    if (input_snapshot(im->in, o->spool_dir, im->sha256, err) != TP_OK) {
+        return IMPORT_EXIT_USAGE;
+    }
     if (im->format == FORMAT_UNKNOWN) {
         unsigned char *head = mem_alloc(DETECT_HEAD_BYTES);
         size_t n = input_peek(im->in, head, DETECT_HEAD_BYTES);
@@ -452,82 +593,205 @@ static int importer_setup(struct importer *im, struct tp_error *err)
     input_set_hook(im->in, importer_hook, im);
     im->identity = identity_new();
     im->check = validator_new(im->file_name, im->identity, o->problems_listed);
+    importer_who(im);
     return IMPORT_EXIT_OK;
 }
 
 /* ---- publishing ---- */
 
-static int importer_publish(struct importer *im, uint64_t records)
+struct importer_outcome {
+    int code;
+    char result[2048];
+};
+
+/*
+ * A new import, inside the transaction import_store_begin() opened: continuity with the earlier
+ * imports, the shared ids, then every record's provenance, committed before anything is
+ * published. Anything refused rolls it all back.
+ */
+static bool importer_record_new(struct importer *im, struct import_store *store,
+                                const char *const *accounts, int naccounts, uint64_t *records,
+                                char records_sha256[65], struct importer_outcome *out)
+{
+    struct tp_error err;
+    uint64_t before = validator_problems(im->check);
+    im->continuity_consulted = true;
+    if (import_store_continuity(store, im->check, &im->continuity_checked, &err) != TP_OK) {
+        snprintf(out->result, sizeof out->result, "PostgreSQL: %s; nothing published", err.msg);
+        out->code = IMPORT_EXIT_INFRA;
+        return false;
+    }
+    if (validator_problems(im->check) > before && !im->o->accept_balance_gap) {
+        out->code = importer_refuse(im, im->o->out);
+        out->result[0] = '\0';
+        return false;
+    }
+    im->gaps_accepted = im->gaps_accepted || validator_problems(im->check) > before;
+    enum tp_status st = import_store_shared(store, im->identity, accounts, naccounts, &err);
+    if (st == TP_INVALID) {
+        validator_report(im->check, 0, err.msg);
+        out->code = importer_refuse(im, im->o->out);
+        out->result[0] = '\0';
+        return false;
+    }
+    if (st == TP_OK) {
+        st = importer_emit(im, MODE_RECORD, NULL, store, records, records_sha256, &err);
+    }
+    if (st == TP_OK) {
+        struct import_gap_audit audit = {.accepted_by = im->accepted_by,
+                                         .reason = im->o->gap_reason};
+        st = import_store_commit(store, (int64_t)*records, records_sha256, im->check,
+                                 im->gaps_accepted ? &audit : NULL, &err);
+    }
+    if (st != TP_OK) {
+        bool stop = signals_stop_requested();
+        snprintf(out->result, sizeof out->result,
+                 "%s while recording the records (%s); nothing "
+                 "published",
+                 stop ? "interrupted" : "PostgreSQL failed", err.msg);
+        out->code = stop ? IMPORT_EXIT_INTERRUPTED : IMPORT_EXIT_INFRA;
+        return false;
+    }
+    return true;
+}
+
+/* A resumed import: it publishes exactly what its first run recorded, or nothing. */
+static bool importer_record_resumed(struct importer *im, struct import_store *store,
+                                    const char *const *accounts, int naccounts, uint64_t *records,
+                                    char records_sha256[65], struct importer_outcome *out)
+{
+    struct tp_error err;
+    enum tp_status st = import_store_shared(store, im->identity, accounts, naccounts, &err);
+    if (st == TP_OK) {
+        st = importer_emit(im, store->recorded ? MODE_DIGEST : MODE_RECORD, NULL, store, records,
+                           records_sha256, &err);
+    }
+    if (st == TP_OK && !store->recorded) {
+        st = import_store_commit(store, (int64_t)*records, records_sha256, im->check, NULL, &err);
+    }
+    if (st != TP_OK) {
+        bool stop = signals_stop_requested();
+        snprintf(out->result, sizeof out->result,
+                 "%s while reading the records again (%s); "
+                 "nothing published",
+                 stop ? "interrupted" : "failed", err.msg);
+        out->code = stop ? IMPORT_EXIT_INTERRUPTED : IMPORT_EXIT_INFRA;
+        return false;
+    }
+    if (store->recorded && (strcmp(records_sha256, store->recorded_sha256) != 0 ||
+                            (int64_t)*records != store->recorded_count)) {
+        snprintf(out->result, sizeof out->result,
+                 "conflict: the unfinished import %" PRId64 " of this file recorded %" PRId64
+                 " records (records_sha256 %s); this run reads %" PRIu64 " (%s), so it would "
+                 "publish records that are not recorded; nothing published. Finish the import "
+                 "with the importer version that began it",
+                 store->import_id, store->recorded_count, store->recorded_sha256, *records,
+                 records_sha256);
+        out->code = IMPORT_EXIT_CONFLICT;
+        return false;
+    }
+    return true;
+}
+
+static int importer_publish(struct importer *im)
 {
     const struct import_options *o = im->o;
     struct tp_error err;
     struct pg_conn *pg = NULL;
     struct publisher *pub = NULL;
-    int code = IMPORT_EXIT_INFRA;
-    char result[2048];
-    char completed_at[IMPORT_STORE_TIME_MAX] = "";
-    enum import_state state;
+    struct import_store store = {0};
+    struct importer_outcome out = {.code = IMPORT_EXIT_INFRA};
+    bool more = false;
+    const char *const *accounts;
+    int naccounts = validator_accounts(im->check, &accounts, &more);
+    uint64_t records = 0, published = 0;
+    char recorded_sha[65] = "", published_sha[65] = "";
+    copyw_init(&store.copy);
+    if (more) {
+        snprintf(out.result, sizeof out.result,
+                 "the file has records of more than %d receiving accounts: split it; nothing "
+                 "published",
+                 IMPORT_STORE_ACCOUNTS_MAX);
+        out.code = IMPORT_EXIT_INVALID;
+        goto out;
+    }
     pg = pg_conn_new(o->pg_conninfo, (int)o->pg_connect_timeout_ms, &err);
     if (pg == NULL) {
-        snprintf(result, sizeof result, "PostgreSQL unavailable (%s); nothing published", err.msg);
+        snprintf(out.result, sizeof out.result, "PostgreSQL unavailable (%s); nothing published",
+                 err.msg);
         goto out;
     }
-    if (import_store_begin(pg, im->sha256, im->file_name, im->meta.format, (int64_t)records, &state,
-                           completed_at, &err) != TP_OK) {
-        snprintf(result, sizeof result, "PostgreSQL: %s; nothing published", err.msg);
+    if (import_store_begin(&store, pg, im->sha256, im->file_name, im->meta.format, accounts,
+                           naccounts, &err) != TP_OK) {
+        snprintf(out.result, sizeof out.result, "PostgreSQL: %s; nothing published", err.msg);
         goto out;
     }
-    if (state == IMPORT_STATE_COMPLETED) {
-        snprintf(result, sizeof result, "already imported (completed %s); nothing published",
-                 completed_at);
-        code = IMPORT_EXIT_DUPLICATE;
+    if (store.state == IMPORT_STATE_COMPLETED) {
+        snprintf(out.result, sizeof out.result,
+                 "already imported (completed %s); nothing published", store.completed_at);
+        out.code = IMPORT_EXIT_DUPLICATE;
         goto out;
     }
-    if (state == IMPORT_STATE_RESUMED) {
+    bool ok =
+        store.state == IMPORT_STATE_NEW
+            ? importer_record_new(im, &store, accounts, naccounts, &records, recorded_sha, &out)
+            : importer_record_resumed(im, &store, accounts, naccounts, &records, recorded_sha,
+                                      &out);
+    if (!ok) {
+        import_store_abort(&store);
+        goto out;
+    }
+    if (store.state == IMPORT_STATE_RESUMED) {
         log_info("an earlier import of this file did not complete; publishing again",
                  LF_S("file", im->file_name), LF_S("sha256", im->sha256));
     }
     pub = publisher_new(&err);
     if (pub == NULL) {
-        snprintf(result, sizeof result, "Kafka: %s; nothing published", err.msg);
+        snprintf(out.result, sizeof out.result, "Kafka: %s; nothing published", err.msg);
         goto out;
     }
-    uint64_t emitted = 0;
-    enum tp_status st = importer_emit(im, pub, &emitted, &err);
-    if (st == TP_OK && signals_stop_requested()) {
-        st = error_set(&err, TP_RETRY, "interrupted");
-    }
+    enum tp_status st = importer_emit(im, MODE_PUBLISH, pub, NULL, &published, published_sha, &err);
     enum tp_status fst = publisher_finish(pub, (int)o->flush_timeout_ms, &err);
     if (st == TP_OK) {
         st = fst;
     }
+    if (st == TP_OK && strcmp(published_sha, recorded_sha) != 0) {
+        st = error_set(&err, TP_FATAL,
+                       "the published records (records_sha256 %s) are not the recorded ones (%s)",
+                       published_sha, recorded_sha);
+    }
     if (st != TP_OK) {
-        code = signals_stop_requested() ? IMPORT_EXIT_INTERRUPTED : IMPORT_EXIT_INFRA;
-        snprintf(result, sizeof result,
+        out.code = signals_stop_requested() ? IMPORT_EXIT_INTERRUPTED : IMPORT_EXIT_INFRA;
+        snprintf(out.result, sizeof out.result,
                  "%s after %" PRIu64 " of %" PRIu64 " records were acknowledged: %s; run the "
                  "import again (records carry their identity, so it is safe)",
-                 code == IMPORT_EXIT_INTERRUPTED ? "interrupted" : "failed", publisher_acked(pub),
-                 records, err.msg);
+                 out.code == IMPORT_EXIT_INTERRUPTED ? "interrupted" : "failed",
+                 publisher_acked(pub), records, err.msg);
         goto out;
     }
-    if (import_store_complete(pg, im->sha256, (int64_t)emitted, &err) != TP_OK) {
-        snprintf(result, sizeof result,
+    if (import_store_complete(&store, (int64_t)published, &err) != TP_OK) {
+        snprintf(out.result, sizeof out.result,
                  "all %" PRIu64 " records acknowledged but the import could not be marked "
                  "completed (%s); running it again publishes them again (safe)",
-                 emitted, err.msg);
+                 published, err.msg);
         goto out;
     }
-    snprintf(result, sizeof result, "published %" PRIu64 " records to %s, every one acknowledged%s",
-             emitted, TOPIC_BANK_STATEMENT_RECORDS,
-             state == IMPORT_STATE_RESUMED ? " (resumed an unfinished import)" : "");
-    code = IMPORT_EXIT_OK;
+    snprintf(out.result, sizeof out.result,
+             "published %" PRIu64 " records to %s, every one acknowledged%s", published,
+             TOPIC_BANK_STATEMENT_RECORDS,
+             store.state == IMPORT_STATE_RESUMED ? " (resumed an unfinished import)" : "");
+    out.code = IMPORT_EXIT_OK;
     log_info("statement imported", LF_S("file", im->file_name), LF_S("sha256", im->sha256),
-             LF_S("format", im->meta.format), LF_I("records", emitted));
+             LF_S("format", im->meta.format), LF_I("records", published),
+             LF_I("import_id", store.import_id));
 out:
-    importer_summary(im, im->o->out, result);
+    if (out.result[0] != '\0') {
+        importer_summary(im, o->out, out.result);
+    }
     publisher_free(pub);
+    import_store_deinit(&store);
     pg_conn_free(pg);
-    return code;
+    return out.code;
 }
 
 int importer_run(const struct import_options *o)
@@ -546,8 +810,9 @@ int importer_run(const struct import_options *o)
         code = IMPORT_EXIT_USAGE;
         goto out;
     }
-    if (validator_problems(im.check) == 0 && identity_has_bank_candidates(im.identity) &&
-        importer_verify(&im, &err) != TP_OK) {
+    bool gaps_only = validator_only_gaps(im.check);
+    if ((validator_problems(im.check) == 0 || gaps_only) &&
+        identity_has_bank_candidates(im.identity) && importer_verify(&im, &err) != TP_OK) {
         fprintf(o->msg, "statement-import: %s: %s\n", im.file_name, err.msg);
         code = IMPORT_EXIT_USAGE;
         goto out;
@@ -562,29 +827,26 @@ int importer_run(const struct import_options *o)
     im.meta.format = im.popt.format_name;
     im.meta.sha256 = im.sha256;
     uint64_t problems = validator_problems(im.check);
-    if (problems > 0) {
-        importer_print_problems(&im);
-        char result[128];
-        snprintf(result, sizeof result, "rejected: %" PRIu64 " problem%s; nothing published",
-                 problems, problems == 1 ? "" : "s");
-        importer_summary(&im, o->dry_run ? o->msg : o->out, result);
-        code = IMPORT_EXIT_INVALID;
+    if (problems > 0 && !(o->accept_balance_gap && validator_only_gaps(im.check))) {
+        code = importer_refuse(&im, o->dry_run ? o->msg : o->out);
         goto out;
     }
-    uint64_t records = validator_stats(im.check)->records;
+    im.gaps_accepted = problems > 0;
     if (o->dry_run) {
         uint64_t emitted = 0;
-        if (importer_emit(&im, NULL, &emitted, &err) != TP_OK) {
+        if (importer_emit(&im, MODE_PRINT, NULL, NULL, &emitted, NULL, &err) != TP_OK) {
             fprintf(o->msg, "statement-import: %s: %s\n", im.file_name, err.msg);
-            code = IMPORT_EXIT_INFRA;
+            code = signals_stop_requested() ? IMPORT_EXIT_INTERRUPTED : IMPORT_EXIT_INFRA;
             goto out;
         }
         fflush(o->out);
-        importer_summary(&im, o->msg, "dry run: nothing published, PostgreSQL not consulted");
+        importer_summary(&im, o->msg,
+                         "dry run: nothing published, PostgreSQL not consulted (continuity with "
+                         "earlier imports not checked)");
         code = IMPORT_EXIT_OK;
         goto out;
     }
-    code = importer_publish(&im, records);
+    code = importer_publish(&im);
 out:
     validator_free(im.check);
     identity_free(im.identity);

@@ -14,7 +14,12 @@ enum import_exit {
     IMPORT_EXIT_DUPLICATE = 3,   /* this file was imported before: nothing was published */
     IMPORT_EXIT_INFRA = 4,       /* PostgreSQL or Kafka failed: run it again (safe) */
     IMPORT_EXIT_INTERRUPTED = 5, /* SIGINT/SIGTERM while publishing: run it again (safe) */
+    IMPORT_EXIT_CONFLICT = 6,    /* an unfinished earlier import read this file otherwise */
 };
+
+/* --reason maxima (bytes): finance says why in a sentence, not an essay. */
+#define IMPORT_REASON_MIN 8
+#define IMPORT_REASON_MAX 1000
 
 struct import_options {
     const char *path;
@@ -24,6 +29,9 @@ struct import_options {
     const char *currency;     /* for CSV without a currency column */
     const char *encoding;     /* NULL: detect */
     bool dry_run;
+    bool accept_balance_gap;  /* --accept-balance-gap: balance gaps do not refuse the file */
+    const char *gap_reason;   /* --reason, required with it */
+    const char *spool_dir;    /* where the private copy of the file is kept while importing */
     bool progress;            /* progress line on stderr (a terminal) */
     uint32_t problems_listed; /* how many problems to print */
     int64_t flush_timeout_ms;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <iconv.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,123 @@ struct input *input_open_file(const char *path, struct tp_error *err)
     in->fd = fd;
     in->size = st.st_size;
     return in;
+}
+
+/* An unlinked, private file in dir: O_TMPFILE where the file system has it, else mkstemp. */
+static int input_spool_open(const char *dir, struct tp_error *err)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_EXCL, 0600);
+    if (fd >= 0) {
+        return fd;
+    }
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/statement-import.XXXXXX", dir) >= (int)sizeof path) {
+        error_set(err, TP_FATAL, "spool directory name too long");
+        return -1;
+    }
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        error_set(err, TP_FATAL, "cannot create a file in the spool directory %s: %s", dir,
+                  strerror(errno));
+        return -1;
+    }
+    (void)unlink(path);
+    return fd;
+}
+
+static bool input_write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool input_same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ino == b->st_ino;
+}
+
+enum tp_status input_snapshot(struct input *in, const char *spool_dir, char sha256_hex[65],
+                              struct tp_error *err)
+{
+    enum tp_status st = TP_OK;
+    unsigned char *buf = mem_alloc(INPUT_CHUNK_BYTES);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    struct stat before, after;
+    int64_t total = 0;
+    int spool = -1;
+    if (in->fd < 0 || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        st = error_set(err, TP_FATAL, "cannot take the file's SHA-256");
+        goto out;
+    }
+    spool = input_spool_open(spool_dir, err);
+    if (spool < 0) {
+        st = TP_FATAL;
+        goto out;
+    }
+    if (fstat(in->fd, &before) != 0 || lseek(in->fd, 0, SEEK_SET) != 0) {
+        st = error_set(err, TP_FATAL, "cannot read the file: %s", strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(in->fd, buf, INPUT_CHUNK_BYTES);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            st = error_set(err, TP_FATAL, "read error: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        if (!input_write_all(spool, buf, (size_t)n)) {
+            st = error_set(err, TP_FATAL, "cannot copy the file into the spool directory %s: %s",
+                           spool_dir, strerror(errno));
+            goto out;
+        }
+        total += n;
+    }
+    if (fstat(in->fd, &after) != 0 || !input_same_stat(&before, &after) ||
+        total != (int64_t)after.st_size) {
+        st = error_set(err, TP_INVALID,
+                       "the file changed while it was being read (%lld bytes read, now %lld): is "
+                       "it still being written? Import it once it is complete",
+                       (long long)total, (long long)after.st_size);
+        goto out;
+    }
+    uint8_t digest[32];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(md, digest, &dlen);
+    for (int i = 0; i < 32; i++) {
+        snprintf(sha256_hex + 2 * i, 3, "%02x", digest[i]);
+    }
+    close(in->fd);
+    in->fd = spool;
+    spool = -1;
+    in->size = total;
+    in->offset = 0;
+    if (lseek(in->fd, 0, SEEK_SET) != 0) {
+        st = error_set(err, TP_FATAL, "cannot rewind the copy: %s", strerror(errno));
+    }
+out:
+    if (spool >= 0) {
+        close(spool);
+    }
+    EVP_MD_CTX_free(md);
+    free(buf);
+    return st;
 }
 
 struct input *input_open_mem(const void *data, size_t len)

@@ -19,6 +19,17 @@ struct input;
 /* Opens path for reading. Caller owns the result: input_free(). NULL with err on failure. */
 struct input *input_open_file(const char *path, struct tp_error *err);
 
+/*
+ * Reads the whole file once, from the first byte to its end, into a private copy (an unlinked
+ * file in spool_dir that nobody else can open) and takes the SHA-256 of exactly those bytes
+ * (hex into sha256_hex, 65 bytes). From then on every pass reads the copy: a file changed, or
+ * still being written, after this point cannot be parsed or published as anything but what was
+ * hashed. A file whose size or modification time changed while it was copied is refused
+ * (TP_INVALID: still being written). TP_FATAL when the copy cannot be made (err says why).
+ */
+enum tp_status input_snapshot(struct input *in, const char *spool_dir, char sha256_hex[65],
+                              struct tp_error *err) TP_MUST_CHECK;
+
 /* Wraps a memory buffer (borrowed, must outlive the input). */
 struct input *input_open_mem(const void *data, size_t len);
 

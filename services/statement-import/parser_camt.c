@@ -63,6 +63,12 @@ enum camt_el {
     E_RCRD,
     E_CDTRREFINF,
     E_TXSSUMMRY,
+    E_GRPHDR,
+    E_CREDTTM,
+    E_FRTODT,
+    E_TODTTM,
+    E_INSTDAMT,
+    E_CNTRVALAMT,
     E_COUNT_,
 };
 
@@ -120,6 +126,12 @@ static const struct {
     {"Rcrd", E_RCRD},
     {"CdtrRefInf", E_CDTRREFINF},
     {"TxsSummry", E_TXSSUMMRY},
+    {"GrpHdr", E_GRPHDR},
+    {"CreDtTm", E_CREDTTM},
+    {"FrToDt", E_FRTODT},
+    {"ToDtTm", E_TODTTM},
+    {"InstdAmt", E_INSTDAMT},
+    {"CntrValAmt", E_CNTRVALAMT},
 };
 
 /* One party side of a transaction detail. */
@@ -155,6 +167,7 @@ struct camt_entry {
     bool reversal;
     char status[16];
     char booking[11], value[11];
+    enum { BOOKED_ON_BOOKGDT, BOOKED_ON_VALDT, BOOKED_ON_STMT_DATE } booked_on;
     char ref[CAMT_REF_MAX];
     char addtl[RECORD_REMIT_MAX + 1];
     bool has_charges;
@@ -195,14 +208,21 @@ struct camt_parser {
     bool account_ok, account_reported;
     struct statement_info st;
     int entry_index;
+    /* The statement's own date, for entries booked without BookgDt: FrToDt/ToDtTm, else the
+     * statement's CreDtTm, else the message's (GrpHdr/CreDtTm). */
+    char msg_date[11];
+    char stmt_to_date[11], stmt_cre_date[11];
     /* balances */
-    char bal_code[8];
+    char bal_code[36]; /* Cd (4) or Prtry (Max35Text) */
     bool bal_has_amount;
+    bool bal_negative; /* "-12.00" in a balance without CdtDbtInd */
     int64_t bal_amount;
     char bal_ccy[4];
     int bal_cd;
     char bal_date[11];
     uint32_t bal_line;
+    uint32_t bal_amount_line;
+    bool has_opbd;
     bool itbd_seen[2];
     int64_t itbd_amount[2];
     char itbd_date[2][11], itbd_ccy[2][4];
@@ -356,6 +376,8 @@ static void camt_stmt_start(struct camt_parser *p)
     p->account_reported = false;
     p->entry_index = 0;
     p->nitbd = 0;
+    p->has_opbd = false;
+    p->stmt_to_date[0] = p->stmt_cre_date[0] = '\0';
     memset(&p->st, 0, sizeof p->st);
     p->st.line = camt_line(p);
     p->st.balances_required = p->is_053;
@@ -400,11 +422,14 @@ static void camt_stmt_balances(struct camt_parser *p)
             st->has_opening = true;
             st->opening_fen = p->itbd_amount[first];
             memcpy(st->opening_ccy, p->itbd_ccy[first], 4);
+            memcpy(st->opening_date, p->itbd_date[first], 11);
+            st->opening_line = p->itbd_line[first];
         }
         if (!st->has_closing) {
             st->has_closing = true;
             st->closing_fen = p->itbd_amount[1 - first];
             memcpy(st->closing_ccy, p->itbd_ccy[1 - first], 4);
+            memcpy(st->closing_date, p->itbd_date[1 - first], 11);
             st->closing_line = p->itbd_line[1 - first];
         }
     } else if (p->nitbd == 1 && st->has_opening != st->has_closing) {
@@ -412,10 +437,13 @@ static void camt_stmt_balances(struct camt_parser *p)
             st->has_opening = true;
             st->opening_fen = p->itbd_amount[0];
             memcpy(st->opening_ccy, p->itbd_ccy[0], 4);
+            memcpy(st->opening_date, p->itbd_date[0], 11);
+            st->opening_line = p->itbd_line[0];
         } else {
             st->has_closing = true;
             st->closing_fen = p->itbd_amount[0];
             memcpy(st->closing_ccy, p->itbd_ccy[0], 4);
+            memcpy(st->closing_date, p->itbd_date[0], 11);
             st->closing_line = p->itbd_line[0];
         }
     }
@@ -440,25 +468,109 @@ static void camt_stmt_end(struct camt_parser *p)
     p->in_stmt = false;
 }
 
+enum camt_bal_kind {
+    BAL_OTHER,    /* available, forward, information balances: nothing about booked entries */
+    BAL_OPENING,  /* OPBD, BAI 010 (opening ledger) */
+    BAL_PREVIOUS, /* PRCD: the previous statement's closing */
+    BAL_CLOSING,  /* CLBD, BAI 015 (closing ledger) */
+    BAL_INTERIM,  /* ITBD */
+};
+
+/*
+ * The balance type, from Cd or Prtry. North American banks send BAI2 type codes as Prtry: 010
+ * opening ledger, 015 closing ledger, 040/045 opening/closing available (like OPAV/CLAV: they
+ * include funds not yet booked, so they are not checked against the entries).
+ */
+static enum camt_bal_kind camt_bal_kind(const char *code)
+{
+    static const struct {
+        const char *code;
+        enum camt_bal_kind kind;
+    } kinds[] = {
+        {"OPBD", BAL_OPENING}, {"010", BAL_OPENING}, {"PRCD", BAL_PREVIOUS},
+        {"CLBD", BAL_CLOSING}, {"015", BAL_CLOSING}, {"ITBD", BAL_INTERIM},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(code, kinds[i].code) == 0) {
+            return kinds[i].kind;
+        }
+    }
+    return BAL_OTHER;
+}
+
+static void camt_note(struct camt_parser *p, uint32_t line, const char *what)
+{
+    if (p->sink->note != NULL) {
+        p->sink->note(p->sink->ctx, line, what);
+    }
+}
+
+static void camt_bal_opening(struct camt_parser *p, int64_t fen)
+{
+    struct statement_info *st = &p->st;
+    st->has_opening = true;
+    st->opening_fen = fen;
+    st->opening_line = p->bal_line;
+    memcpy(st->opening_ccy, p->bal_ccy, 4);
+    memcpy(st->opening_date, p->bal_date, 11);
+}
+
 static void camt_bal_end(struct camt_parser *p)
 {
-    if (!p->bal_has_amount || p->bal_cd == 0 || p->bal_code[0] == '\0') {
-        if (p->bal_code[0] != '\0') {
-            sink_errorf(p->sink, p->bal_line, "balance %s has no amount or CdtDbtInd", p->bal_code);
-        }
+    struct statement_info *st = &p->st;
+    enum camt_bal_kind kind = camt_bal_kind(p->bal_code);
+    if (kind == BAL_OTHER) {
         return;
     }
-    int64_t fen = p->bal_cd * p->bal_amount;
-    struct statement_info *st = &p->st;
-    if (strcmp(p->bal_code, "OPBD") == 0 || strcmp(p->bal_code, "PRCD") == 0) {
-        if (st->has_opening) {
+    if (!p->bal_has_amount) {
+        sink_errorf(p->sink, p->bal_line, "balance %s has no amount", p->bal_code);
+        return;
+    }
+    if (p->bal_negative && p->bal_cd != 0) {
+        sink_errorf(p->sink, p->bal_amount_line,
+                    "balance %s has a negative amount and a CdtDbtInd: the sign is ambiguous",
+                    p->bal_code);
+        return;
+    }
+    int sign = p->bal_cd;
+    if (sign == 0) {
+        /* No CdtDbtInd: the amount's own sign (a minus is a debit balance), else credit. */
+        sign = p->bal_negative ? -1 : 1;
+        camt_note(p, p->bal_line, "balance without CdtDbtInd: its sign taken from the amount");
+    }
+    int64_t fen = sign * p->bal_amount;
+    switch (kind) {
+    case BAL_OPENING:
+        if (p->has_opbd) {
             sink_errorf(p->sink, p->bal_line, "second opening balance in %s", st->label);
             return;
         }
-        st->has_opening = true;
-        st->opening_fen = fen;
-        memcpy(st->opening_ccy, p->bal_ccy, 4);
-    } else if (strcmp(p->bal_code, "CLBD") == 0) {
+        p->has_opbd = true;
+        /* OPBD is the opening; a PRCD read before it becomes the one it must agree with. */
+        if (st->has_opening) {
+            st->has_previous = true;
+            st->previous_fen = st->opening_fen;
+            memcpy(st->previous_ccy, st->opening_ccy, 4);
+            st->previous_line = st->opening_line;
+        }
+        camt_bal_opening(p, fen);
+        break;
+    case BAL_PREVIOUS:
+        if (st->has_previous || (st->has_opening && !p->has_opbd)) {
+            sink_errorf(p->sink, p->bal_line, "second previously closed balance (PRCD) in %s",
+                        st->label);
+            return;
+        }
+        if (p->has_opbd) {
+            st->has_previous = true;
+            st->previous_fen = fen;
+            memcpy(st->previous_ccy, p->bal_ccy, 4);
+            st->previous_line = p->bal_line;
+        } else {
+            camt_bal_opening(p, fen);
+        }
+        break;
+    case BAL_CLOSING:
         if (st->has_closing) {
             sink_errorf(p->sink, p->bal_line, "second closing balance in %s", st->label);
             return;
@@ -467,14 +579,20 @@ static void camt_bal_end(struct camt_parser *p)
         st->closing_fen = fen;
         st->closing_line = p->bal_line;
         memcpy(st->closing_ccy, p->bal_ccy, 4);
-    } else if (strcmp(p->bal_code, "ITBD") == 0 && p->nitbd < 2) {
-        p->itbd_amount[p->nitbd] = fen;
-        memcpy(p->itbd_date[p->nitbd], p->bal_date, 11);
-        memcpy(p->itbd_ccy[p->nitbd], p->bal_ccy, 4);
-        p->itbd_line[p->nitbd] = p->bal_line;
-        p->nitbd++;
+        memcpy(st->closing_date, p->bal_date, 11);
+        break;
+    case BAL_INTERIM:
+        if (p->nitbd < 2) {
+            p->itbd_amount[p->nitbd] = fen;
+            memcpy(p->itbd_date[p->nitbd], p->bal_date, 11);
+            memcpy(p->itbd_ccy[p->nitbd], p->bal_ccy, 4);
+            p->itbd_line[p->nitbd] = p->bal_line;
+            p->nitbd++;
+        }
+        break;
+    case BAL_OTHER:
+        break;
     }
-    /* Available balances (OPAV, CLAV, FWAV, ...) say nothing about the booked entries. */
 }
 
 /* ---- entries and their details ---- */
@@ -484,17 +602,44 @@ static bool camt_entry_booked(const struct camt_entry *e)
     return e->status[0] == '\0' || strcmp(e->status, "BOOK") == 0;
 }
 
+/*
+ * A booked entry without BookgDt (LHV, some Swiss banks leave it out): booked on its value date,
+ * else on the statement's date. The record's location says which, and so does the summary.
+ */
+static bool camt_entry_booking_fallback(struct camt_parser *p)
+{
+    struct camt_entry *e = &p->e;
+    const char *stmt_date = p->stmt_to_date[0]    ? p->stmt_to_date
+                            : p->stmt_cre_date[0] ? p->stmt_cre_date
+                                                  : p->msg_date;
+    if (e->value[0] != '\0') {
+        memcpy(e->booking, e->value, 11);
+        e->booked_on = BOOKED_ON_VALDT;
+        camt_note(p, e->line, "booked entry without BookgDt: booked on its ValDt");
+        return true;
+    }
+    if (stmt_date[0] != '\0') {
+        memcpy(e->booking, stmt_date, 11);
+        e->booked_on = BOOKED_ON_STMT_DATE;
+        camt_note(p, e->line,
+                  "booked entry without BookgDt or ValDt: booked on the statement's date");
+        return true;
+    }
+    return false;
+}
+
 static void camt_location(struct camt_parser *p, struct record *r, uint32_t line, int detail)
 {
+    static const char *const booked[] = {"", "; no BookgDt: booked on ValDt",
+                                         "; no BookgDt: booked on the statement's date"};
+    const char *el = p->kind[0] == 's' ? "Stmt" : (p->kind[0] == 'r' ? "Rpt" : "Ntfctn");
     r->line = line;
     if (detail > 0) {
-        snprintf(r->location, sizeof r->location, "line %u (%s[%d]/Ntry[%d]/TxDtls[%d])", line,
-                 p->kind[0] == 's' ? "Stmt" : (p->kind[0] == 'r' ? "Rpt" : "Ntfctn"), p->stmt_index,
-                 p->e.index, detail);
+        snprintf(r->location, sizeof r->location, "line %u (%s[%d]/Ntry[%d]/TxDtls[%d]%s)", line,
+                 el, p->stmt_index, p->e.index, detail, booked[p->e.booked_on]);
     } else {
-        snprintf(r->location, sizeof r->location, "line %u (%s[%d]/Ntry[%d])", line,
-                 p->kind[0] == 's' ? "Stmt" : (p->kind[0] == 'r' ? "Rpt" : "Ntfctn"), p->stmt_index,
-                 p->e.index);
+        snprintf(r->location, sizeof r->location, "line %u (%s[%d]/Ntry[%d]%s)", line, el,
+                 p->stmt_index, p->e.index, booked[p->e.booked_on]);
     }
 }
 
@@ -502,6 +647,9 @@ static void camt_location(struct camt_parser *p, struct record *r, uint32_t line
 static bool camt_record_base(struct camt_parser *p, struct record *r, uint32_t line, int detail)
 {
     record_reset(r);
+    if (p->e.booking[0] == '\0') {
+        (void)camt_entry_booking_fallback(p); /* details come after the dates */
+    }
     camt_location(p, r, line, detail);
     if (!p->account_ok) {
         p->st.incomplete = true;
@@ -527,6 +675,50 @@ static void camt_send(struct camt_parser *p, struct record *r)
     }
 }
 
+static bool camt_party_empty(const struct camt_party *party)
+{
+    return party->name[0] == '\0' && party->account[0] == '\0';
+}
+
+/* True when party's account is our own (blanks ignored: "NL91 ABNA ..." is NL91ABNA...). */
+static bool camt_party_is_us(const struct camt_parser *p, const struct camt_party *party)
+{
+    const char *a = party->account, *b = p->account;
+    if (*a == '\0') {
+        return false;
+    }
+    for (;;) {
+        while (*a == ' ') {
+            a++;
+        }
+        if (*a == '\0' || *b == '\0' || *a != *b) {
+            return *a == '\0' && *b == '\0';
+        }
+        a++;
+        b++;
+    }
+}
+
+/*
+ * The other party: the debtor pays us, we pay the creditor; a reversal keeps the roles of the
+ * original (a returned credit names its payer as debtor). Banks that describe the reversal as a
+ * movement of its own name the payer on the other side and leave this side empty or put us
+ * there: then the related party on the other side is the counterparty.
+ */
+static const struct camt_party *camt_counterparty(const struct camt_parser *p,
+                                                  const struct camt_detail *d, int64_t amount,
+                                                  bool reversal)
+{
+    bool from_debtor = (amount > 0) != reversal;
+    const struct camt_party *cp = from_debtor ? &d->dbtr : &d->cdtr;
+    const struct camt_party *other = from_debtor ? &d->cdtr : &d->dbtr;
+    if (reversal && (camt_party_empty(cp) || camt_party_is_us(p, cp)) && !camt_party_empty(other) &&
+        !camt_party_is_us(p, other)) {
+        return other;
+    }
+    return cp;
+}
+
 /* Emits detail d with the signed amount; suffix: its position when the entry is split. */
 static void camt_emit_detail(struct camt_parser *p, struct camt_detail *d, int64_t amount,
                              bool split)
@@ -547,9 +739,7 @@ static void camt_emit_detail(struct camt_parser *p, struct camt_detail *d, int64
         }
         record_set(r, RF_BANK_TXN_ID, id, strlen(id));
     }
-    /* The other party: the debtor pays us; on a reversal the roles of the original hold. */
-    bool from_debtor = (amount > 0) != r->reversal;
-    const struct camt_party *cp = from_debtor ? &d->dbtr : &d->cdtr;
+    const struct camt_party *cp = camt_counterparty(p, d, amount, r->reversal);
     record_set(r, RF_COUNTERPARTY_NAME, cp->name, strlen(cp->name));
     record_set(r, RF_COUNTERPARTY_ACCOUNT, cp->account, strlen(cp->account));
     record_set(r, RF_COUNTERPARTY_BANK, cp->bank, strlen(cp->bank));
@@ -664,15 +854,12 @@ static void camt_entry_end(struct camt_parser *p)
         sink_errorf(p->sink, e->line, "entry has no %s", !e->has_amount ? "Amt" : "CdtDbtInd");
         return;
     }
-    if (e->booking[0] == '\0') {
+    if (e->booking[0] == '\0' && !camt_entry_booking_fallback(p)) {
         p->st.incomplete = true;
-        sink_errorf(p->sink, e->line, "booked entry has no booking date (BookgDt)");
-        return;
-    }
-    if (p->st.currency[0] != '\0' && strcmp(e->ccy, p->st.currency) != 0) {
-        p->st.incomplete = true;
-        sink_errorf(p->sink, e->line, "entry currency %s differs from the account's %s", e->ccy,
-                    p->st.currency);
+        sink_errorf(p->sink, e->line,
+                    "booked entry has no booking date (BookgDt), no value date (ValDt), and the "
+                    "%s has no date (FrToDt, CreDtTm)",
+                    p->kind);
         return;
     }
     int64_t amount = e->cd * e->amount;
@@ -747,6 +934,7 @@ static void camt_on_start(struct camt_parser *p, enum camt_el el)
     } else if (el == E_BAL && p->in_stmt) {
         p->bal_code[0] = '\0';
         p->bal_has_amount = false;
+        p->bal_negative = false;
         p->bal_cd = 0;
         p->bal_date[0] = '\0';
         p->bal_ccy[0] = '\0';
@@ -810,8 +998,15 @@ static void camt_detail_text(struct camt_parser *p)
         camt_party_text(p, &d->cdtr);
     } else if (CAMT_AT(p, E_TXDTLS, E_REFS, E_ACCTSVCRREF)) {
         camt_copy(d->ref, sizeof d->ref, s, n);
-    } else if ((CAMT_AT(p, E_AMTDTLS, E_TXAMT, E_AMT) || CAMT_AT(p, E_TXDTLS, E_AMT))) {
+    } else if (CAMT_AT(p, E_AMTDTLS, E_TXAMT, E_AMT) || CAMT_AT(p, E_TXDTLS, E_AMT) ||
+               CAMT_AT(p, E_AMTDTLS, E_CNTRVALAMT, E_AMT)) {
+        /* A detail may state its amount in several currencies (v05+ TxDtls/Amt in the account's,
+         * AmtDtls/TxAmt in the payer's, CntrValAmt converted): the one in the entry's currency
+         * is the one that adds up, whatever the order. */
         int64_t fen;
+        if (d->has_amount && strcmp(d->ccy, p->e.ccy) == 0) {
+            return;
+        }
         if (camt_amount(p, "transaction detail amount", &fen)) {
             d->has_amount = true;
             d->amount = fen;
@@ -895,7 +1090,11 @@ static void camt_stmt_text(struct camt_parser *p)
     const char *s = p->text;
     size_t n = p->text_len;
     text_trim(&s, &n);
-    if (CAMT_AT(p, E_STMT, E_ID)) {
+    if (CAMT_AT(p, E_STMT, E_CREDTTM)) {
+        (void)camt_date(p, p->stmt_cre_date);
+    } else if (CAMT_AT(p, E_STMT, E_FRTODT, E_TODTTM)) {
+        (void)camt_date(p, p->stmt_to_date);
+    } else if (CAMT_AT(p, E_STMT, E_ID)) {
         camt_copy(p->stmt_id, sizeof p->stmt_id, s, n);
         snprintf(p->st.label, sizeof p->st.label, "%s %s (line %u)", p->kind, p->stmt_id,
                  p->st.line);
@@ -911,8 +1110,17 @@ static void camt_stmt_text(struct camt_parser *p)
                CAMT_AT(p, E_BAL, E_TP, E_CDORPRTRY, E_PRTRY)) {
         camt_copy(p->bal_code, sizeof p->bal_code, s, n);
     } else if (CAMT_AT(p, E_BAL, E_AMT)) {
+        /* A balance without CdtDbtInd may carry its sign in the amount. */
+        bool negative = n > 0 && s[0] == '-';
+        if (negative) {
+            memmove(p->text, s + 1, n - 1);
+            p->text_len = n - 1;
+            p->text[p->text_len] = '\0';
+        }
         if (camt_amount(p, "balance amount", &p->bal_amount)) {
             p->bal_has_amount = true;
+            p->bal_negative = negative;
+            p->bal_amount_line = camt_line(p);
             memcpy(p->bal_ccy, p->attr_ccy, 4);
         }
     } else if (CAMT_AT(p, E_BAL, E_CDTDBTIND)) {
@@ -935,6 +1143,8 @@ static void camt_on_end(struct camt_parser *p)
         camt_entry_text(p);
     } else if (p->in_stmt && !camt_inside(p, E_TXSSUMMRY)) {
         camt_stmt_text(p);
+    } else if (!p->in_stmt && CAMT_AT(p, E_GRPHDR, E_CREDTTM)) {
+        (void)camt_date(p, p->msg_date);
     }
     if (el == E_TXDTLS && p->in_detail) {
         p->in_detail = false;
@@ -959,6 +1169,13 @@ static bool camt_root(struct camt_parser *p, const char *name, uint32_t line)
             return false;
         }
         return true;
+    }
+    if (strncmp(name, "BkToCstmr", 9) == 0 && strstr(name, "V01") != NULL) {
+        sink_errorf(p->sink, line,
+                    "<%s> is the 2007 version 001.01 of camt, which has another shape; ask the "
+                    "bank for version 001.02 or later",
+                    name);
+        return false;
     }
     static const struct {
         const char *el, *format, *kind;

@@ -200,10 +200,46 @@ static void mt940_copy(char *dst, size_t cap, const char *s, size_t n)
     dst[n] = '\0';
 }
 
+/* Length of "YYMMDD[MMDD]R?[CD][A-Z]?" at s when that is all of s[0..n) (blanks allowed). */
+static bool mt940_61_head_only(const char *s, size_t n)
+{
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\r')) {
+        n--;
+    }
+    size_t at = 0;
+    while (at < n && at < 10 && s[at] >= '0' && s[at] <= '9') {
+        at++;
+    }
+    if (at != 6 && at != 10) {
+        return false;
+    }
+    at += at < n && s[at] == 'R';
+    if (at >= n || (s[at] != 'C' && s[at] != 'D')) {
+        return false;
+    }
+    at++;
+    at += at < n && s[at] >= 'A' && s[at] <= 'Z';
+    return at == n;
+}
+
 enum tp_status mt940_parse_61(const char *s, size_t n, struct mt940_entry *e, struct tp_error *err)
 {
     memset(e, 0, sizeof *e);
     const char *nl = memchr(s, '\n', n);
+    /* Sparkassen break the line after the mark: ":61:2403010301C" then "100,00NTRF...". */
+    char joined[MT940_61_JOIN_MAX];
+    if (nl != NULL && mt940_61_head_only(s, (size_t)(nl - s)) && n < sizeof joined) {
+        size_t head = (size_t)(nl - s);
+        while (head > 0 && (s[head - 1] == ' ' || s[head - 1] == '\r')) {
+            head--;
+        }
+        memcpy(joined, s, head);
+        memcpy(joined + head, nl + 1, n - (size_t)(nl - s) - 1);
+        n = head + n - (size_t)(nl - s) - 1;
+        joined[n] = '\0';
+        s = joined;
+        nl = memchr(s, '\n', n);
+    }
     size_t first = nl != NULL ? (size_t)(nl - s) : n;
     if (nl != NULL) {
         mt940_copy(e->supplementary, sizeof e->supplementary, nl + 1, n - first - 1);
@@ -225,6 +261,13 @@ enum tp_status mt940_parse_61(const char *s, size_t n, struct mt940_entry *e, st
         mt940_entry_year(e->value_date, md / 100, md % 100, e->entry_date);
         at += 4;
     }
+    if (at + 1 < n && s[at] == 'E' && (s[at + 1] == 'C' || s[at + 1] == 'D')) {
+        /* MT942's expected credits and debits: announced, not booked, not money received. */
+        return error_set(err, TP_INVALID,
+                         ":61: is an expected %s (%.2s), not a booked entry; import the statement "
+                         "that books it",
+                         s[at + 1] == 'C' ? "credit" : "debit", s + at);
+    }
     if (at + 1 < n && s[at] == 'R' && (s[at + 1] == 'C' || s[at + 1] == 'D')) {
         e->mark[0] = 'R';
         e->mark[1] = s[at + 1];
@@ -240,6 +283,10 @@ enum tp_status mt940_parse_61(const char *s, size_t n, struct mt940_entry *e, st
     /* Funds code: the third letter of the currency code, before the amount. */
     if (at < n && s[at] >= 'A' && s[at] <= 'Z') {
         e->funds_code = s[at];
+        at++;
+    }
+    /* Some banks (Cuscal) put a blank before the amount. */
+    if (at < n && s[at] == ' ') {
         at++;
     }
     if (!mt940_amount(s, n, &at, &e->amount_fen, err)) {
@@ -302,25 +349,25 @@ static void mt940_sepa_purpose(const char *p, size_t n, struct record *r)
     record_set(r, RF_REMITTANCE, b, (size_t)(e - b));
 }
 
-static void mt940_86_german(const char *s, size_t n, struct record *r)
+static void mt940_86_german(const char *s, size_t n, char sep, struct record *r)
 {
     char *buf = mem_alloc(n + 1);
     char *purpose = mem_alloc(n + 1);
     char *name = mem_alloc(n + 1);
     size_t len = mt940_unwrap(s, n, buf);
     size_t pl = 0, nl = 0;
-    const char *p = memchr(buf, '?', len);
+    const char *p = memchr(buf, sep, len);
     while (p != NULL) {
         const char *end = buf + len;
         if (p + 3 > end || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9') {
-            p = memchr(p + 1, '?', (size_t)(end - p - 1));
+            p = memchr(p + 1, sep, (size_t)(end - p - 1));
             continue;
         }
         int code = (p[1] - '0') * 10 + (p[2] - '0');
         const char *v = p + 3;
         const char *q = v;
         /* The next "?NN" ends the subfield. */
-        while ((q = memchr(q, '?', (size_t)(end - q))) != NULL) {
+        while ((q = memchr(q, sep, (size_t)(end - q))) != NULL) {
             if (q + 2 < end && q[1] >= '0' && q[1] <= '9' && q[2] >= '0' && q[2] <= '9') {
                 break;
             }
@@ -335,6 +382,9 @@ static void mt940_86_german(const char *s, size_t n, struct record *r)
             memcpy(name + nl, v, vn);
             nl += vn;
         } else if (code == 31) {
+            record_set(r, RF_COUNTERPARTY_ACCOUNT, v, vn);
+        } else if (code == 38 && r->counterparty_account[0] == '\0') {
+            /* Polish banks: ~38 is the counterparty's IBAN (after or instead of ~31's NRB). */
             record_set(r, RF_COUNTERPARTY_ACCOUNT, v, vn);
         } else if (code == 30) {
             record_set(r, RF_COUNTERPARTY_BANK, v, vn);
@@ -440,12 +490,21 @@ static void mt940_86_slash(const char *buf, size_t len, struct record *r)
     }
 }
 
+/* The separator of a ZKA-style text ("166?00...", Polish "020~00...", "020<00..."), or 0. */
+static char mt940_86_separator(const char *s, size_t n)
+{
+    if (n < 4 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9') {
+        return 0;
+    }
+    return s[3] == '?' || s[3] == '~' || s[3] == '<' ? s[3] : 0;
+}
+
 void mt940_parse_86(const char *s, size_t n, struct record *r)
 {
     text_trim(&s, &n);
-    if (n >= 4 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
-        s[2] <= '9' && s[3] == '?') {
-        mt940_86_german(s, n, r);
+    char sep = mt940_86_separator(s, n);
+    if (sep != 0) {
+        mt940_86_german(s, n, sep, r);
         return;
     }
     char *buf = mem_alloc(n + 1);
@@ -637,7 +696,9 @@ static void mt940_balance(struct mt940_parser *p, const char *tag, const char *s
         }
         p->st.has_opening = true;
         p->st.opening_fen = fen;
+        p->st.opening_line = line;
         memcpy(p->st.opening_ccy, ccy, 4);
+        memcpy(p->st.opening_date, date, 11);
         mt940_copy(p->opening_text, sizeof p->opening_text, s, n);
         mt940_set_currency(p, ccy, line);
     } else {
@@ -649,6 +710,7 @@ static void mt940_balance(struct mt940_parser *p, const char *tag, const char *s
         p->st.closing_fen = fen;
         p->st.closing_line = line;
         memcpy(p->st.closing_ccy, ccy, 4);
+        memcpy(p->st.closing_date, date, 11);
     }
 }
 
@@ -709,6 +771,37 @@ static void mt940_account(struct mt940_parser *p, const char *s, size_t n, uint3
     p->account_ok = true;
 }
 
+/*
+ * A :86: of the pending transaction. Several in a row (Rabobank splits its structured text over
+ * :86: lines; ING Poland sends ":86:020" and then ":86:020~00...") are one text, joined by line
+ * breaks as if they were continuation lines.
+ */
+static void mt940_add_86(struct mt940_parser *p, const char *s, size_t n, uint32_t line)
+{
+    if (!p->has86) {
+        memcpy(p->f86, s, n + 1);
+        p->len86 = n;
+        p->has86 = true;
+        return;
+    }
+    /* A lone transaction code repeated at the start of the next :86: is said once. */
+    if (p->len86 == 3 && n > 3 && memcmp(p->f86, s, 3) == 0 && mt940_86_separator(s, n) != 0) {
+        p->len86 = 0;
+    }
+    if (p->len86 + 1 + n > MT940_FIELD_MAX) {
+        sink_errorf(p->sink, line, "the :86: texts of the :61: at line %u are longer than %d bytes",
+                    p->txn_line, MT940_FIELD_MAX);
+        p->st.incomplete = true;
+        p->txn = false;
+        return;
+    }
+    if (p->len86 > 0) {
+        p->f86[p->len86++] = '\n';
+    }
+    memcpy(p->f86 + p->len86, s, n + 1);
+    p->len86 += n;
+}
+
 static void mt940_field_done(struct mt940_parser *p)
 {
     struct mt940_field *f = &p->field;
@@ -730,7 +823,10 @@ static void mt940_field_done(struct mt940_parser *p)
         mt940_label(p);
         return;
     }
-    if (!p->in_stmt) {
+    if (!p->in_stmt && strcmp(tag, "25") == 0) {
+        /* ABN AMRO's downloads open each statement with :25: and have no :20: at all. */
+        mt940_stmt_begin(p, f->line);
+    } else if (!p->in_stmt) {
         /* A statement must open with :20:; carry on so later problems are found too. */
         sink_errorf(p->sink, f->line, ":%s: before the :20: that opens a statement", tag);
         mt940_stmt_begin(p, f->line);
@@ -745,10 +841,8 @@ static void mt940_field_done(struct mt940_parser *p)
         return;
     }
     if (strcmp(tag, "86") == 0) {
-        if (p->txn && !p->has86) {
-            memcpy(p->f86, s, n + 1);
-            p->len86 = n;
-            p->has86 = true;
+        if (p->txn) {
+            mt940_add_86(p, s, n, f->line);
         }
         /* After the closing balance it is information for the account owner, not an entry's. */
         return;
@@ -844,7 +938,9 @@ static void mt940_line(struct mt940_parser *p, const char *s, size_t n, uint32_t
         return;
     }
     if ((tn == 1 && t[0] == '-') || (tn >= 2 && t[0] == '-' && t[1] == '}')) {
-        mt940_field_done(p); /* end of a message */
+        /* End of a message, and so of its statement (an MT940 message carries one). */
+        mt940_field_done(p);
+        mt940_stmt_end(p);
         return;
     }
     size_t tl = mt940_tag_len(s, n);

@@ -9,6 +9,8 @@
 
 #define MT940_REF_MAX           64
 #define MT940_SUPPLEMENTARY_MAX 128
+/* Longest :61: that a line break after its mark is taken out of (the field is 2 lines). */
+#define MT940_61_JOIN_MAX 512
 
 /* One :61: statement line. */
 struct mt940_entry {

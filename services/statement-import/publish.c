@@ -19,31 +19,47 @@ struct publisher {
     char first_failure[256];
 };
 
+/* The message for r without its envelope (strings borrowed from r and m). */
+static void publish_fill(Topup__V1__BankStatementRecord *msg, const struct record *r,
+                         const struct record_meta *m)
+{
+    *msg = (Topup__V1__BankStatementRecord)TOPUP__V1__BANK_STATEMENT_RECORD__INIT;
+    msg->receiving_account = (char *)r->receiving_account;
+    msg->bank_txn_id = (char *)r->bank_txn_id;
+    msg->id_is_fingerprint = r->id_is_fingerprint;
+    msg->booking_date = (char *)r->booking_date;
+    msg->value_date = (char *)r->value_date;
+    msg->amount_fen = r->amount_fen;
+    msg->currency = (char *)r->currency;
+    msg->direction = r->amount_fen < 0 ? TOPUP__V1__DIRECTION__DIRECTION_DEBIT
+                                       : TOPUP__V1__DIRECTION__DIRECTION_CREDIT;
+    msg->counterparty_name = (char *)r->counterparty_name;
+    msg->counterparty_account = (char *)r->counterparty_account;
+    msg->counterparty_bank = (char *)r->counterparty_bank;
+    msg->remittance_info = (char *)r->remittance;
+    msg->source_file = (char *)m->source_file;
+    msg->source_location = (char *)r->location;
+    msg->import_sha256 = (char *)m->sha256;
+    msg->format = (char *)m->format;
+    msg->reversal = r->reversal;
+}
+
+void publish_digest(const struct record *r, const struct record_meta *m,
+                    uint8_t out[EVENT_DIGEST_LEN])
+{
+    Topup__V1__BankStatementRecord msg;
+    publish_fill(&msg, r, m);
+    event_bsr_digest(&msg, out);
+}
+
 size_t publish_encode(const struct record *r, const struct record_meta *m,
                       uint8_t buf[PUBLISH_MESSAGE_MAX])
 {
     struct event_envelope_buf env;
-    Topup__V1__BankStatementRecord msg = TOPUP__V1__BANK_STATEMENT_RECORD__INIT;
+    Topup__V1__BankStatementRecord msg;
+    publish_fill(&msg, r, m);
     /* The payer's platform account is not known yet: matching finds it. */
     msg.envelope = event_envelope_init(&env, PUBLISH_PRODUCER, "");
-    msg.receiving_account = (char *)r->receiving_account;
-    msg.bank_txn_id = (char *)r->bank_txn_id;
-    msg.id_is_fingerprint = r->id_is_fingerprint;
-    msg.booking_date = (char *)r->booking_date;
-    msg.value_date = (char *)r->value_date;
-    msg.amount_fen = r->amount_fen;
-    msg.currency = (char *)r->currency;
-    msg.direction = r->amount_fen < 0 ? TOPUP__V1__DIRECTION__DIRECTION_DEBIT
-                                      : TOPUP__V1__DIRECTION__DIRECTION_CREDIT;
-    msg.counterparty_name = (char *)r->counterparty_name;
-    msg.counterparty_account = (char *)r->counterparty_account;
-    msg.counterparty_bank = (char *)r->counterparty_bank;
-    msg.remittance_info = (char *)r->remittance;
-    msg.source_file = (char *)m->source_file;
-    msg.source_location = (char *)r->location;
-    msg.import_sha256 = (char *)m->sha256;
-    msg.format = (char *)m->format;
-    msg.reversal = r->reversal;
     size_t n = topup__v1__bank_statement_record__get_packed_size(&msg);
     /* Field maxima bound the size; exceeding it is a programming error. */
     assert(n <= PUBLISH_MESSAGE_MAX);

@@ -7,6 +7,7 @@
 
 #include "record.h"
 #include "topup/error.h"
+#include "topup/event.h"
 
 /* Largest encoded record: every string field at its maximum fits with room to spare. */
 #define PUBLISH_MESSAGE_MAX (16 * 1024)
@@ -18,6 +19,13 @@
  */
 size_t publish_encode(const struct record *r, const struct record_meta *m,
                       uint8_t buf[PUBLISH_MESSAGE_MAX]);
+
+/*
+ * The provenance digest of r as publish_encode() publishes it (event_bsr_digest(): SHA-256 of the
+ * message without its envelope). The importer records it before publishing anything.
+ */
+void publish_digest(const struct record *r, const struct record_meta *m,
+                    uint8_t out[EVENT_DIGEST_LEN]);
 
 struct publisher;
 

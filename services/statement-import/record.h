@@ -104,7 +104,13 @@ struct statement_info {
     bool has_opening, has_closing;
     int64_t opening_fen, closing_fen;
     char opening_ccy[4], closing_ccy[4];
-    uint32_t closing_line;
+    char opening_date[11], closing_date[11]; /* "" when the format gives none */
+    uint32_t opening_line, closing_line;
+    /* camt PRCD (the previous statement's closing) when OPBD is the opening: they must agree. */
+    bool has_previous;
+    int64_t previous_fen;
+    char previous_ccy[4];
+    uint32_t previous_line;
     /* MT942 :90D:/:90C: totals, when present. */
     bool has_debit_sum, has_credit_sum;
     int64_t debit_count, credit_count;
@@ -125,6 +131,9 @@ struct parse_sink {
     void (*record)(void *ctx, struct record *r);
     void (*error)(void *ctx, uint32_t line, const char *msg);
     void (*skipped)(void *ctx, uint32_t line, const char *why);
+    /* Optional: a deviation from the format that was accepted, said once per kind (what is a
+     * fixed text naming the kind, e.g. "booked entry without BookgDt: booked on ValDt"). */
+    void (*note)(void *ctx, uint32_t line, const char *what);
     /* Optional: parsers stop early (returning TP_OK) once it returns true. */
     bool (*cancelled)(void *ctx);
 };

@@ -23,6 +23,13 @@ struct validate_chain {
     int64_t asc_got, asc_prev, asc_amt;
     int64_t desc_got, desc_prev, desc_amt;
     uint32_t desc_prev_line;
+    /* The export's ends and the sum of its amounts, for its span and its total gap. */
+    char account[RECORD_ACCOUNT_MAX + 1];
+    char currency[4];
+    int64_t first_bal, first_amt, last_bal, last_amt, sum;
+    char first_date[11], last_date[11];
+    uint32_t first_line;
+    bool sum_overflow;
 };
 
 struct validate_stmt_key {
@@ -58,6 +65,19 @@ struct validator {
 
     struct validate_chain chain;
     struct validate_stats stats;
+
+    struct validate_gap *gaps; /* VALIDATE_GAPS_MAX, allocated at the first */
+    uint32_t ngaps;
+    bool gaps_overflow;
+    struct validate_span spans[VALIDATE_SPANS_MAX];
+    uint32_t nspans;
+    struct validate_note notes[VALIDATE_NOTES_MAX];
+    uint32_t nnotes;
+    char accounts[VALIDATE_SPANS_MAX][RECORD_ACCOUNT_MAX + 1];
+    const char *account_ptrs[VALIDATE_SPANS_MAX];
+    int naccounts;
+    int last_account;
+    bool accounts_more;
 };
 
 static void validator_add(struct validator *v, uint32_t line, const char *msg)
@@ -91,6 +111,161 @@ static void validator_addf(struct validator *v, uint32_t line, const char *fmt, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     validator_add(v, line, msg);
+}
+
+const char *validate_gap_kind_name(enum validate_gap_kind k)
+{
+    switch (k) {
+    case GAP_BALANCE:
+        return "balance";
+    case GAP_PREVIOUS:
+        return "previous";
+    case GAP_RUNNING:
+        return "running";
+    case GAP_CONTINUITY:
+        return "continuity";
+    }
+    return "?";
+}
+
+/* A gap is a problem like any other (listed, refuses the file) that is also kept for acceptance. */
+static void validator_gap(struct validator *v, const struct validate_gap *g, const char *msg)
+{
+    validator_add(v, g->line, msg);
+    if (v->ngaps == VALIDATE_GAPS_MAX) {
+        if (!v->gaps_overflow) {
+            v->gaps_overflow = true;
+            validator_addf(v, g->line,
+                           "more than %d balance gaps: too many to accept; get a complete export",
+                           VALIDATE_GAPS_MAX);
+        }
+        return;
+    }
+    if (v->gaps == NULL) {
+        v->gaps = mem_calloc(VALIDATE_GAPS_MAX, sizeof *v->gaps);
+    }
+    v->gaps[v->ngaps++] = *g;
+}
+
+void validator_report_gap(struct validator *v, const struct validate_gap *g)
+{
+    char a[MONEY_STR_MAX], b[MONEY_STR_MAX], c[MONEY_STR_MAX];
+    char msg[ERROR_MSG_MAX * 2];
+    snprintf(msg, sizeof msg,
+             "%s opens account %s at %s %s, but the last imported closing balance (%s) is %s: a "
+             "gap of %s",
+             g->statement, g->account, money_format(g->stated_fen, a), g->currency, g->previous,
+             money_format(g->expected_fen, b), money_format(g->gap_fen, c));
+    validator_gap(v, g, msg);
+}
+
+uint32_t validator_gaps(const struct validator *v, const struct validate_gap **gaps)
+{
+    *gaps = v->gaps;
+    return v->ngaps;
+}
+
+bool validator_only_gaps(const struct validator *v)
+{
+    return v->problems > 0 && v->problems == v->ngaps && !v->gaps_overflow;
+}
+
+uint32_t validator_spans(const struct validator *v, const struct validate_span **spans)
+{
+    *spans = v->spans;
+    return v->nspans;
+}
+
+static void validator_account(struct validator *v, const char *account)
+{
+    if (v->naccounts > 0 && strcmp(v->accounts[v->last_account], account) == 0) {
+        return;
+    }
+    for (int i = 0; i < v->naccounts; i++) {
+        if (strcmp(v->accounts[i], account) == 0) {
+            v->last_account = i;
+            return;
+        }
+    }
+    if (v->naccounts == VALIDATE_SPANS_MAX) {
+        v->accounts_more = true;
+        return;
+    }
+    snprintf(v->accounts[v->naccounts], sizeof v->accounts[0], "%s", account);
+    v->account_ptrs[v->naccounts] = v->accounts[v->naccounts];
+    v->last_account = v->naccounts++;
+}
+
+int validator_accounts(const struct validator *v, const char *const **accounts, bool *more)
+{
+    *accounts = v->account_ptrs;
+    *more = v->accounts_more;
+    return v->naccounts;
+}
+
+uint32_t validator_notes(const struct validator *v, const struct validate_note **notes)
+{
+    *notes = v->notes;
+    return v->nnotes;
+}
+
+static void validator_on_note(void *ctx, uint32_t line, const char *what)
+{
+    struct validator *v = ctx;
+    for (uint32_t i = 0; i < v->nnotes; i++) {
+        if (v->notes[i].what == what || strcmp(v->notes[i].what, what) == 0) {
+            v->notes[i].count++;
+            return;
+        }
+    }
+    if (v->nnotes < VALIDATE_NOTES_MAX) {
+        v->notes[v->nnotes++] =
+            (struct validate_note){.what = what, .count = 1, .first_line = line};
+    }
+}
+
+/*
+ * The span of account/currency in this file: its earliest opening and its latest closing (a file
+ * lists its statements oldest first; the dates decide when they say otherwise).
+ */
+static void validator_span(struct validator *v, const char *account, const char *currency,
+                           const char *statement, uint32_t opening_line, const char *opening_date,
+                           int64_t opening_fen, const char *closing_date, int64_t closing_fen)
+{
+    struct validate_span *sp = NULL;
+    for (uint32_t i = 0; i < v->nspans; i++) {
+        if (strcmp(v->spans[i].account, account) == 0 &&
+            strcmp(v->spans[i].currency, currency) == 0) {
+            sp = &v->spans[i];
+            break;
+        }
+    }
+    if (sp == NULL) {
+        if (v->nspans == VALIDATE_SPANS_MAX) {
+            return; /* beyond the maximum, the other accounts' continuity is not checked */
+        }
+        sp = &v->spans[v->nspans++];
+        memset(sp, 0, sizeof *sp);
+        snprintf(sp->account, sizeof sp->account, "%s", account);
+        snprintf(sp->currency, sizeof sp->currency, "%s", currency);
+    } else {
+        if (strcmp(opening_date, sp->opening_date) >= 0) {
+            opening_date = NULL; /* not earlier: keep the one we have */
+        }
+        if (strcmp(closing_date, sp->closing_date) < 0) {
+            closing_date = NULL;
+        }
+    }
+    if (opening_date != NULL) {
+        snprintf(sp->statement, sizeof sp->statement, "%s", statement);
+        sp->opening_line = opening_line;
+        snprintf(sp->opening_date, sizeof sp->opening_date, "%s", opening_date);
+        sp->opening_fen = opening_fen;
+    }
+    if (closing_date != NULL) {
+        snprintf(sp->closing_date, sizeof sp->closing_date, "%s", closing_date);
+        sp->closing_fen = closing_fen;
+    }
 }
 
 /* ---- records ---- */
@@ -134,6 +309,18 @@ static void validator_chain_step(struct validator *v, const struct record *r)
     if (!c->any) {
         c->any = true;
         c->asc_ok = c->desc_ok = true;
+        c->first_bal = r->balance_fen;
+        c->first_amt = r->amount_fen;
+        c->first_line = r->line;
+        memcpy(c->first_date, r->booking_date, sizeof c->first_date);
+        memcpy(c->account, r->receiving_account, sizeof c->account);
+        memcpy(c->currency, r->currency, sizeof c->currency);
+    }
+    c->last_bal = r->balance_fen;
+    c->last_amt = r->amount_fen;
+    memcpy(c->last_date, r->booking_date, sizeof c->last_date);
+    if (!money_add(c->sum, r->amount_fen, &c->sum)) {
+        c->sum_overflow = true;
     }
     if (c->prev) {
         int64_t want;
@@ -219,12 +406,6 @@ enum validate_verdict validator_check_record(struct validator *v, struct record 
         validator_addf(v, r->line, "currency \"%s\" is not an ISO 4217 code", r->currency);
         ok = false;
     }
-    if (v->in_statement && v->stmt.currency[0] != '\0' && ok &&
-        strcmp(r->currency, v->stmt.currency) != 0) {
-        validator_addf(v, r->line, "currency %s differs from the statement's %s", r->currency,
-                       v->stmt.currency);
-        ok = false;
-    }
     if (!ok) {
         return VALIDATE_INVALID;
     }
@@ -232,7 +413,15 @@ enum validate_verdict validator_check_record(struct validator *v, struct record 
         v->stats.skipped_zero++;
         return VALIDATE_SKIP;
     }
-    if (v->in_statement) {
+    /* An entry in another currency than its statement's is published in its own; the statement's
+     * balances, in the statement's currency, do not cover it. */
+    bool foreign = v->in_statement && v->stmt.currency[0] != '\0' &&
+                   strcmp(r->currency, v->stmt.currency) != 0;
+    if (foreign) {
+        v->stats.foreign++;
+        validator_on_note(v, r->line,
+                          "entry in another currency than its statement's: published in its own");
+    } else if (v->in_statement) {
         if (!money_add(v->stmt_sum, r->amount_fen, &v->stmt_sum)) {
             v->stmt_overflow = true;
         }
@@ -262,6 +451,7 @@ enum validate_verdict validator_check_record(struct validator *v, struct record 
         }
     }
     v->stats.records++;
+    validator_account(v, r->receiving_account);
     if (r->bank_txn_id[0] == '\0') {
         v->stats.fingerprinted++;
     }
@@ -306,6 +496,13 @@ static void validator_on_statement_begin(void *ctx, const struct statement_info 
     v->stmt_records = 0;
 }
 
+static void validator_gap_names(struct validate_gap *g, const struct statement_info *s)
+{
+    snprintf(g->statement, sizeof g->statement, "%s", s->label);
+    snprintf(g->account, sizeof g->account, "%s", s->account);
+    snprintf(g->currency, sizeof g->currency, "%s", s->opening_ccy);
+}
+
 static void validator_balances(struct validator *v, const struct statement_info *s)
 {
     char a[MONEY_STR_MAX], b[MONEY_STR_MAX], c[MONEY_STR_MAX], d[MONEY_STR_MAX];
@@ -330,13 +527,52 @@ static void validator_balances(struct validator *v, const struct statement_info 
         return;
     }
     if (want != s->closing_fen) {
-        validator_addf(v, s->closing_line,
-                       "%s: closing balance %s %s is not the opening balance %s plus the %llu "
-                       "entries %s (= %s)",
-                       s->label, money_format(s->closing_fen, a), s->closing_ccy,
-                       money_format(s->opening_fen, b), (unsigned long long)v->stmt_records,
-                       money_format(v->stmt_sum, c), money_format(want, d));
+        char e[MONEY_STR_MAX], msg[ERROR_MSG_MAX * 2];
+        struct validate_gap g = {.kind = GAP_BALANCE,
+                                 .line = s->closing_line,
+                                 .expected_fen = want,
+                                 .stated_fen = s->closing_fen,
+                                 .gap_fen = s->closing_fen - want};
+        validator_gap_names(&g, s);
+        snprintf(msg, sizeof msg,
+                 "%s: closing balance %s %s is not the opening balance %s plus the %llu entries "
+                 "%s (= %s): a gap of %s",
+                 s->label, money_format(s->closing_fen, a), s->closing_ccy,
+                 money_format(s->opening_fen, b), (unsigned long long)v->stmt_records,
+                 money_format(v->stmt_sum, c), money_format(want, d), money_format(g.gap_fen, e));
+        validator_gap(v, &g, msg);
     }
+}
+
+/* camt: OPBD is the opening; the previous statement's closing (PRCD) must be the same. */
+static void validator_previous(struct validator *v, const struct statement_info *s)
+{
+    char a[MONEY_STR_MAX], b[MONEY_STR_MAX], c[MONEY_STR_MAX], msg[ERROR_MSG_MAX * 2];
+    if (!s->has_previous || !s->has_opening) {
+        return;
+    }
+    if (strcmp(s->previous_ccy, s->opening_ccy) != 0) {
+        validator_addf(v, s->previous_line,
+                       "%s: previously closed balance (PRCD) currency %s differs from the opening "
+                       "balance's (OPBD) %s",
+                       s->label, s->previous_ccy, s->opening_ccy);
+        return;
+    }
+    if (s->previous_fen == s->opening_fen) {
+        return;
+    }
+    struct validate_gap g = {.kind = GAP_PREVIOUS,
+                             .line = s->opening_line,
+                             .expected_fen = s->previous_fen,
+                             .stated_fen = s->opening_fen,
+                             .gap_fen = s->opening_fen - s->previous_fen};
+    validator_gap_names(&g, s);
+    snprintf(msg, sizeof msg,
+             "%s: opening balance (OPBD) %s %s is not the previously closed balance (PRCD) %s: a "
+             "gap of %s",
+             s->label, money_format(s->opening_fen, a), s->opening_ccy,
+             money_format(s->previous_fen, b), money_format(g.gap_fen, c));
+    validator_gap(v, &g, msg);
 }
 
 static void validator_sums(struct validator *v, const struct statement_info *s)
@@ -367,7 +603,13 @@ static void validator_on_statement_end(void *ctx, const struct statement_info *s
     }
     if (!s->incomplete) {
         validator_balances(v, s);
+        validator_previous(v, s);
         validator_sums(v, s);
+    }
+    if (s->has_opening && s->has_closing && s->account[0] != '\0' &&
+        strcmp(s->opening_ccy, s->closing_ccy) == 0) {
+        validator_span(v, s->account, s->opening_ccy, s->label, s->opening_line, s->opening_date,
+                       s->opening_fen, s->closing_date, s->closing_fen);
     }
     v->in_statement = false;
 }
@@ -405,24 +647,53 @@ void validator_finish(struct validator *v)
         validator_addf(v, c->missing_line, "no balance on this row while other rows have one");
         return;
     }
+    /* Newest-first exports: the reading that fits the dates (or the one whose chain holds). */
+    bool desc = c->asc_ok != c->desc_ok ? c->desc_ok : (c->dates_down && !c->dates_up);
+    int64_t opening, closing, expected;
+    bool figures = !c->sum_overflow &&
+                   money_add(desc ? c->last_bal : c->first_bal,
+                             -(desc ? c->last_amt : c->first_amt), &opening) &&
+                   money_add(opening, c->sum, &expected);
+    closing = desc ? c->first_bal : c->last_bal;
+    if (figures) {
+        validator_span(v, c->account, c->currency, "the export", c->first_line,
+                       desc ? c->last_date : c->first_date, opening,
+                       desc ? c->first_date : c->last_date, closing);
+    }
     if (c->asc_ok || c->desc_ok) {
         return;
     }
-    /* Newest-first exports: report the break of the reading that fits the dates. */
-    if (c->dates_down && !c->dates_up) {
+    char msg[ERROR_MSG_MAX * 2], total[160] = "";
+    struct validate_gap g = {.kind = GAP_RUNNING,
+                             .line = desc ? c->desc_line : c->asc_line,
+                             .expected_fen = expected,
+                             .stated_fen = closing,
+                             .gap_fen = closing - expected};
+    snprintf(g.statement, sizeof g.statement, "the export");
+    snprintf(g.account, sizeof g.account, "%s", c->account);
+    snprintf(g.currency, sizeof g.currency, "%s", c->currency);
+    if (figures) {
+        snprintf(total, sizeof total, "; in all, a gap of %s", money_format(g.gap_fen, a));
+    }
+    if (desc) {
         int64_t want = c->desc_got + c->desc_amt;
-        validator_addf(v, c->desc_line,
-                       "running balance breaks: this row's balance %s plus the amount %s of the "
-                       "row above (line %u) is %s, not that row's balance %s (rows newest first)",
-                       money_format(c->desc_got, a), money_format(c->desc_amt, b),
-                       c->desc_prev_line, money_format(want, d), money_format(c->desc_prev, e));
+        snprintf(msg, sizeof msg,
+                 "running balance breaks: this row's balance %s plus the amount %s of the row "
+                 "above (line %u) is %s, not that row's balance %s (rows newest first)%s",
+                 money_format(c->desc_got, a), money_format(c->desc_amt, b), c->desc_prev_line,
+                 money_format(want, d), money_format(c->desc_prev, e), total);
     } else {
         int64_t want = c->asc_prev + c->asc_amt;
-        validator_addf(v, c->asc_line,
-                       "running balance breaks: balance %s is not the previous balance %s plus "
-                       "the amount %s (= %s)",
-                       money_format(c->asc_got, a), money_format(c->asc_prev, b),
-                       money_format(c->asc_amt, d), money_format(want, e));
+        snprintf(msg, sizeof msg,
+                 "running balance breaks: balance %s is not the previous balance %s plus the "
+                 "amount %s (= %s)%s",
+                 money_format(c->asc_got, a), money_format(c->asc_prev, b),
+                 money_format(c->asc_amt, d), money_format(want, e), total);
+    }
+    if (figures) {
+        validator_gap(v, &g, msg);
+    } else {
+        validator_add(v, g.line, msg);
     }
 }
 
@@ -442,6 +713,7 @@ struct validator *validator_new(const char *file_label, struct identity *identit
     v->sink.record = validator_on_record;
     v->sink.error = validator_on_error;
     v->sink.skipped = validator_on_skipped;
+    v->sink.note = validator_on_note;
     return v;
 }
 
@@ -455,6 +727,7 @@ void validator_free(struct validator *v)
     }
     free(v->listed);
     free(v->stmt_keys);
+    free(v->gaps);
     free(v->label);
     free(v);
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "csv_profiles.h"
+#include "identity.h"
 #include "record.h"
 #include "validate.h"
 
@@ -21,6 +22,14 @@ struct si_run {
     struct validate_stats stats;
     char format[64];
     char encoding[32];
+    struct validate_gap *gaps; /* the balance gaps among the problems */
+    int ngaps;
+    struct validate_span spans[VALIDATE_SPANS_MAX];
+    int nspans;
+    struct validate_note notes[VALIDATE_NOTES_MAX];
+    int nnotes;
+    struct identity_shared *shared; /* bank ids that repeat */
+    int nshared;
 };
 
 struct si_opts {
@@ -28,6 +37,10 @@ struct si_opts {
     const char *account; /* --account */
     const char *encoding;
     const struct csv_profile_set *custom;
+    bool accept_gaps; /* --accept-balance-gap: a file whose only problems are gaps proceeds */
+    /* (account, bank id) pairs known from earlier imports to repeat. */
+    const char *const (*known_shared)[2];
+    uint32_t known_shared_n;
 };
 
 /* Checks data like the command's first pass; when it is clean, runs the second pass and keeps
@@ -56,5 +69,8 @@ const struct record *si_at_line(const struct si_run *run, unsigned line);
 
 /* True when some problem equals text exactly. */
 bool si_has_problem(const struct si_run *run, const char *text);
+
+/* The note whose text is what (NULL when none). */
+const struct validate_note *si_note_of(const struct si_run *run, const char *what);
 
 #endif

@@ -132,7 +132,8 @@ static void test_malformed(void **state)
         {"nodate.xml",
          HEAD "<Ntry><Amt "
               "Ccy=\"EUR\">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts></Ntry>\n" TAIL,
-         "nodate.xml:5: booked entry has no booking date (BookgDt)"},
+         "nodate.xml:5: booked entry has no booking date (BookgDt), no value date (ValDt), and "
+         "the notification has no date (FrToDt, CreDtTm)"},
         {"cd.xml",
          HEAD "<Ntry><Amt Ccy=\"EUR\">1.00</Amt><CdtDbtInd>CREDIT</CdtDbtInd><Sts>BOOK</Sts>\n"
               "<BookgDt><Dt>2024-03-01</Dt></BookgDt></Ntry>\n" TAIL,

@@ -182,16 +182,16 @@ static void test_mt940_samples(void **state)
         {"betterplace_sepa_snippet",
          {"betterplace_sepa_snippet.sta:55: statement :20:T089414096000001 :28C:00004/00001 "
           "(line 25): closing balance -4472049.09 EUR is not the opening balance -1970431.87 "
-          "plus the 7 entries -2501917.30 (= -4472349.17)",
+          "plus the 7 entries -2501917.30 (= -4472349.17): a gap of 300.08",
           NULL}},
         /* Test data with invented balances: neither statement adds up. */
         {"jejik_abnamro",
          {"jejik_abnamro.sta:27: statement :20:ABN AMRO BANK NV :28C:19321/1 (line 4): closing "
           "balance 876.84 EUR is not the opening balance 3236.28 plus the 8 entries -321.44 "
-          "(= 2914.84)",
+          "(= 2914.84): a gap of -2038.00",
           "jejik_abnamro.sta:40: statement :20:ABN AMRO BANK NV :28C:19322/1 (line 32): closing "
           "balance 1849.75 EUR is not the opening balance 2876.84 plus the 2 entries -24.49 "
-          "(= 2852.35)",
+          "(= 2852.35): a gap of -1002.60",
           NULL}},
         /*
          * wolph appends the :86: that follows :62F: (and the "-XXX" trailer) to the last entry;
@@ -201,7 +201,7 @@ static void test_mt940_samples(void **state)
          */
         {"jejik_ing",
          {"jejik_ing.sta:26: statement :20:MPBZ :28C:000 (line 4): closing balance 3.47 EUR is "
-          "not the opening balance 0.00 plus the 7 entries -45.59 (= -45.59)",
+          "not the opening balance 0.00 plus the 7 entries -45.59 (= -45.59): a gap of 49.06",
           NULL}},
         {"jejik_rabobank-iban", {NULL}},
         {"mBank_mt942", {NULL}},
@@ -357,7 +357,7 @@ static void test_camt_samples(void **state)
     assert_string_equal(run.problems[0],
                         "camt053.v2.five.decimals.xml:49: statement 253EURNL26VAYB8060476890 "
                         "(line 25): closing balance 27.05 EUR is not the opening balance 18.15 "
-                        "plus the 1 entries 8.85 (= 27.00)");
+                        "plus the 1 entries 8.85 (= 27.00): a gap of 0.05");
     json_decref(exp);
     si_run_free(&run);
 
@@ -479,7 +479,7 @@ static void test_cmb_personal_encodings(void **state)
         assert_string_equal(run.encoding, files[i].encoding);
         snprintf(want, sizeof want,
                  "%s:4: running balance breaks: balance 81.22 is not the previous balance 271.66 "
-                 "plus the amount -3.00 (= 268.66)",
+                 "plus the amount -3.00 (= 268.66); in all, a gap of 1959.72",
                  files[i].file);
         assert_string_equal(run.problems[0], want);
         si_run_free(&run);

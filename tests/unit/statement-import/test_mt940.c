@@ -206,7 +206,7 @@ static void test_malformed(void **state)
          ":20:A\n:25:DE89370400440532013000\n:60F:C240101EUR10,00\n"
          ":61:240102C5,00NTRFNONREF\n:62F:C240102EUR16,00\n",
          "mismatch.sta:5: statement :20:A (line 1): closing balance 16.00 EUR is not the opening "
-         "balance 10.00 plus the 1 entries 5.00 (= 15.00)"},
+         "balance 10.00 plus the 1 entries 5.00 (= 15.00): a gap of 1.00"},
         {"dot.sta",
          ":20:A\n:25:DE89370400440532013000\n:60F:C240101EUR10,00\n"
          ":61:240102C5.00NTRFNONREF\n:62F:C240102EUR10,00\n",
@@ -231,8 +231,13 @@ static void test_malformed(void **state)
          ":20:A\n:25:DE89370400440532013000\n:60F:C240101EUR10,00\n:62F:C240101EUR10,00\n"
          ":20:A\n:25:DE89370400440532013000\n:60F:C240101EUR10,00\n:62F:C240101EUR10,00\n",
          "twice.sta:5: statement :20:A (line 5) appears twice in the file (first at line 1)"},
-        {"no20.sta", ":25:DE89370400440532013000\n:60F:C240101EUR10,00\n:62F:C240101EUR10,00\n",
-         "no20.sta:1: :25: before the :20: that opens a statement"},
+        {"no20.sta", ":60F:C240101EUR10,00\n:25:DE89370400440532013000\n:62F:C240101EUR10,00\n",
+         "no20.sta:1: :60F: before the :20: that opens a statement"},
+        {"expected.sta",
+         ":20:B\n:25:PL61109010140000071219812874\n:34F:PLN0,\n:13D:2401151200+0100\n"
+         ":61:2401150115EC100,00NTRFNONREF\n",
+         "expected.sta:5: :61: is an expected credit (EC), not a booked entry; import the "
+         "statement that books it"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct si_run run;
