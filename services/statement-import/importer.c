@@ -542,6 +542,7 @@ static int importer_setup(struct importer *im, struct tp_error *err)
     im->popt.account = o->account;
     im->popt.default_currency = o->currency;
     im->popt.encoding = o->encoding;
+    im->popt.xml_time_limit_ms = o->xml_time_limit_ms;
     if (o->profile_file != NULL) {
         im->custom = csv_profiles_load(o->profile_file, err);
         if (im->custom == NULL) {

@@ -29,11 +29,12 @@ struct import_options {
     const char *currency;     /* for CSV without a currency column */
     const char *encoding;     /* NULL: detect */
     bool dry_run;
-    bool accept_balance_gap;  /* --accept-balance-gap: balance gaps do not refuse the file */
-    const char *gap_reason;   /* --reason, required with it */
-    const char *spool_dir;    /* where the private copy of the file is kept while importing */
-    bool progress;            /* progress line on stderr (a terminal) */
-    uint32_t problems_listed; /* how many problems to print */
+    bool accept_balance_gap;   /* --accept-balance-gap: balance gaps do not refuse the file */
+    const char *gap_reason;    /* --reason, required with it */
+    const char *spool_dir;     /* where the private copy of the file is kept while importing */
+    int64_t xml_time_limit_ms; /* a camt pass taking longer is refused */
+    bool progress;             /* progress line on stderr (a terminal) */
+    uint32_t problems_listed;  /* how many problems to print */
     int64_t flush_timeout_ms;
     int64_t pg_connect_timeout_ms;
     const char *pg_conninfo;

@@ -21,6 +21,7 @@ static int64_t cfg_flush_timeout_ms;
 static int64_t cfg_pg_connect_timeout_ms;
 static int64_t cfg_problems_listed;
 static char *cfg_spool_dir;
+static int64_t cfg_xml_time_limit_s;
 
 static const struct config_def config_defs[] = {
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,
@@ -35,6 +36,8 @@ static const struct config_def config_defs[] = {
     {"IMPORT_SPOOL_DIR", CONFIG_STR, "/tmp", 1, 4096,
      "directory of the private copy of the file while it is imported (room for its size)",
      &cfg_spool_dir},
+    {"IMPORT_XML_TIME_LIMIT_S", CONFIG_INT, "600", 1, 86400,
+     "longest one reading of a camt file may take before it is refused", &cfg_xml_time_limit_s},
     {0},
 };
 
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
     o.pg_connect_timeout_ms = cfg_pg_connect_timeout_ms;
     o.problems_listed = (uint32_t)cfg_problems_listed;
     o.spool_dir = cfg_spool_dir;
+    o.xml_time_limit_ms = cfg_xml_time_limit_s * 1000;
     o.progress = isatty(STDERR_FILENO);
     /*
      * librdkafka queues up to 1 GB by default; a million records would sit in memory while the

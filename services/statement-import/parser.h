@@ -15,6 +15,7 @@ struct parse_options {
     const char *encoding;                     /* --encoding, or NULL for detection */
     const struct csv_profile *csv_profile;    /* forced profile, or NULL to detect */
     const struct csv_profile_set *csv_custom; /* --profile-file profiles, or NULL */
+    int64_t xml_time_limit_ms;                /* camt: one pass's time bound; 0 = none */
     /* Out: the format as records name it ("csv:icbc-personal", "mt940", "camt.053"). */
     char format_name[PARSER_FORMAT_NAME_MAX];
     /* Out: the encoding the text parsers decoded ("utf-8", "gb18030"). */

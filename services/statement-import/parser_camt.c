@@ -1,6 +1,8 @@
 /* ISO 20022 camt.052/053/054, any version: streamed with libxml2's reader, namespace-agnostic. */
 #include <libxml/xmlreader.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,14 @@
 #define CAMT_DEPTH_MAX 64
 #define CAMT_TEXT_MAX  4096
 #define CAMT_REF_MAX   128
+/*
+ * Bounds on the raw XML, checked on the bytes before libxml2 sees them (libxml2 checks an
+ * element's attributes against each other: 200,000 on one element took it 432 s). A camt
+ * element has one attribute (Ccy), the root a few namespace declarations.
+ */
+#define CAMT_ATTRS_MAX    32
+#define CAMT_TAG_MAX      4096        /* bytes from '<' to '>' */
+#define CAMT_RAW_TEXT_MAX (64 * 1024) /* bytes of text (or CDATA) between two tags */
 
 /* Element names we act on (local names; namespaces and versions are ignored). */
 enum camt_el {
@@ -239,6 +249,30 @@ struct camt_parser {
     char xml_error[256];
     uint32_t xml_error_line;
     bool cancelled;
+    /* The raw bytes' scanner (camt_scan) and what it refused, with its line. */
+    struct camt_scan {
+        enum {
+            SCAN_TEXT,
+            SCAN_LT,    /* after '<' */
+            SCAN_TAG,   /* in a start or end tag */
+            SCAN_QUOTE, /* in an attribute value */
+            SCAN_BANG,  /* after "<!": which markup */
+            SCAN_COMMENT,
+            SCAN_CDATA,
+            SCAN_PI,
+        } state;
+        char quote;
+        char bang[8];
+        size_t bang_len;
+        uint32_t line;     /* 1-based, of the byte being scanned */
+        uint32_t tag_line; /* where the current tag began */
+        size_t tag_len, text_len;
+        uint32_t attrs;
+        char last2[2]; /* the two bytes before, for "-->", "]]>", "?>" */
+    } scan;
+    char limit_error[256];
+    uint32_t limit_line;
+    int64_t deadline_ms; /* 0: none */
 };
 
 static enum camt_el camt_lookup(const char *name)
@@ -1200,11 +1234,154 @@ static bool camt_root(struct camt_parser *p, const char *name, uint32_t line)
 
 /* ---- libxml2 plumbing ---- */
 
+static int64_t camt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool camt_limit(struct camt_parser *p, uint32_t line, const char *fmt, ...) TP_PRINTF(3, 4);
+static bool camt_limit(struct camt_parser *p, uint32_t line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->limit_error, sizeof p->limit_error, fmt, ap);
+    va_end(ap);
+    p->limit_line = line;
+    return false;
+}
+
+/* "<!" opens a comment, a CDATA section, or what a statement never has (a DTD). */
+static bool camt_scan_bang(struct camt_parser *p, char c)
+{
+    struct camt_scan *sc = &p->scan;
+    sc->bang[sc->bang_len++] = c;
+    if (sc->bang_len == 2 && memcmp(sc->bang, "--", 2) == 0) {
+        sc->state = SCAN_COMMENT;
+        sc->last2[0] = sc->last2[1] = 0;
+        return true;
+    }
+    if (sc->bang_len == 7 && memcmp(sc->bang, "[CDATA[", 7) == 0) {
+        sc->state = SCAN_CDATA;
+        sc->text_len = 0;
+        sc->last2[0] = sc->last2[1] = 0;
+        return true;
+    }
+    if ((sc->bang_len <= 2 && memcmp(sc->bang, "--", sc->bang_len) == 0) ||
+        memcmp(sc->bang, "[CDATA[", sc->bang_len) == 0) {
+        return true; /* not decided yet */
+    }
+    return camt_limit(p, sc->tag_line,
+                      "a document type declaration (<!DOCTYPE) or another markup declaration; a "
+                      "statement has none (no DTD, no entities)");
+}
+
+/* One raw byte through the scanner; false when it breaks a bound (p->limit_error says which). */
+static bool camt_scan_byte(struct camt_parser *p, char c)
+{
+    struct camt_scan *sc = &p->scan;
+    if (c == '\n') {
+        sc->line++;
+    }
+    switch (sc->state) {
+    case SCAN_TEXT:
+        if (c == '<') {
+            sc->state = SCAN_LT;
+            sc->tag_line = sc->line;
+            sc->tag_len = 1;
+            sc->attrs = 0;
+        } else if (++sc->text_len > CAMT_RAW_TEXT_MAX) {
+            return camt_limit(p, sc->line, "element text longer than %d bytes", CAMT_RAW_TEXT_MAX);
+        }
+        return true;
+    case SCAN_LT:
+        sc->tag_len++;
+        if (c == '!') {
+            sc->state = SCAN_BANG;
+            sc->bang_len = 0;
+        } else if (c == '?') {
+            sc->state = SCAN_PI;
+            sc->last2[0] = sc->last2[1] = 0;
+        } else {
+            sc->state = SCAN_TAG;
+        }
+        return true;
+    case SCAN_BANG:
+        return camt_scan_bang(p, c);
+    case SCAN_TAG:
+    case SCAN_QUOTE:
+        if (++sc->tag_len > CAMT_TAG_MAX) {
+            return camt_limit(p, sc->tag_line, "element tag longer than %d bytes", CAMT_TAG_MAX);
+        }
+        if (sc->state == SCAN_QUOTE) {
+            if (c == sc->quote) {
+                sc->state = SCAN_TAG;
+            }
+        } else if (c == '"' || c == '\'') {
+            sc->state = SCAN_QUOTE;
+            sc->quote = c;
+        } else if (c == '=' && ++sc->attrs > CAMT_ATTRS_MAX) {
+            return camt_limit(p, sc->tag_line, "element with more than %d attributes",
+                              CAMT_ATTRS_MAX);
+        } else if (c == '>') {
+            sc->state = SCAN_TEXT;
+            sc->text_len = 0;
+        }
+        return true;
+    case SCAN_COMMENT:
+    case SCAN_CDATA:
+    case SCAN_PI: {
+        bool end = c == '>' &&
+                   ((sc->state == SCAN_COMMENT && sc->last2[0] == '-' && sc->last2[1] == '-') ||
+                    (sc->state == SCAN_CDATA && sc->last2[0] == ']' && sc->last2[1] == ']') ||
+                    (sc->state == SCAN_PI && sc->last2[1] == '?'));
+        sc->last2[0] = sc->last2[1];
+        sc->last2[1] = c;
+        if (end) {
+            sc->state = SCAN_TEXT;
+            sc->text_len = 0;
+        } else if (sc->state == SCAN_CDATA && ++sc->text_len > CAMT_RAW_TEXT_MAX) {
+            return camt_limit(p, sc->line, "element text longer than %d bytes", CAMT_RAW_TEXT_MAX);
+        } else if (sc->state != SCAN_CDATA && ++sc->tag_len > CAMT_RAW_TEXT_MAX) {
+            return camt_limit(p, sc->tag_line,
+                              "comment or processing instruction longer than %d "
+                              "bytes",
+                              CAMT_RAW_TEXT_MAX);
+        }
+        return true;
+    }
+    }
+    return true;
+}
+
+/*
+ * libxml2's input: the file's bytes, each one scanned first. A bound broken, the time up, or a
+ * stop requested (SIGTERM) ends the input with an error, which ends libxml2's work at once.
+ */
 static int camt_read(void *ctx, char *buf, int len)
 {
     struct camt_parser *p = ctx;
     struct tp_error err;
+    if (p->limit_error[0] != '\0') {
+        return -1;
+    }
+    if (p->sink->cancelled != NULL && p->sink->cancelled(p->sink->ctx)) {
+        p->cancelled = true;
+        return -1;
+    }
+    if (p->deadline_ms != 0 && camt_now_ms() > p->deadline_ms) {
+        camt_limit(p, p->scan.line,
+                   "reading the XML took longer than %g s (IMPORT_XML_TIME_LIMIT_S)",
+                   (double)p->opt->xml_time_limit_ms / 1000.0);
+        return -1;
+    }
     ssize_t n = input_read(p->in, buf, (size_t)len, &err);
+    for (ssize_t i = 0; i < n; i++) {
+        if (!camt_scan_byte(p, buf[i])) {
+            return -1;
+        }
+    }
     return n < 0 ? -1 : (int)n;
 }
 
@@ -1298,6 +1475,10 @@ enum tp_status parser_camt_run(struct input *in, struct parse_options *o,
     p->sink = sink;
     p->in = in;
     p->kind = "statement";
+    p->scan.line = 1;
+    if (o->xml_time_limit_ms > 0) {
+        p->deadline_ms = camt_now_ms() + o->xml_time_limit_ms;
+    }
     /* No network, no DTD loading, no entity substitution: a statement is data, not a program. */
     p->reader =
         xmlReaderForIO(camt_read, camt_close, p, NULL, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
@@ -1312,9 +1493,17 @@ enum tp_status parser_camt_run(struct input *in, struct parse_options *o,
             st = TP_INVALID;
             goto out;
         }
-        if (p->cancelled) {
-            goto out;
+        if (p->cancelled || p->limit_error[0] != '\0') {
+            break;
         }
+    }
+    if (p->cancelled) {
+        goto out; /* stopped on request: nothing to report */
+    }
+    if (p->limit_error[0] != '\0') {
+        sink_errorf(sink, p->limit_line, "refused XML: %s", p->limit_error);
+        st = TP_INVALID;
+        goto out;
     }
     if (r < 0 || p->xml_error[0] != '\0') {
         uint32_t line = p->xml_error_line != 0 ? p->xml_error_line : camt_line(p);

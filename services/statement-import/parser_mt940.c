@@ -356,6 +356,7 @@ static void mt940_86_german(const char *s, size_t n, char sep, struct record *r)
     char *name = mem_alloc(n + 1);
     size_t len = mt940_unwrap(s, n, buf);
     size_t pl = 0, nl = 0;
+    bool iban = false;
     const char *p = memchr(buf, sep, len);
     while (p != NULL) {
         const char *end = buf + len;
@@ -381,11 +382,12 @@ static void mt940_86_german(const char *s, size_t n, char sep, struct record *r)
         } else if (code == 32 || code == 33) {
             memcpy(name + nl, v, vn);
             nl += vn;
-        } else if (code == 31) {
+        } else if (code == 31 && !iban) {
             record_set(r, RF_COUNTERPARTY_ACCOUNT, v, vn);
-        } else if (code == 38 && r->counterparty_account[0] == '\0') {
-            /* Polish banks: ~38 is the counterparty's IBAN (after or instead of ~31's NRB). */
+        } else if (code == 38 && vn > 0) {
+            /* ?38 / Polish ~38: the counterparty's IBAN, which says more than ?31's number. */
             record_set(r, RF_COUNTERPARTY_ACCOUNT, v, vn);
+            iban = true;
         } else if (code == 30) {
             record_set(r, RF_COUNTERPARTY_BANK, v, vn);
         }
@@ -755,6 +757,11 @@ static void mt940_account(struct mt940_parser *p, const char *s, size_t n, uint3
     char raw[RECORD_ACCOUNT_MAX + 1];
     struct tp_error err;
     text_trim(&s, &n);
+    /* Polish banks write ":25:/PL27...": the slash is no part of the IBAN. */
+    if (n > 1 && s[0] == '/') {
+        s++;
+        n--;
+    }
     if (n == 0 || n > RECORD_ACCOUNT_MAX) {
         sink_errorf(p->sink, line, ":25: account \"%.*s\" is empty or longer than %d characters",
                     (int)(n > 40 ? 40 : n), s, RECORD_ACCOUNT_MAX);

@@ -282,6 +282,150 @@ static void test_account_mismatch(void **state)
     si_run_free(&run);
 }
 
+/*
+ * A Danish bank's MT940: "//1234" and "//OVERFOERSEL" are on several different payments. Those
+ * ids cannot identify one payment: every record carrying them is fingerprinted (none merged,
+ * none dropped), the unique ones keep the bank's id.
+ */
+static void test_danish_shared_refs(void **state)
+{
+    (void)state;
+    struct si_run run;
+    si_run_file(&run, si_fixture("mt940/danish-shared-refs.sta"), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nrecords, 5);
+    assert_int_equal(run.nshared, 2);
+    assert_string_equal(run.shared[0].bank_txn_id, "1234");
+    assert_int_equal(run.shared[0].first_line, 5);
+    assert_int_equal(run.shared[0].second_line, 8);
+    assert_string_equal(run.shared[1].bank_txn_id, "OVERFOERSEL");
+    for (int i = 0; i < 4; i++) {
+        assert_true(run.records[i].id_is_fingerprint);
+        assert_int_equal(strncmp(run.records[i].bank_txn_id, "fp:", 3), 0);
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(run.records[i].bank_txn_id, run.records[j].bank_txn_id);
+        }
+    }
+    /* Two identical transfers of 800.00: the occurrence counter keeps them apart. */
+    size_t n = strlen(run.records[2].bank_txn_id);
+    assert_string_equal(run.records[2].bank_txn_id + n - 2, ":1");
+    assert_string_equal(run.records[3].bank_txn_id + n - 2, ":2");
+    assert_int_equal(strncmp(run.records[2].bank_txn_id, run.records[3].bank_txn_id, n - 1), 0);
+    assert_false(run.records[4].id_is_fingerprint);
+    assert_string_equal(run.records[4].bank_txn_id, "GEBYR0301");
+    char ids[5][RECORD_ID_MAX + 1];
+    for (int i = 0; i < 5; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s", run.records[i].bank_txn_id);
+    }
+    si_run_free(&run);
+
+    /*
+     * The next file repeats statement 59 and adds 60, where "1234" is on one payment only. The
+     * ids known to repeat (from the import above) keep it fingerprinted: statement 59 gets the
+     * same ids again (an overlap changes nothing) and the new payment is not taken for one of
+     * the earlier ones.
+     */
+    static const char *const known[][2] = {{"DK5030004070910811", "1234"},
+                                           {"DK5030004070910811", "OVERFOERSEL"}};
+    struct si_opts o = {.known_shared = known, .known_shared_n = 2};
+    si_run_file(&run, si_fixture("mt940/danish-overlap.sta"), &o);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nrecords, 6);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(run.records[i].bank_txn_id, ids[i]);
+    }
+    assert_true(run.records[5].id_is_fingerprint);
+    for (int i = 0; i < 5; i++) {
+        assert_string_not_equal(run.records[5].bank_txn_id, ids[i]);
+    }
+    si_run_free(&run);
+}
+
+/* Rabobank's structured export splits one :86: text over several :86: fields: joined. */
+static void test_rabobank_split_86(void **state)
+{
+    (void)state;
+    struct si_run run;
+    si_run_file(&run, si_fixture("mt940/rabobank-split-86.sta"), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nrecords, 2);
+    assert_string_equal(run.records[0].counterparty_name, "B. BAKKER");
+    assert_string_equal(run.records[0].counterparty_account, "NL44RABO0123456789");
+    assert_string_equal(run.records[0].remittance, "TU7K3M9Q2X TOPUP");
+    assert_string_equal(run.records[1].counterparty_name, "ENERGIE BV");
+    assert_string_equal(run.records[1].remittance, "FACTUUR 2024-03");
+    si_run_free(&run);
+}
+
+/* ING Poland: ":25:/PL..", ":86:034" and then the text with "~" subfields, ~38 the IBAN. */
+static void test_ing_poland(void **state)
+{
+    (void)state;
+    struct si_run run;
+    si_run_file(&run, si_fixture("mt940/ing-pl-tilde.sta"), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nrecords, 2);
+    const struct record *r = &run.records[0];
+    assert_string_equal(r->receiving_account, "PL27105010381000002201112233");
+    assert_int_equal(r->amount_fen, 120000);
+    assert_string_equal(r->counterparty_name, "JAN KOWALSKI");
+    assert_string_equal(r->counterparty_account, "PL61109010140000071219812874");
+    assert_string_equal(r->counterparty_bank, "10901014");
+    assert_string_equal(r->remittance, "TU7K3M9Q2X DOLADOWANIE KONTA");
+    r = &run.records[1];
+    assert_int_equal(r->amount_fen, -4599);
+    assert_string_equal(r->remittance, "BIEDRONKA 4321WARSZAWA");
+    assert_string_equal(r->counterparty_name, "");
+    si_run_free(&run);
+}
+
+/* ABN AMRO's downloads: no :20:, each statement opens with :25: and ends with "-". */
+static void test_abnamro_without_20(void **state)
+{
+    (void)state;
+    struct si_run run;
+    si_run_file(&run, si_fixture("mt940/abnamro-without-20.sta"), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nstatements, 2);
+    assert_int_equal(run.nrecords, 2);
+    assert_string_equal(run.records[0].receiving_account, "417164300");
+    assert_string_equal(run.records[0].counterparty_name, "S. DE JONG");
+    assert_string_equal(run.records[0].counterparty_account, "NL37ABNA0123456789");
+    assert_string_equal(run.records[0].remittance, "TU7K3M9Q2X");
+    assert_int_equal(run.records[1].amount_fen, -1250);
+    assert_string_equal(run.records[1].counterparty_name, "ZIGGO BV");
+    assert_string_equal(run.records[1].remittance, "FACTUUR 0324");
+    /* Balances chain over the two statements; the first one's span opens the file. */
+    assert_int_equal(run.nspans, 1);
+    assert_string_equal(run.spans[0].opening_date, "2024-03-01");
+    assert_int_equal(run.spans[0].opening_fen, 150000);
+    assert_string_equal(run.spans[0].closing_date, "2024-03-05");
+    assert_int_equal(run.spans[0].closing_fen, 173750);
+    si_run_free(&run);
+}
+
+/* A seven-digit account is an account, not a masked tail; :61: broken after the mark. */
+static void test_short_account_line_breaks(void **state)
+{
+    (void)state;
+    struct si_run run;
+    si_run_file(&run, si_fixture("mt940/short-account-line-breaks.sta"), NULL);
+    si_dump(&run);
+    assert_int_equal(run.nproblems, 0);
+    assert_int_equal(run.nrecords, 2);
+    assert_string_equal(run.records[0].receiving_account, "6014578");
+    assert_int_equal(run.records[0].amount_fen, 120000);
+    assert_string_equal(run.records[0].bank_txn_id, "BK240304001");
+    assert_string_equal(run.records[0].remittance, "WIRE FROM ACME LTD TU7K3M9Q2X");
+    assert_int_equal(run.records[1].amount_fen, -9995);
+    si_run_free(&run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +438,11 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_named_encoding),
         cmocka_unit_test(test_account_mismatch),
+        cmocka_unit_test(test_danish_shared_refs),
+        cmocka_unit_test(test_rabobank_split_86),
+        cmocka_unit_test(test_ing_poland),
+        cmocka_unit_test(test_abnamro_without_20),
+        cmocka_unit_test(test_short_account_line_breaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
