@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "identity.h"
 #include "validate.h"
 
 struct fuzz_ctx {
     const struct parse_sink *inner;
+    struct identity *id;
+    bool verify; /* the pass that counts bank ids that may repeat */
 };
 
 /* Every record handed on must hold what the publisher relies on. */
@@ -23,7 +26,25 @@ static void fuzz_record(void *ctx, struct record *r)
     if (r->booking_date[0] != '\0' && strlen(r->booking_date) != RECORD_DATE_LEN) {
         abort();
     }
+    if (c->verify) {
+        char msg[512];
+        (void)identity_verify(c->id, r, msg, sizeof msg);
+        identity_assign(c->id, r);
+        if (r->bank_txn_id[0] == '\0' && r->amount_fen != 0) {
+            abort(); /* every record to publish has an identity */
+        }
+        return;
+    }
     c->inner->record(c->inner->ctx, r);
+}
+
+static void fuzz_note(void *ctx, uint32_t line, const char *what)
+{
+    struct fuzz_ctx *c = ctx;
+    if (what == NULL || what[0] == '\0') {
+        abort();
+    }
+    c->inner->note(c->inner->ctx, line, what);
 }
 
 static void fuzz_begin(void *ctx, const struct statement_info *s)
@@ -56,20 +77,30 @@ void fuzz_si_run(const uint8_t *data, size_t size,
 {
     struct tp_error err;
     struct input *in = input_open_mem(data, size);
-    struct validator *v = validator_new("fuzz", NULL, 50);
-    struct fuzz_ctx c = {.inner = validator_sink(v)};
+    struct identity *id = identity_new();
+    struct validator *v = validator_new("fuzz", id, 50);
+    struct fuzz_ctx c = {.inner = validator_sink(v), .id = id};
     struct parse_sink sink = {.ctx = &c,
                               .statement_begin = fuzz_begin,
                               .statement_end = fuzz_end,
                               .record = fuzz_record,
                               .error = fuzz_error,
-                              .skipped = fuzz_skipped};
+                              .skipped = fuzz_skipped,
+                              .note = fuzz_note};
     struct parse_options o = {.account = NULL};
     enum tp_status st = parse(in, &o, &sink, &err);
     if (st != TP_OK && st != TP_INVALID) {
         abort(); /* memory input has no I/O errors */
     }
     validator_finish(v);
+    /* The identity passes as the importer runs them, on whatever parsed. */
+    if (identity_has_bank_candidates(id)) {
+        c.verify = true;
+        identity_reset_counts(id);
+        (void)input_rewind(in, &err);
+        (void)parse(in, &o, &sink, &err);
+    }
     validator_free(v);
+    identity_free(id);
     input_free(in);
 }
