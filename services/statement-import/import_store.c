@@ -225,7 +225,8 @@ static enum tp_status import_store_published_alone(struct import_store *s,
                                 "SELECT i.id, i.file_name FROM statement_import_records r JOIN "
                                 "statement_imports i ON i.id = r.import_id WHERE "
                                 "r.receiving_account = $1 AND r.bank_txn_id = $2 AND "
-                                "r.import_id <> $3::bigint LIMIT 1",
+                                "r.bank_txn_id NOT LIKE 'fp:%' AND r.import_id <> $3::bigint "
+                                "LIMIT 1",
                                 3, p, &r, err);
     if (st != TP_OK) {
         return st;
@@ -296,14 +297,73 @@ enum tp_status import_store_shared(struct import_store *s, struct identity *id,
     return TP_OK;
 }
 
+#define IMPORT_STORE_COPY_SQL                                                                      \
+    "COPY statement_import_records (import_id, seq, digest, receiving_account, bank_txn_id, "      \
+    "amount_fen) FROM STDIN"
+
+/* A failed COPY's message and class from its result. */
+static enum tp_status import_store_copy_failed(PGconn *raw, PGresult *r, struct tp_error *err)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(raw);
+    return error_set(err, pg_classify_sqlstate(state), "COPY statement_import_records: %.*s",
+                     (int)strcspn(msg, "\n"), msg);
+}
+
+/*
+ * The rows go out in one COPY that stays open for the whole pass, in pieces of
+ * IMPORT_STORE_COPY_BYTES: PostgreSQL inserts them while the file is read on (a full socket
+ * buffer is the backpressure), instead of the reading waiting for every batch's end.
+ */
 static enum tp_status import_store_flush(struct import_store *s, struct tp_error *err)
 {
-    enum tp_status st =
-        copyw_send(s->pg,
-                   "COPY statement_import_records (import_id, seq, digest, receiving_account, "
-                   "bank_txn_id, amount_fen) FROM STDIN",
-                   &s->copy, err);
+    PGconn *raw = pg_conn_raw(s->pg);
+    if (!s->copying) {
+        PGresult *r = PQexec(raw, IMPORT_STORE_COPY_SQL);
+        if (PQresultStatus(r) != PGRES_COPY_IN) {
+            enum tp_status st = import_store_copy_failed(raw, r, err);
+            PQclear(r);
+            while ((r = PQgetResult(raw)) != NULL) {
+                PQclear(r);
+            }
+            return st;
+        }
+        PQclear(r);
+        s->copying = true;
+    }
+    if (s->copy.len > 0 && PQputCopyData(raw, s->copy.buf, (int)s->copy.len) != 1) {
+        return error_set(err, TP_RETRY, "COPY statement_import_records: send: %s",
+                         PQerrorMessage(raw));
+    }
     copyw_reset(&s->copy);
+    return TP_OK;
+}
+
+/* Ends the open COPY: abandon NULL ends it, else it is cancelled with that reason. */
+static enum tp_status import_store_copy_end(struct import_store *s, const char *abandon,
+                                            struct tp_error *err)
+{
+    PGconn *raw = pg_conn_raw(s->pg);
+    enum tp_status st = TP_OK;
+    if (!s->copying) {
+        return TP_OK;
+    }
+    s->copying = false;
+    if (PQputCopyEnd(raw, abandon) != 1) {
+        st =
+            error_set(err, TP_RETRY, "COPY statement_import_records: end: %s", PQerrorMessage(raw));
+    }
+    PGresult *r;
+    while ((r = PQgetResult(raw)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (st == TP_OK && abandon == NULL && rs != PGRES_COMMAND_OK) {
+            st = import_store_copy_failed(raw, r, err);
+        }
+        PQclear(r);
+        if (rs == PGRES_COPY_IN && PQputCopyEnd(raw, "abandoned") != 1) {
+            break; /* the link is broken: the caller rolls back */
+        }
+    }
     return st;
 }
 
@@ -320,7 +380,7 @@ enum tp_status import_store_record(struct import_store *s, int64_t seq,
     copyw_int(w, r->amount_fen);
     copyw_end_row(w);
     s->copied++;
-    if (w->rows >= IMPORT_STORE_COPY_ROWS) {
+    if (w->len >= IMPORT_STORE_COPY_BYTES) {
         return import_store_flush(s, err);
     }
     return TP_OK;
@@ -395,8 +455,11 @@ enum tp_status import_store_commit(struct import_store *s, int64_t records,
 {
     enum tp_status st = TP_OK;
     char *gaps = NULL, *notes = NULL;
-    if (s->copy.rows > 0) {
+    if (s->copy.rows > 0 || s->copying) {
         st = import_store_flush(s, err);
+        if (st == TP_OK) {
+            st = import_store_copy_end(s, NULL, err);
+        }
         if (st != TP_OK) {
             goto fail;
         }
@@ -449,13 +512,15 @@ enum tp_status import_store_commit(struct import_store *s, int64_t records,
 fail:
     free(gaps);
     free(notes);
-    pg_rollback(s->pg);
+    import_store_abort(s);
     return st;
 }
 
 void import_store_abort(struct import_store *s)
 {
     if (s->pg != NULL) {
+        struct tp_error ignored;
+        (void)import_store_copy_end(s, "import abandoned", &ignored);
         pg_rollback(s->pg);
     }
 }

@@ -23,8 +23,8 @@ enum import_state {
 };
 
 #define IMPORT_STORE_TIME_MAX 64
-/* Provenance rows sent per COPY (one transaction holds them all). */
-#define IMPORT_STORE_COPY_ROWS 8192
+/* Provenance rows go out in one COPY, in pieces of this many bytes. */
+#define IMPORT_STORE_COPY_BYTES (256 * 1024)
 /* Accounts of one file whose imports are serialised (advisory locks) and looked up. */
 #define IMPORT_STORE_ACCOUNTS_MAX VALIDATE_SPANS_MAX
 
@@ -45,6 +45,7 @@ struct import_store {
     char recorded_sha256[65];
     /* Provenance rows being written (IMPORT_STATE_NEW, or a resumed import that had none). */
     struct copyw copy;
+    bool copying; /* the COPY is open */
     int64_t copied;
 };
 
@@ -80,7 +81,7 @@ enum tp_status import_store_shared(struct import_store *s, struct identity *id,
                                    const char *const *accounts, int naccounts,
                                    struct tp_error *err) TP_MUST_CHECK;
 
-/* Appends one provenance row (seq from 1); sent in COPYs of IMPORT_STORE_COPY_ROWS. */
+/* Appends one provenance row (seq from 1); sent in pieces of IMPORT_STORE_COPY_BYTES. */
 enum tp_status import_store_record(struct import_store *s, int64_t seq,
                                    const uint8_t digest[EVENT_DIGEST_LEN], const struct record *r,
                                    struct tp_error *err) TP_MUST_CHECK;

@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <openssl/evp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,6 +57,13 @@ static int64_t importer_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Peak resident memory so far (debug lines): memory must not grow with the file. */
+static int64_t importer_hwm_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss : -1;
 }
 
 /* ---- the progress line ---- */
@@ -186,6 +194,7 @@ static enum tp_status importer_check(struct importer *im, struct tp_error *err)
         return st;
     }
     validator_finish(im->check);
+    log_debug("pass done", LF_S("pass", "checking"), LF_I("hwm_kb", importer_hwm_kb()));
     return TP_OK;
 }
 
@@ -349,8 +358,11 @@ static enum tp_status importer_emit(struct importer *im, enum importer_mode mode
     };
     im->phase = phases[mode];
     identity_reset_counts(im->identity);
+    int64_t t0 = importer_now_ms();
     enum tp_status st = importer_parse(im, &sink, err);
     importer_progress_clear(im);
+    log_debug("pass done", LF_S("pass", phases[mode]), LF_I("records", e.emitted),
+              LF_I("ms", importer_now_ms() - t0), LF_I("hwm_kb", importer_hwm_kb()));
     *emitted = e.emitted;
     uint8_t md[32];
     unsigned int mdlen = 0;
