@@ -2,6 +2,7 @@
 #include "publish.h"
 
 #include <assert.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +45,35 @@ static void publish_fill(Topup__V1__BankStatementRecord *msg, const struct recor
     msg->reversal = r->reversal;
 }
 
+/*
+ * event_bsr_digest(), computed the same way (SHA-256 of the message packed without its envelope)
+ * but packed into one buffer and hashed with the algorithm fetched once per thread: a million
+ * records take about half the time (event_bsr_digest hashes field by field, with a fresh context
+ * and fetch each call). test_si_output checks both agree, on records decoded as a consumer does.
+ */
 void publish_digest(const struct record *r, const struct record_meta *m,
                     uint8_t out[EVENT_DIGEST_LEN])
 {
+    static _Thread_local EVP_MD *md;
+    static _Thread_local EVP_MD_CTX *ctx;
+    uint8_t buf[PUBLISH_MESSAGE_MAX];
     Topup__V1__BankStatementRecord msg;
     publish_fill(&msg, r, m);
-    event_bsr_digest(&msg, out);
+    size_t n = topup__v1__bank_statement_record__get_packed_size(&msg);
+    assert(n <= PUBLISH_MESSAGE_MAX);
+    n = topup__v1__bank_statement_record__pack(&msg, buf);
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        if (md == NULL || ctx == NULL) {
+            abort(); /* libcrypto without SHA-256 is a broken installation */
+        }
+    }
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, buf, n) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != EVENT_DIGEST_LEN) {
+        abort();
+    }
 }
 
 size_t publish_encode(const struct record *r, const struct record_meta *m,

@@ -12,6 +12,7 @@
 #include "output_json.h"
 #include "publish.h"
 #include "record.h"
+#include "topup/event.h"
 #include "topup/ids.h"
 #include "topup/v1/events.pb-c.h"
 
@@ -35,6 +36,49 @@ static void sample_record(struct record *r)
 
 static const struct record_meta meta = {
     .source_file = "boc.csv", .format = "csv:boc-personal", .sha256 = "ab12"};
+
+/*
+ * The digest recorded before publishing is the one a consumer computes from the published bytes:
+ * decode, event_bsr_digest() (what reconciliation checks). Also with fields empty, at their
+ * maxima, and non-ASCII.
+ */
+static void test_digest_is_the_consumers(void **state)
+{
+    (void)state;
+    struct record r;
+    for (int variant = 0; variant < 4; variant++) {
+        sample_record(&r);
+        if (variant == 1) {
+            record_reset(&r);
+            strcpy(r.receiving_account, "A");
+            strcpy(r.bank_txn_id, "B");
+            strcpy(r.currency, "EUR");
+            r.amount_fen = 1;
+        } else if (variant == 2) {
+            memset(r.remittance, 'x', RECORD_REMIT_MAX);
+            r.remittance[RECORD_REMIT_MAX] = '\0';
+            memset(r.counterparty_name, 'n', RECORD_NAME_MAX);
+            r.counterparty_name[RECORD_NAME_MAX] = '\0';
+            r.amount_fen = INT64_MAX;
+        } else if (variant == 3) {
+            r.reversal = false;
+            r.id_is_fingerprint = false;
+            r.amount_fen = INT64_MIN + 1;
+        }
+        uint8_t buf[PUBLISH_MESSAGE_MAX], ours[EVENT_DIGEST_LEN], theirs[EVENT_DIGEST_LEN];
+        size_t n = publish_encode(&r, &meta, buf);
+        Topup__V1__BankStatementRecord *m = topup__v1__bank_statement_record__unpack(NULL, n, buf);
+        assert_non_null(m);
+        event_bsr_digest(m, theirs);
+        publish_digest(&r, &meta, ours);
+        assert_memory_equal(ours, theirs, EVENT_DIGEST_LEN);
+        /* A different record has a different digest. */
+        r.amount_fen ^= 2;
+        publish_digest(&r, &meta, ours);
+        assert_memory_not_equal(ours, theirs, EVENT_DIGEST_LEN);
+        topup__v1__bank_statement_record__free_unpacked(m, NULL);
+    }
+}
 
 static void test_protobuf(void **state)
 {
@@ -122,6 +166,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_protobuf),
+        cmocka_unit_test(test_digest_is_the_consumers),
         cmocka_unit_test(test_protobuf_maxima),
         cmocka_unit_test(test_json_line),
     };
