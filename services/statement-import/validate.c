@@ -606,7 +606,9 @@ static void validator_on_statement_end(void *ctx, const struct statement_info *s
         validator_previous(v, s);
         validator_sums(v, s);
     }
-    if (s->has_opening && s->has_closing && s->account[0] != '\0' &&
+    /* Only statements (camt.053, MT940) end a day: a report's interim balance (camt.052 ITBD,
+     * MT942) is no closing for the next file to follow on from. */
+    if (s->balances_required && s->has_opening && s->has_closing && s->account[0] != '\0' &&
         strcmp(s->opening_ccy, s->closing_ccy) == 0) {
         validator_span(v, s->account, s->opening_ccy, s->label, s->opening_line, s->opening_date,
                        s->opening_fen, s->closing_date, s->closing_fen);
