@@ -184,7 +184,9 @@ void si_run_mem(struct si_run *run, const char *label, const void *data, size_t 
     const struct validate_gap *gaps;
     run->ngaps = (int)validator_gaps(v, &gaps);
     run->gaps = mem_calloc((size_t)run->ngaps + 1, sizeof *run->gaps);
-    memcpy(run->gaps, gaps, (size_t)run->ngaps * sizeof *gaps);
+    if (run->ngaps > 0) {
+        memcpy(run->gaps, gaps, (size_t)run->ngaps * sizeof *gaps);
+    }
     const struct validate_span *spans;
     run->nspans = (int)validator_spans(v, &spans);
     memcpy(run->spans, spans, (size_t)run->nspans * sizeof *spans);
@@ -194,7 +196,9 @@ void si_run_mem(struct si_run *run, const char *label, const void *data, size_t 
     const struct identity_shared *shared;
     run->nshared = (int)identity_shared_list(id, &shared);
     run->shared = mem_calloc((size_t)run->nshared + 1, sizeof *run->shared);
-    memcpy(run->shared, shared, (size_t)run->nshared * sizeof *shared);
+    if (run->nshared > 0) {
+        memcpy(run->shared, shared, (size_t)run->nshared * sizeof *shared);
+    }
     run->nproblems = (int)validator_listed(v);
     run->problems = mem_calloc((size_t)run->nproblems + 1, sizeof(char *));
     for (int i = 0; i < run->nproblems; i++) {
