@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,21 @@
 #define HTTP_IDLE_TIMEOUT_S_DEFAULT  30
 #define HTTP_HEADER_NAME_MAX         64
 #define HTTP_HEADER_VALUE_MAX        256
+/* How often the header deadline is checked: a slow client is closed at most this late. */
+#define HTTP_DEADLINE_TICK_MS 250
+
+/*
+ * One open connection, for the header deadline: MHD's own timeout is an idle timeout, which a
+ * client sending one byte every few seconds never reaches. Allocated when MHD accepts the
+ * connection and freed when MHD closes it (before it closes the socket), both under
+ * http_server.conns_mu, so the deadline thread never touches a socket MHD has closed.
+ */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    bool awaiting_headers; /* since `since`: no complete request line and headers yet */
+    int64_t since_ms;
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -32,6 +48,14 @@ struct http_server {
     int port;
     atomic_int_least64_t inflight;
     atomic_bool quiesced;
+
+    int header_timeout_ms;
+    pthread_mutex_t conns_mu; /* guards conns, deadline_stop */
+    pthread_cond_t conns_cv;
+    struct http_conn *conns;
+    bool deadline_stop;
+    pthread_t deadline_thread;
+    bool deadline_started;
 };
 
 enum http_req_state {
@@ -77,6 +101,103 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http server library reported a problem", LF_S("detail", buf));
 }
 
+static int64_t http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection from accept to close. */
+static void http_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                             enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct http_conn *c = mem_calloc(1, sizeof(*c));
+        c->fd = info != NULL ? info->connect_fd : -1;
+        c->awaiting_headers = true;
+        c->since_ms = http_now_ms();
+        pthread_mutex_lock(&s->conns_mu);
+        c->next = s->conns;
+        if (s->conns != NULL) {
+            s->conns->prev = c;
+        }
+        s->conns = c;
+        pthread_mutex_unlock(&s->conns_mu);
+        *socket_context = c;
+        return;
+    }
+    struct http_conn *c = *socket_context;
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->conns_mu);
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* The connection's headers are in (awaiting false) or its next request begins (true). */
+static void http_conn_mark(struct http_server *s, struct MHD_Connection *conn, bool awaiting)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct http_conn *c = info != NULL ? info->socket_context : NULL;
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->conns_mu);
+    c->awaiting_headers = awaiting;
+    c->since_ms = http_now_ms();
+    pthread_mutex_unlock(&s->conns_mu);
+}
+
+/*
+ * Closes connections whose headers are late. shutdown(2), not close(2): MHD sees the end of the
+ * stream on its own thread and frees the connection as for any client that went away.
+ */
+static void *http_deadline_main(void *arg)
+{
+    struct http_server *s = arg;
+    pthread_mutex_lock(&s->conns_mu);
+    while (!s->deadline_stop) {
+        int64_t now = http_now_ms();
+        int closed = 0;
+        for (struct http_conn *c = s->conns; c != NULL; c = c->next) {
+            if (c->awaiting_headers && c->fd >= 0 && now - c->since_ms >= s->header_timeout_ms) {
+                (void)shutdown(c->fd, SHUT_RDWR);
+                c->awaiting_headers = false;
+                closed++;
+            }
+        }
+        if (closed > 0) {
+            log_info("http connections closed: headers not complete in time",
+                     LF_I("connections", closed), LF_I("header_timeout_ms", s->header_timeout_ms));
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += HTTP_DEADLINE_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->conns_cv, &s->conns_mu, &until);
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    return NULL;
+}
+
 static void http_request_free(struct http_request *r)
 {
     if (r->response != NULL) {
@@ -105,6 +226,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     http_request_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
+    /* A kept-alive connection now waits for its next request's headers. */
+    http_conn_mark(s, conn, true);
 }
 
 /* Queues r's response on its connection; called on the connection's thread. */
@@ -159,6 +282,85 @@ static bool http_content_length_over(struct MHD_Connection *conn, size_t max)
     return (errno == ERANGE) || (end != cl && v > max);
 }
 
+struct http_framing {
+    int content_lengths;
+    int transfer_encodings;
+    bool cl_bad;     /* a Content-Length that is not plain digits (e.g. a list "5, 6") */
+    bool cl_differ;  /* two Content-Length headers that differ */
+    bool te_chunked; /* the (one) Transfer-Encoding is exactly "chunked" */
+    const char *cl;
+};
+
+static bool http_all_digits(const char *v)
+{
+    if (*v == '\0') {
+        return false;
+    }
+    for (; *v != '\0'; v++) {
+        if (*v < '0' || *v > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum MHD_Result http_framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    struct http_framing *f = cls;
+    (void)kind;
+    if (value == NULL) {
+        value = "";
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_lengths++;
+        if (!http_all_digits(value)) {
+            f->cl_bad = true;
+        } else if (f->cl != NULL && strcmp(f->cl, value) != 0) {
+            f->cl_differ = true;
+        }
+        f->cl = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encodings++;
+        f->te_chunked = strcasecmp(value, "chunked") == 0;
+    }
+    return MHD_YES;
+}
+
+/*
+ * A request whose length two parties could read differently (a proxy in front and this server)
+ * is the start of request smuggling: refused before its body, and the connection closed, since
+ * where the next request would begin is exactly what is in doubt. Identical repeated
+ * Content-Length values are one length (RFC 9110 8.6) and pass.
+ * Returns 0 when the framing is unambiguous, else the status, with code and msg filled.
+ */
+static unsigned http_framing_check(struct MHD_Connection *conn, const char **msg)
+{
+    struct http_framing f = {0};
+    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, http_framing_header, &f);
+    if (f.content_lengths > 0 && f.transfer_encodings > 0) {
+        *msg = "Content-Length together with Transfer-Encoding";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.cl_bad) {
+        *msg = "Content-Length is not one whole number";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.cl_differ) {
+        *msg = "Content-Length headers that differ";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.transfer_encodings > 1) {
+        *msg = "more than one Transfer-Encoding header";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.transfer_encodings == 1 && !f.te_chunked) {
+        *msg = "Transfer-Encoding other than chunked";
+        return MHD_HTTP_NOT_IMPLEMENTED;
+    }
+    return 0;
+}
+
 static void http_append_body(struct http_request *r, const char *data, size_t n)
 {
     if (r->too_large || r->body_len + n > r->srv->body_max) {
@@ -204,6 +406,23 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         *con_cls = r;
         atomic_fetch_add(&s->inflight, 1);
+        http_conn_mark(s, conn, false);
+        const char *why = NULL;
+        unsigned refuse = http_framing_check(conn, &why);
+        if (refuse != 0) {
+            log_info("http request refused: ambiguous framing", LF_S("reason", why),
+                     LF_S("method", method), LF_S("path", url));
+            r->too_large = true; /* whatever body follows is not read as a request */
+            http_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            http_respond_error(r, refuse,
+                               refuse == MHD_HTTP_BAD_REQUEST ? "bad_framing"
+                                                              : "transfer_encoding_unsupported",
+                               why, NULL);
+            pthread_mutex_lock(&r->mu);
+            enum MHD_Result ret = http_queue(r);
+            pthread_mutex_unlock(&r->mu);
+            return ret;
+        }
         if (http_content_length_over(conn, s->body_max)) {
             /* Answer before reading the body; MHD closes the connection after it. */
             r->too_large = true;
@@ -269,6 +488,12 @@ static enum tp_status http_bind_addr(const char *addr, int port, struct sockaddr
     return error_set(err, TP_INVALID, "\"%s\" is not an IPv4 or IPv6 address", addr);
 }
 
+static void http_server_deinit_locks(struct http_server *s)
+{
+    pthread_cond_destroy(&s->conns_cv);
+    pthread_mutex_destroy(&s->conns_mu);
+}
+
 struct http_server *http_server_new(const struct http_server_config *cfg, http_handler_fn *handler,
                                     void *ctx, struct tp_error *err)
 {
@@ -293,6 +518,12 @@ struct http_server *http_server_new(const struct http_server_config *cfg, http_h
         cfg->connections_max > 0 ? (unsigned)cfg->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT;
     unsigned timeout =
         cfg->idle_timeout_s > 0 ? (unsigned)cfg->idle_timeout_s : HTTP_IDLE_TIMEOUT_S_DEFAULT;
+    unsigned per_ip = cfg->per_ip_connections_max > 0 ? (unsigned)cfg->per_ip_connections_max
+                                                      : HTTP_PER_IP_CONNECTIONS_MAX_DEFAULT;
+    s->header_timeout_ms =
+        1000 * (cfg->header_timeout_s > 0 ? cfg->header_timeout_s : HTTP_HEADER_TIMEOUT_S_DEFAULT);
+    pthread_mutex_init(&s->conns_mu, NULL);
+    pthread_cond_init(&s->conns_cv, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     struct MHD_OptionItem opts[] = {
@@ -302,7 +533,10 @@ struct http_server *http_server_new(const struct http_server_config *cfg, http_h
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)conns, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL},
+        /* Shared by every thread of the pool: one client cannot take all the connections. */
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_ip, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_conn_notify, s},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL},
@@ -312,9 +546,18 @@ struct http_server *http_server_new(const struct http_server_config *cfg, http_h
     if (s->daemon == NULL) {
         error_set(err, TP_FATAL, "cannot listen on %s:%d (address in use or not available)",
                   cfg->addr, cfg->port);
+        http_server_deinit_locks(s);
         free(s);
         return NULL;
     }
+    if (pthread_create(&s->deadline_thread, NULL, http_deadline_main, s) != 0) {
+        error_set(err, TP_FATAL, "cannot start the header deadline thread");
+        MHD_stop_daemon(s->daemon);
+        http_server_deinit_locks(s);
+        free(s);
+        return NULL;
+    }
+    s->deadline_started = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info != NULL ? info->port : cfg->port;
     return s;
@@ -355,6 +598,14 @@ void http_server_free(struct http_server *s, int drain_timeout_ms)
         log_warn("http server stopping with requests still open", LF_I("requests", left));
     }
     MHD_stop_daemon(s->daemon);
+    if (s->deadline_started) {
+        pthread_mutex_lock(&s->conns_mu);
+        s->deadline_stop = true;
+        pthread_cond_signal(&s->conns_cv);
+        pthread_mutex_unlock(&s->conns_mu);
+        pthread_join(s->deadline_thread, NULL);
+    }
+    http_server_deinit_locks(s);
     free(s);
 }
 

@@ -57,6 +57,10 @@ static int main_start(struct intake *app)
         .port = (int)app->cfg.http_port,
         .threads = (int)app->cfg.threads,
         .body_max_bytes = (size_t)app->cfg.max_body_bytes,
+        .connections_max = (int)app->cfg.connections_max,
+        .per_ip_connections_max = (int)app->cfg.per_ip_connections_max,
+        .idle_timeout_s = (int)app->cfg.idle_timeout_s,
+        .header_timeout_s = (int)app->cfg.header_timeout_s,
     };
     app->http = http_server_new(&hc, api_handle, app, &err);
     if (app->http == NULL) {

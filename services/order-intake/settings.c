@@ -32,6 +32,20 @@ static const struct config_def settings_defs[] = {
      &settings_tmp.batch_max},
     {"INTAKE_MAX_BODY_BYTES", CONFIG_INT, "16384", 1024, 1048576,
      "largest request body; beyond it: 413 body_too_large", &settings_tmp.max_body_bytes},
+    {"INTAKE_CONNECTIONS_MAX", CONFIG_INT, "1024", 16, 65536,
+     "open HTTP connections in all; further ones are closed at accept",
+     &settings_tmp.connections_max},
+    {"INTAKE_PER_IP_CONNECTIONS_MAX", CONFIG_INT, "64", 1, 65536,
+     "open HTTP connections from one client address; further ones are closed at accept (behind a "
+     "TLS terminator all come from its address: raise it to INTAKE_CONNECTIONS_MAX there and "
+     "limit per client in the terminator)",
+     &settings_tmp.per_ip_connections_max},
+    {"INTAKE_IDLE_TIMEOUT_S", CONFIG_INT, "10", 1, 3600,
+     "a connection that sends nothing this long is closed", &settings_tmp.idle_timeout_s},
+    {"INTAKE_HEADER_TIMEOUT_S", CONFIG_INT, "10", 1, 3600,
+     "request line and headers must be complete this long after the connection opened (or its "
+     "previous answer), however slowly they trickle in; else the connection is closed",
+     &settings_tmp.header_timeout_s},
     {"INTAKE_MIN_AMOUNT_FEN", CONFIG_INT, "5000", 1, 100000000000000,
      "smallest order amount in fen (5000 = 50.00 CNY)", &settings_tmp.min_amount_fen},
     {"INTAKE_MAX_AMOUNT_FEN", CONFIG_INT, "100000000", 1, 100000000000000,

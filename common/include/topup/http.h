@@ -16,28 +16,36 @@
 #define HTTP_HEADER_MAX_DEFAULT (16 * 1024)
 /* A chunked body above the limit is read and discarded up to this much, then the connection is
  * closed without an answer; a Content-Length above the limit is answered 413 at once. */
-#define HTTP_DISCARD_MAX          (1024 * 1024)
-#define HTTP_RESPONSE_HEADERS_MAX 8
+#define HTTP_DISCARD_MAX                    (1024 * 1024)
+#define HTTP_RESPONSE_HEADERS_MAX           8
+#define HTTP_PER_IP_CONNECTIONS_MAX_DEFAULT 64
+#define HTTP_HEADER_TIMEOUT_S_DEFAULT       10
 
 struct http_server;
 struct http_request;
 
 /*
  * Called once per request, on an HTTP thread, when the whole body has arrived (bodies over the
- * limit are answered 413 body_too_large by the server without calling it). The handler must
+ * limit are answered 413 body_too_large by the server without calling it; so are requests whose
+ * framing is ambiguous, answered 400 bad_framing and the connection closed: Content-Length
+ * headers that differ or hold a list, Content-Length with Transfer-Encoding, several
+ * Transfer-Encoding headers; a Transfer-Encoding other than chunked is 501). The handler must
  * answer with exactly one http_respond*() call, either before it returns or later from any thread;
  * until then the connection is suspended. After that call req must not be touched.
  */
 typedef void http_handler_fn(void *ctx, struct http_request *req);
 
 struct http_server_config {
-    const char *addr;        /* IPv4 or IPv6 literal to bind, e.g. "127.0.0.1" */
-    int port;                /* 0: any free port; http_server_port() tells which */
-    int threads;             /* HTTP threads, each with its own epoll set */
-    size_t body_max_bytes;   /* 0: HTTP_BODY_MAX_DEFAULT */
-    size_t header_max_bytes; /* per-connection memory for request line and headers; 0: default */
-    int connections_max;     /* further connections are closed at accept; 0: 1024 */
-    int idle_timeout_s;      /* idle or slow connections are closed; 0: 30 */
+    const char *addr;           /* IPv4 or IPv6 literal to bind, e.g. "127.0.0.1" */
+    int port;                   /* 0: any free port; http_server_port() tells which */
+    int threads;                /* HTTP threads, each with its own epoll set */
+    size_t body_max_bytes;      /* 0: HTTP_BODY_MAX_DEFAULT */
+    size_t header_max_bytes;    /* per-connection memory for request line and headers; 0: default */
+    int connections_max;        /* further connections are closed at accept; 0: 1024 */
+    int per_ip_connections_max; /* connections open at once from one client address; 0: 64 */
+    int idle_timeout_s;         /* a connection silent this long is closed; 0: 30 */
+    int header_timeout_s;       /* request line and headers must be complete this long after the
+                                 * connection opened (or its previous answer); else closed; 0: 10 */
 };
 
 /*
