@@ -17,10 +17,15 @@
 
 #define REDIS_ADDR_MAX 300
 
+const char *redis_config_username = NULL;
+const char *redis_config_password = NULL;
+
 struct redis_client {
     pthread_mutex_t mu;
     char *host;
     int port;
+    char *username; /* NULL: AUTH <password> (or none) */
+    char *password; /* NULL: no AUTH */
     char addr[REDIS_ADDR_MAX];
     int connect_timeout_ms;
     int command_timeout_ms;
@@ -108,6 +113,12 @@ struct redis_client *redis_new(const char *host, int port, int connect_timeout_m
     }
     r->host = mem_strdup(host);
     r->port = port;
+    const char *user = redis_config_username ? redis_config_username : getenv("REDIS_USERNAME");
+    const char *pass = redis_config_password ? redis_config_password : getenv("REDIS_PASSWORD");
+    if (pass != NULL && pass[0] != '\0') {
+        r->password = mem_strdup(pass);
+        r->username = user != NULL && user[0] != '\0' ? mem_strdup(user) : NULL;
+    }
     snprintf(r->addr, sizeof(r->addr), "%s:%d", host, port);
     r->connect_timeout_ms =
         connect_timeout_ms > 0 ? connect_timeout_ms : REDIS_CONNECT_TIMEOUT_MS_DEFAULT;
@@ -128,6 +139,11 @@ void redis_free(struct redis_client *r)
     }
     pthread_mutex_destroy(&r->mu);
     free(r->host);
+    free(r->username);
+    if (r->password != NULL) {
+        explicit_bzero(r->password, strlen(r->password));
+    }
+    free(r->password);
     free(r);
 }
 
@@ -164,6 +180,40 @@ static enum tp_status redis_fail(struct redis_client *r, const char *what, struc
     return error_set(err, TP_RETRY, "redis %s: %s", r->addr, why);
 }
 
+/*
+ * Sends AUTH on a fresh connection. The password goes only to Redis, never into a log or err.
+ * Called with r->mu held.
+ */
+static enum tp_status redis_auth(struct redis_client *r, struct tp_error *err)
+{
+    if (r->password == NULL) {
+        return TP_OK;
+    }
+    const char *argv[3];
+    int argc = 0;
+    argv[argc++] = "AUTH";
+    if (r->username != NULL) {
+        argv[argc++] = r->username;
+    }
+    argv[argc++] = r->password;
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, NULL);
+    if (reply == NULL) {
+        return redis_fail(r, "AUTH", err);
+    }
+    enum tp_status st = TP_OK;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char what[320];
+        snprintf(what, sizeof(what),
+                 "AUTH refused for %s%s%s (check REDIS_USERNAME and REDIS_PASSWORD): %.*s",
+                 r->username != NULL ? "user \"" : "the default user",
+                 r->username != NULL ? r->username : "", r->username != NULL ? "\"" : "",
+                 (int)(reply->len > 120 ? 120 : reply->len), reply->str);
+        st = redis_fail(r, what, err);
+    }
+    freeReplyObject(reply);
+    return st;
+}
+
 /* Called with r->mu held. */
 static enum tp_status redis_ensure(struct redis_client *r, struct tp_error *err)
 {
@@ -185,6 +235,9 @@ static enum tp_status redis_ensure(struct redis_client *r, struct tp_error *err)
     }
     /* Keepalive failure is harmless: the command timeout still bounds every call. */
     (void)redisEnableKeepAlive(r->ctx);
+    if (redis_auth(r, err) != TP_OK) {
+        return TP_RETRY;
+    }
     r->backoff_ms = REDIS_BACKOFF_MIN_MS;
     if (r->down) {
         log_info("redis reachable again", LF_S("addr", r->addr));
@@ -212,12 +265,26 @@ bool redis_connected(struct redis_client *r)
     return up;
 }
 
+#define REDIS_NOAUTH_WHAT                                                                          \
+    "Redis asks for a password this process was not given (set REDIS_PASSWORD, and "               \
+    "REDIS_USERNAME for an ACL user)"
+
+/* NOAUTH: the server wants AUTH first; like a refused AUTH, an outage until configured. */
+static bool redis_is_noauth(const redisReply *reply)
+{
+    return reply->len >= 6 && strncmp(reply->str, "NOAUTH", 6) == 0;
+}
+
 /* Takes ownership of reply. Called with r->mu held. */
 static enum tp_status redis_take_reply(struct redis_client *r, redisReply *reply, redisReply **out,
                                        struct tp_error *err)
 {
     if (reply == NULL) {
         return redis_fail(r, "command", err);
+    }
+    if (reply->type == REDIS_REPLY_ERROR && redis_is_noauth(reply)) {
+        freeReplyObject(reply);
+        return redis_fail(r, REDIS_NOAUTH_WHAT, err);
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         enum tp_status st =
@@ -376,6 +443,9 @@ static enum tp_status redis_pipeline_run(struct redis_client *r, struct redis_pi
             return redis_fail(r, "pipeline", err);
         }
         p->replies[i] = reply;
+        if (p->replies[i]->type == REDIS_REPLY_ERROR && redis_is_noauth(p->replies[i])) {
+            return redis_fail(r, REDIS_NOAUTH_WHAT, err);
+        }
         if (p->replies[i]->type == REDIS_REPLY_ERROR && st == TP_OK) {
             st = error_set(err, TP_INVALID, "redis %s: command %zu: %.*s", r->addr, i,
                            (int)p->replies[i]->len, p->replies[i]->str);

@@ -5,6 +5,7 @@
 
 #include "ledger.h"
 #include "topup/config.h"
+#include "topup/redis.h"
 #include "topup/counters.h"
 #include "topup/kafka.h"
 #include "topup/log.h"
@@ -51,6 +52,7 @@ static const struct config_def ledger_config_defs[] = {
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis for counters and the balance cache",
      &ledger.cfg.redis_host},
     {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port", &ledger.cfg.redis_port},
+    REDIS_AUTH_CONFIG_ROWS,
     {"LOG_LEVEL", CONFIG_STR, "info", 0, 10, "debug, info, warn or error", &ledger.cfg.log_level},
     {0},
 };

@@ -5,6 +5,7 @@
 
 #include "intake.h"
 #include "topup/config.h"
+#include "topup/redis.h"
 
 #ifndef INTAKE_SOURCE_WEB_DIR
 #define INTAKE_SOURCE_WEB_DIR "web"
@@ -80,6 +81,7 @@ static const struct config_def settings_defs[] = {
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis host (monitoring counters)",
      &settings_tmp.redis_host},
     {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port", &settings_tmp.redis_port},
+    REDIS_AUTH_CONFIG_ROWS,
     {0},
 };
 

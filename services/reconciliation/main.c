@@ -6,6 +6,7 @@
 #include "aging.h"
 #include "recon.h"
 #include "topup/config.h"
+#include "topup/redis.h"
 #include "topup/log.h"
 #include "topup/signals.h"
 
@@ -43,6 +44,7 @@ static const struct config_def defs[] = {
      "PostgreSQL connection string", &cfg.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis for the counters", &cfg.redis_host},
     {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port", &cfg.redis_port},
+    REDIS_AUTH_CONFIG_ROWS,
     {0},
 };
 

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "topup/config.h"
+#include "topup/redis.h"
 #include "topup/log.h"
 
 struct topupctl_command {
@@ -29,6 +30,7 @@ static const struct config_def config_defs[] = {
      "libpq connection string or URI", &topupctl_cfg.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis host (stats)", &topupctl_cfg.redis_host},
     {"REDIS_PORT", CONFIG_INT, "56379", 1, 65535, "Redis port (stats)", &topupctl_cfg.redis_port},
+    REDIS_AUTH_CONFIG_ROWS,
     {"TOPUP_MIGRATIONS_DIR", CONFIG_STR, "", 0, 4096,
      "migrations folder when --dir is not given; empty: the checkout's deploy/migrations",
      &topupctl_cfg.migrations_dir},

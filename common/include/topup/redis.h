@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "topup/config.h"
 #include "topup/error.h"
 
 /*
@@ -25,14 +26,43 @@
 #define REDIS_BACKOFF_MAX_MS             5000
 /* A pipeline holds at most this many commands; redis_pipeline_add beyond it is refused. */
 #define REDIS_PIPELINE_MAX 10000
+#define REDIS_USERNAME_MAX 255
+#define REDIS_PASSWORD_MAX 4096
+
+/*
+ * Authentication. Every connect and reconnect of every client of the process sends
+ * AUTH <REDIS_USERNAME> <REDIS_PASSWORD> (an ACL user, Redis 6+) or AUTH <REDIS_PASSWORD>
+ * (requirepass) before any command, when REDIS_PASSWORD is set. A refused AUTH drops the
+ * connection like an outage (backoff, one warning naming the variables), so a wrong password
+ * never stops money work either; a server asking for a password the process was not given says
+ * so the same way. A service's config table carries the two rows with REDIS_AUTH_CONFIG_ROWS:
+ * config_load() fills the two variables below, which redis_new() reads; a process that loads no
+ * table (a test, a tool) is read the same variables from the environment.
+ */
+extern const char *redis_config_username;
+extern const char *redis_config_password;
+#define REDIS_AUTH_CONFIG_ROWS                                                                     \
+    {"REDIS_USERNAME",                                                                             \
+     CONFIG_STR,                                                                                   \
+     "",                                                                                           \
+     0,                                                                                            \
+     REDIS_USERNAME_MAX,                                                                           \
+     "Redis ACL user (with REDIS_PASSWORD); empty: the default user",                              \
+     &redis_config_username},                                                                      \
+    {                                                                                              \
+        "REDIS_PASSWORD", CONFIG_STR, "", 0, REDIS_PASSWORD_MAX,                                   \
+            "Redis password (AUTH) on every connect; empty: none. From a secret, never inline",    \
+            &redis_config_password                                                                 \
+    }
 
 struct redis_client;
 struct redis_pipeline;
 
 /*
  * Creates a client for host:port; host NULL means REDIS_HOST (default 127.0.0.1) and port <= 0
- * means REDIS_PORT (default 56379). Timeouts <= 0 take the defaults above. Connects lazily, so
- * it never fails. Caller owns the result: redis_free().
+ * means REDIS_PORT (default 56379). Credentials as described above (copied now). Timeouts <= 0
+ * take the defaults above. Connects lazily, so it never fails. Caller owns the result:
+ * redis_free().
  */
 struct redis_client *redis_new(const char *host, int port, int connect_timeout_ms,
                                int command_timeout_ms);
