@@ -37,23 +37,18 @@
  * never stops money work either; a server asking for a password the process was not given says
  * so the same way. A service's config table carries the two rows with REDIS_AUTH_CONFIG_ROWS:
  * config_load() fills the two variables below, which redis_new() reads; a process that loads no
- * table (a test, a tool) is read the same variables from the environment.
+ * table (a test, a tool) reads the same variables from the environment.
  */
 extern const char *redis_config_username;
 extern const char *redis_config_password;
+/* clang-format off */
 #define REDIS_AUTH_CONFIG_ROWS                                                                     \
-    {"REDIS_USERNAME",                                                                             \
-     CONFIG_STR,                                                                                   \
-     "",                                                                                           \
-     0,                                                                                            \
-     REDIS_USERNAME_MAX,                                                                           \
-     "Redis ACL user (with REDIS_PASSWORD); empty: the default user",                              \
-     &redis_config_username},                                                                      \
-    {                                                                                              \
-        "REDIS_PASSWORD", CONFIG_STR, "", 0, REDIS_PASSWORD_MAX,                                   \
-            "Redis password (AUTH) on every connect; empty: none. From a secret, never inline",    \
-            &redis_config_password                                                                 \
-    }
+    {"REDIS_USERNAME", CONFIG_STR, "", 0, REDIS_USERNAME_MAX,                                      \
+     "Redis ACL user (with REDIS_PASSWORD); empty: the default user", &redis_config_username},     \
+    {"REDIS_PASSWORD", CONFIG_STR, "", 0, REDIS_PASSWORD_MAX,                                      \
+     "Redis password (AUTH) on every connect; empty: none. From a secret, never inline",           \
+     &redis_config_password}
+/* clang-format on */
 
 struct redis_client;
 struct redis_pipeline;
