@@ -2,6 +2,7 @@
  */
 #include "ledger.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,19 +13,47 @@
 #include "topup/counters.h"
 #include "topup/log.h"
 #include "topup/mem.h"
+#include "topup/pg.h"
 #include "topup/redis.h"
 
 /*
  * The script refuses a version older than (or equal to) the one stored, so two ledger instances,
  * a retry after a timeout or a slow pipeline can never put an older balance over a newer one.
- * Versions are small integers (one per batch per account), exact in Lua's doubles.
+ * Versions are small integers (one per batch per account), exact in Lua's doubles. A refusal
+ * returns what is stored ({0, version, balance_fen} as Redis has them, "" when absent), because
+ * a version the ledger did not write (someone else with access to Redis, a huge one) would
+ * otherwise hold the key forever: the writer checks it against PostgreSQL. A key that is not a
+ * hash (a SET by someone else) is dropped first.
  */
 static const char balance_cache_script[] =
+    "local t = redis.call('TYPE', KEYS[1])['ok']\n"
+    "if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end\n"
     "local v = redis.call('HGET', KEYS[1], 'version')\n"
-    "if v and tonumber(v) >= tonumber(ARGV[2]) then return 0 end\n"
+    "if v and not (tonumber(v) and tonumber(v) < tonumber(ARGV[2])) then\n"
+    "  return {0, v, redis.call('HGET', KEYS[1], 'balance_fen') or ''}\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], 'balance_fen', ARGV[1], 'version', ARGV[2])\n"
     "if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end\n"
     "return 1\n";
+
+/*
+ * The repair: PostgreSQL's balance and version replace the key whole, only if the version stored
+ * is still the one the writer saw (ARGV[4]), so a legitimate write in between is never undone.
+ */
+static const char balance_cache_repair_script[] =
+    "local v = redis.call('HGET', KEYS[1], 'version') or ''\n"
+    "if v ~= ARGV[4] then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'balance_fen', ARGV[1], 'version', ARGV[2])\n"
+    "if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end\n"
+    "return 1\n";
+
+static const char balance_cache_truth_sql[] =
+    "SELECT balance_fen, balance_version FROM accounts WHERE account_id = $1";
+
+#define BALANCE_CACHE_PG_CONNECT_MS 2000
+/* Longest stored value the writer compares (a version or balance Redis holds). */
+#define BALANCE_CACHE_STORED_MAX 64
 
 /* Idle wake-up, to retry after a Redis outage. */
 #define BALANCE_CACHE_IDLE_MS 1000
@@ -45,6 +74,8 @@ struct balance_cache_table {
 struct balance_cache {
     struct redis_client *redis;
     struct counters *counters;
+    char *pg_conninfo;
+    struct pg_conn *pg; /* the writer thread's, opened on the first refusal to check */
     size_t pending_max;
     int ttl_s;
     char key_prefix[BALANCE_CACHE_PREFIX_MAX + 1];
@@ -161,6 +192,122 @@ static bool balance_cache_load_script(struct balance_cache *bc)
     return ok;
 }
 
+/* PostgreSQL's balance and version of account. False when PostgreSQL cannot say now. */
+static bool balance_cache_truth(struct balance_cache *bc, const char *account, int64_t *balance_fen,
+                                int64_t *version)
+{
+    struct tp_error err = {0};
+    if (bc->pg == NULL) {
+        bc->pg = pg_conn_new(bc->pg_conninfo, BALANCE_CACHE_PG_CONNECT_MS, &err);
+        if (bc->pg == NULL) {
+            log_warn("balance cache cannot reach PostgreSQL to check a refused write",
+                     LF_S("account", account), LF_S("error", err.msg));
+            return false;
+        }
+    }
+    PGresult *res = NULL;
+    const char *params[] = {account};
+    if (pg_exec(bc->pg, balance_cache_truth_sql, 1, params, &res, &err) != TP_OK) {
+        log_warn("balance cache could not read the balance to check a refused write",
+                 LF_S("account", account), LF_S("error", err.msg));
+        return false;
+    }
+    bool found = PQntuples(res) == 1;
+    if (found) {
+        *balance_fen = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    return found;
+}
+
+/* s as a whole decimal int64; false for anything else ("9e18", "", "abc", out of range). */
+static bool balance_cache_parse_i64(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') {
+        return false;
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+/*
+ * A write was refused because Redis holds version/balance (as stored). Another ledger instance
+ * ahead of this one is normal and holds PostgreSQL's value or an older one; anything PostgreSQL
+ * never had (a version beyond it, the same version with another balance, a version that is not
+ * a number) was written by someone else and is replaced by PostgreSQL's truth.
+ */
+static void balance_cache_repair(struct balance_cache *bc, const struct balance_cache_entry *e,
+                                 const redisReply *stored_v, const redisReply *stored_b)
+{
+    char stored_version[BALANCE_CACHE_STORED_MAX], stored_balance[BALANCE_CACHE_STORED_MAX];
+    /* Longer than any number: kept unreadable ("" never parses), compared whole below. */
+    snprintf(stored_version, sizeof(stored_version), "%.*s",
+             stored_v->len < sizeof(stored_version) ? (int)stored_v->len : 0, stored_v->str);
+    snprintf(stored_balance, sizeof(stored_balance), "%.*s",
+             stored_b->len < sizeof(stored_balance) ? (int)stored_b->len : 0, stored_b->str);
+    int64_t pg_balance = 0, pg_version = 0, v = 0, b = 0;
+    if (!balance_cache_truth(bc, e->account, &pg_balance, &pg_version)) {
+        return;
+    }
+    bool v_ok = balance_cache_parse_i64(stored_version, &v);
+    bool b_ok = balance_cache_parse_i64(stored_balance, &b);
+    if (v_ok && b_ok && v == pg_version && b == pg_balance) {
+        return; /* another instance wrote the truth already */
+    }
+    bool poisoned = !v_ok || !b_ok || v > pg_version || (v == pg_version && b != pg_balance);
+    char key[BALANCE_CACHE_PREFIX_MAX + BALANCE_CACHE_ACCOUNT_MAX + 1];
+    snprintf(key, sizeof(key), "%s%s", bc->key_prefix, e->account);
+    char bal[24], ver[24], ttl[16];
+    snprintf(bal, sizeof(bal), "%" PRId64, pg_balance);
+    snprintf(ver, sizeof(ver), "%" PRId64, pg_version);
+    snprintf(ttl, sizeof(ttl), "%d", bc->ttl_s);
+    const char *argv[] = {"EVAL",       balance_cache_repair_script, "1", key, bal, ver, ttl,
+                          stored_v->str};
+    const size_t argvlen[] = {4,           strlen(balance_cache_repair_script),
+                              1,           strlen(key),
+                              strlen(bal), strlen(ver),
+                              strlen(ttl), stored_v->len};
+    redisReply *r = NULL;
+    struct tp_error err = {0};
+    if (redis_command_argv(bc->redis, 8, argv, argvlen, &r, &err) != TP_OK) {
+        log_warn("balance cache could not rewrite a key from PostgreSQL",
+                 LF_S("account", e->account), LF_S("error", err.msg));
+        return;
+    }
+    bool written = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (poisoned && written) {
+        counters_incr(bc->counters, "cache.poison_repaired", 1);
+        log_warn("balance cache held a value PostgreSQL never had; rewritten from PostgreSQL",
+                 LF_S("account", e->account), LF_S("stored_version", stored_version),
+                 LF_S("stored_balance_fen", stored_balance), LF_I("version", pg_version),
+                 LF_I("balance_fen", pg_balance));
+    }
+}
+
+/* After a pipeline of writes: each refused one is checked against PostgreSQL (rare: see above). */
+static void balance_cache_check_refusals(struct balance_cache *bc, struct redis_pipeline *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bc->work.nslots; i++) {
+        const struct balance_cache_entry *e = &bc->work.slots[i];
+        if (!e->used) {
+            continue;
+        }
+        const redisReply *r = redis_pipeline_reply(p, n++);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[1]->type != REDIS_REPLY_STRING ||
+            r->element[2]->type != REDIS_REPLY_STRING) {
+            continue; /* written (1), or an answer this writer does not know: nothing to check */
+        }
+        balance_cache_repair(bc, e, r->element[1], r->element[2]);
+    }
+}
+
 /* Writes bc->work in one pipeline. TP_OK, TP_RETRY (send again later) or TP_INVALID. */
 static enum tp_status balance_cache_write(struct balance_cache *bc, struct redis_pipeline *p)
 {
@@ -188,6 +335,9 @@ static enum tp_status balance_cache_write(struct balance_cache *bc, struct redis
     }
     if (st == TP_INVALID) {
         log_warn("balance cache write refused by Redis", LF_S("error", err.msg));
+    }
+    if (st == TP_OK) {
+        balance_cache_check_refusals(bc, p);
     }
     return st;
 }
@@ -253,9 +403,11 @@ static void *balance_cache_main(void *arg)
 }
 
 struct balance_cache *balance_cache_new(const char *host, int port, const char *key_prefix,
-                                        size_t pending_max, int ttl_s, struct counters *counters)
+                                        size_t pending_max, int ttl_s, const char *pg_conninfo,
+                                        struct counters *counters)
 {
     struct balance_cache *bc = mem_calloc(1, sizeof(*bc));
+    bc->pg_conninfo = mem_strdup(pg_conninfo);
     snprintf(bc->key_prefix, sizeof(bc->key_prefix), "%s",
              key_prefix != NULL ? key_prefix : BALANCE_CACHE_KEY_PREFIX);
     bc->redis = redis_new(host, port, 0, 0);
@@ -295,6 +447,8 @@ void balance_cache_free(struct balance_cache *bc)
         pthread_join(bc->thread, NULL);
     }
     redis_free(bc->redis);
+    pg_conn_free(bc->pg);
+    free(bc->pg_conninfo);
     free(bc->pending.slots);
     free(bc->work.slots);
     pthread_cond_destroy(&bc->cv);

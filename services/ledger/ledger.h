@@ -201,7 +201,9 @@ void flows_publisher_free(struct flows_publisher *p);
  * Key <key_prefix><account> (default BALANCE_CACHE_KEY_PREFIX): a hash {balance_fen, version}.
  * version is accounts.balance_version; a write with a version not newer than the stored one is
  * refused by the script, so the cache never goes back in time. PostgreSQL stays the truth: a
- * missing key means "read PostgreSQL".
+ * missing key means "read PostgreSQL". A refused write is checked against PostgreSQL: a stored
+ * value PostgreSQL never had (a version beyond its own, the same version with another balance,
+ * not a number) is replaced by PostgreSQL's and counted (cache.poison_repaired).
  */
 #define BALANCE_CACHE_KEY_PREFIX  "topup:balance:"
 #define BALANCE_CACHE_PREFIX_MAX  100
@@ -213,10 +215,12 @@ struct balance_cache;
  * Starts the writer thread (Redis at host:port, NULL/0 for REDIS_HOST/REDIS_PORT). At most
  * pending_max accounts wait for Redis (newest balance per account); beyond that updates are
  * dropped and counted (cache.dropped). ttl_s > 0 sets an expiry on every written key.
+ * pg_conninfo (copied) is where the thread reads the truth after a refused write.
  * Never fails; the caller owns the result: balance_cache_free().
  */
 struct balance_cache *balance_cache_new(const char *host, int port, const char *key_prefix,
-                                        size_t pending_max, int ttl_s, struct counters *counters);
+                                        size_t pending_max, int ttl_s, const char *pg_conninfo,
+                                        struct counters *counters);
 
 /* Queues the balance of an account after a commit; never blocks on Redis. NULL bc is fine. */
 void balance_cache_put(struct balance_cache *bc, const char *account, int64_t balance_fen,

@@ -95,9 +95,9 @@ static enum tp_status ledger_open(struct ledger *l, struct tp_error *err)
     if (st != TP_OK) {
         return st;
     }
-    l->cache =
-        balance_cache_new(l->cfg.redis_host, (int)l->cfg.redis_port, l->cfg.cache_key_prefix,
-                          (size_t)l->cfg.cache_pending_max, (int)l->cfg.cache_ttl_s, l->counters);
+    l->cache = balance_cache_new(l->cfg.redis_host, (int)l->cfg.redis_port, l->cfg.cache_key_prefix,
+                                 (size_t)l->cfg.cache_pending_max, (int)l->cfg.cache_ttl_s,
+                                 l->cfg.pg_conninfo, l->counters);
     batch_init(&l->batch, (int)l->cfg.batch_max);
     batch_init(&l->single, 1);
     l->msgs = mem_calloc((size_t)l->cfg.batch_max, sizeof(*l->msgs));
