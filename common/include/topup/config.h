@@ -23,15 +23,25 @@ struct config_def {
     void *out;        /* char ** (points into the environment or def), int64_t *, bool * */
 };
 
-/* Reads every definition; on the first bad value returns TP_INVALID naming variable and bound. */
+/*
+ * Reads every definition; on the first bad value returns TP_INVALID naming variable and bound.
+ * A setting NAME can also come from a file: NAME_FILE=/path (a Kubernetes Secret volume, Docker
+ * Compose secrets, systemd LoadCredential's %d/...) reads the file, one trailing newline dropped,
+ * so that passwords and TOKEN_SECRET never stand in the environment or a unit file. Setting both
+ * is refused.
+ */
 enum tp_status config_load(const struct config_def *defs, struct tp_error *err) TP_MUST_CHECK;
 
 /* Prints the table as Markdown: name, default, bounds, meaning. */
 void config_print_table(const struct config_def *defs, FILE *out);
 
+/* Longest value read from a NAME_FILE (or the setting's own maximum when smaller). */
+#define CONFIG_FILE_MAX (64 * 1024)
+
 /*
  * Applies every KAFKA_* environment variable to a librdkafka-style setter: KAFKA_BOOTSTRAP_SERVERS
- * becomes "bootstrap.servers" (prefix dropped, lower-cased, '_' -> '.'). set returns 0 on success.
+ * becomes "bootstrap.servers" (prefix dropped, lower-cased, '_' -> '.'). KAFKA_X_FILE=/path sets
+ * x from the file, as for NAME_FILE above (KAFKA_SASL_PASSWORD_FILE). set returns 0 on success.
  */
 typedef int config_kv_fn(void *ctx, const char *key, const char *value, char *errstr,
                          size_t errlen);

@@ -1,4 +1,5 @@
-/* Unit tests of config.c: defaults, bounds, required settings, booleans, KAFKA_* mapping. */
+/* Unit tests of config.c: defaults, bounds, required settings, booleans, KAFKA_* mapping,
+ * values from NAME_FILE secrets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "topup/config.h"
@@ -134,13 +136,75 @@ static void test_kafka_env(void **state)
     unsetenv("KAFKA_SOCKET_TIMEOUT_MS");
 }
 
+/* Writes text to a new file of the test's own; its path goes into path. */
+static void write_secret(char *path, size_t len, const char *text)
+{
+    snprintf(path, len, "/tmp/test_config_secret_%d_XXXXXX", (int)getpid());
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_file_values(void **state)
+{
+    (void)state;
+    clear_env();
+    struct tp_error err = {0};
+    char path[128], longp[128];
+    write_secret(path, sizeof(path), "10.0.0.7\n");
+    setenv("T_HOST_FILE", path, 1);
+    assert_int_equal(config_load(defs, &err), TP_OK);
+    assert_string_equal(s_host, "10.0.0.7"); /* one trailing newline dropped */
+
+    setenv("T_HOST", "127.0.0.2", 1);
+    assert_int_equal(config_load(defs, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "T_HOST and T_HOST_FILE are both set"));
+    unsetenv("T_HOST");
+
+    write_secret(longp, sizeof(longp), "a-value-longer-than-sixteen\n");
+    setenv("T_HOST_FILE", longp, 1);
+    assert_int_equal(config_load(defs, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "holds more than 16 bytes"));
+
+    setenv("T_HOST_FILE", "/nonexistent/secret", 1);
+    assert_int_equal(config_load(defs, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "T_HOST_FILE=/nonexistent/secret cannot be read"));
+    unsetenv("T_HOST_FILE");
+
+    setenv("T_PORT_FILE", path, 1); /* not a number: the bound check applies to file values */
+    assert_int_equal(config_load(defs, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "T_PORT"));
+    unsetenv("T_PORT_FILE");
+
+    write_secret(longp, sizeof(longp), "scram-pw-from-a-secret\n");
+    setenv("KAFKA_SASL_PASSWORD_FILE", longp, 1);
+    struct seen s = {0};
+    assert_int_equal(config_apply_kafka_env(record_kv, &s, &err), TP_OK);
+    int found = 0;
+    for (int i = 0; i < s.n; i++) {
+        if (strcmp(s.keys[i], "sasl.password") == 0) {
+            assert_string_equal(s.vals[i], "scram-pw-from-a-secret");
+            found++;
+        }
+        assert_string_not_equal(s.keys[i], "sasl.password.file");
+    }
+    assert_int_equal(found, 1);
+    setenv("KAFKA_SASL_PASSWORD", "inline", 1);
+    assert_int_equal(config_apply_kafka_env(record_kv, &s, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "both set"));
+    unsetenv("KAFKA_SASL_PASSWORD");
+    unsetenv("KAFKA_SASL_PASSWORD_FILE");
+    unlink(path);
+    unlink(longp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_overrides_and_bounds),
-        cmocka_unit_test(test_required),
-        cmocka_unit_test(test_kafka_env),
+        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_overrides_and_bounds),
+        cmocka_unit_test(test_required),    cmocka_unit_test(test_kafka_env),
+        cmocka_unit_test(test_file_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
