@@ -77,8 +77,8 @@ static enum tp_status config_lookup(const char *name, int64_t max, const char **
     const char *v = getenv(name);
     const char *path = getenv(file_var);
     *out = v;
-    if (path == NULL) {
-        return TP_OK;
+    if (path == NULL || path[0] == '\0') {
+        return TP_OK; /* an empty NAME_FILE is unset, as an empty path names no file */
     }
     if (v != NULL) {
         return error_set(err, TP_INVALID, "%s and %s are both set: set one", name, file_var);

@@ -172,6 +172,11 @@ static void test_file_values(void **state)
     assert_non_null(strstr(err.msg, "T_HOST_FILE=/nonexistent/secret cannot be read"));
     unsetenv("T_HOST_FILE");
 
+    setenv("T_HOST_FILE", "", 1); /* empty: unset */
+    assert_int_equal(config_load(defs, &err), TP_OK);
+    assert_string_equal(s_host, "127.0.0.1");
+    unsetenv("T_HOST_FILE");
+
     setenv("T_PORT_FILE", path, 1); /* not a number: the bound check applies to file values */
     assert_int_equal(config_load(defs, &err), TP_INVALID);
     assert_non_null(strstr(err.msg, "T_PORT"));
