@@ -74,7 +74,10 @@ int main(int argc, char **argv)
     h_send_usage(e_use1, accts[1], "req-1", -100);
     char e_refund[UUID_STR_LEN];
     h_event_id(e_refund);
-    h_send_refund(e_refund, accts[2], "rf-2", 50, 1);
+    char e_use2[UUID_STR_LEN];
+    h_event_id(e_use2);
+    h_send_usage(e_use2, accts[2], "req-2", -80);
+    h_send_usage_refund(e_refund, accts[2], "rf-2", 50, "req-2");
     h_event_id(e_use3);
     h_send_usage(e_use3, accts[3], "req-3", -30);
     for (int i = 4; i < N_ACCTS; i++) {
@@ -85,7 +88,7 @@ int main(int argc, char **argv)
     struct h_proc led;
     h_ledger_start(&led, "ledger", group, NULL);
     h_wait_i64("flows", "SELECT count(*) FROM account_flows WHERE account_id LIKE $1 || '%'", 1,
-               (const char *const[]){prefix}, 4 + N_ACCTS - 4);
+               (const char *const[]){prefix}, 5 + N_ACCTS - 4);
     CHECK(h_ledger_stop(&led, SIGTERM, 30000) == 0);
 
     char out[65536];
