@@ -1,10 +1,12 @@
 /* The ledger's batch transaction: lock accounts in order, read what exists, write flows in bulk. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger.h"
+#include "topup/kafka.h"
 #include "topup/log.h"
 #include "topup/mem.h"
 #include "topup/pg.h"
@@ -29,12 +31,33 @@ static const char apply_sql_accounts_lock[] =
 
 /* Read after the account locks: a concurrent batch with the same events has committed by then. */
 static const char apply_sql_events_known[] =
-    "SELECT event_id, NULL::text FROM account_flows WHERE event_id = ANY($1::text[]) "
-    "UNION ALL SELECT event_id, reason FROM ledger_rejections WHERE event_id = ANY($1::text[])";
+    "SELECT event_id, NULL::text, account_id, flow_type, amount_fen, reference FROM account_flows "
+    "WHERE event_id = ANY($1::text[]) "
+    "UNION ALL SELECT event_id, reason, account_id, flow_type, amount_fen, reference "
+    "FROM ledger_rejections WHERE event_id = ANY($1::text[])";
 
+/*
+ * Each order with its match decision (at most one 'matched' per order, by a unique index) and
+ * the bank record that decision names. Only the order rows are locked.
+ */
 static const char apply_sql_orders_lock[] =
-    "SELECT code, account_id, status FROM topup_orders WHERE code = ANY($1::text[]) "
-    "ORDER BY code COLLATE \"C\" FOR UPDATE";
+    "SELECT o.code, o.account_id, o.status, d.id, r.receiving_account, r.bank_txn_id, "
+    "r.amount_fen FROM topup_orders o "
+    "LEFT JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
+    "LEFT JOIN statement_records r ON r.id = d.record_id "
+    "WHERE o.code = ANY($1::text[]) ORDER BY o.code COLLATE \"C\" FOR UPDATE OF o";
+
+/*
+ * The consume flows named by the batch's consumes and usage refunds, with what was refunded of
+ * each so far. Read under the account locks, which every flow of these accounts is written under.
+ */
+static const char apply_sql_usages[] =
+    "SELECT c.account_id, c.reference, c.event_id, -c.amount_fen, "
+    "COALESCE((SELECT sum(r.amount_fen) FROM account_flows r WHERE r.account_id = c.account_id "
+    "AND r.flow_type = 'refund' AND r.refund_of = c.reference), 0) "
+    "FROM unnest($1::text[], $2::text[]) AS k(a, ref) "
+    "JOIN account_flows c ON c.flow_type = 'consume' AND c.account_id = k.a AND c.reference = "
+    "k.ref";
 
 static const char apply_sql_orders_credited[] =
     "SELECT reference, event_id FROM account_flows "
@@ -43,11 +66,30 @@ static const char apply_sql_orders_credited[] =
 /* ORDER BY ord: flow ids follow batch order, which is per-account event order. */
 static const char apply_sql_flows_insert[] =
     "INSERT INTO account_flows (event_id, account_id, flow_type, amount_fen, balance_after_fen, "
-    "reference, occurred_at) "
-    "SELECT e, a, t, amt, bal, r, to_timestamp(0) + ms * interval '1 millisecond' "
+    "reference, occurred_at, refund_of) "
+    "SELECT e, a, t, amt, bal, r, to_timestamp(0) + ms * interval '1 millisecond', NULLIF(rf, '') "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
-    "$7::bigint[]) WITH ORDINALITY AS v(e, a, t, amt, bal, r, ms, ord) "
+    "$7::bigint[], $8::text[]) WITH ORDINALITY AS v(e, a, t, amt, bal, r, ms, rf, ord) "
     "ORDER BY ord ON CONFLICT (event_id) DO NOTHING";
+
+/* Waiting usage refunds of the batch's accounts (read under their locks), oldest first. */
+static const char apply_sql_pending_read[] =
+    "SELECT event_id, account_id, refund_id, refund_of, amount_fen, "
+    "(extract(epoch FROM occurred_at) * 1000)::bigint, source_partition, source_offset, "
+    "extract(epoch FROM now() - created_at)::bigint FROM ledger_pending_refunds "
+    "WHERE account_id = ANY($1::text[]) ORDER BY created_at, event_id LIMIT $2";
+
+static const char apply_sql_pending_insert[] =
+    "INSERT INTO ledger_pending_refunds (event_id, account_id, refund_id, refund_of, amount_fen, "
+    "occurred_at, source_partition, source_offset) "
+    "SELECT e, a, r, o, amt, to_timestamp(0) + ms * interval '1 millisecond', p, off "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], "
+    "$7::int[], $8::bigint[]) AS v(e, a, r, o, amt, ms, p, off) "
+    "ON CONFLICT (event_id) DO NOTHING";
+
+/* Usage refunds decided in this batch (applied or refused) wait no more. */
+static const char apply_sql_pending_delete[] =
+    "DELETE FROM ledger_pending_refunds WHERE event_id = ANY($1::text[])";
 
 /* The old balance guards against a plan made from stale rows (impossible under the lock). */
 static const char apply_sql_balances_update[] =
@@ -83,7 +125,11 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_events_known", apply_sql_events_known, 1},
         {"ledger_orders_lock", apply_sql_orders_lock, 1},
         {"ledger_orders_credited", apply_sql_orders_credited, 1},
-        {"ledger_flows_insert", apply_sql_flows_insert, 7},
+        {"ledger_usages", apply_sql_usages, 2},
+        {"ledger_pending_read", apply_sql_pending_read, 2},
+        {"ledger_pending_insert", apply_sql_pending_insert, 8},
+        {"ledger_pending_delete", apply_sql_pending_delete, 1},
+        {"ledger_flows_insert", apply_sql_flows_insert, 8},
         {"ledger_balances_update", apply_sql_balances_update, 3},
         {"ledger_orders_complete", apply_sql_orders_complete, 3},
         {"ledger_rejections_insert", apply_sql_rejections_insert, 10},
@@ -276,6 +322,13 @@ static enum tp_status apply_read_known(struct pg_conn *c, struct apply_ctx *x, s
             k->is_rejection = true;
             snprintf(k->rejection_reason, sizeof(k->rejection_reason), "%s", pg_get_str(r, row, 1));
         }
+        snprintf(k->account_id, sizeof(k->account_id), "%s", pg_get_str(r, row, 2));
+        const char *type = pg_get_str(r, row, 3);
+        k->type = strcmp(type, "recharge") == 0  ? LEDGER_FLOW_RECHARGE
+                  : strcmp(type, "consume") == 0 ? LEDGER_FLOW_CONSUME
+                                                 : LEDGER_FLOW_REFUND;
+        k->amount_fen = pg_get_i64(r, row, 4);
+        snprintf(k->reference, sizeof(k->reference), "%s", pg_get_str(r, row, 5));
     }
     PQclear(r);
     return TP_OK;
@@ -305,6 +358,15 @@ static enum tp_status apply_read_orders(struct pg_conn *c, struct apply_ctx *x,
             o->status = strcmp(pg_get_str(r, row, 2), "processing") == 0 ? BATCH_ORDER_PROCESSING
                                                                          : BATCH_ORDER_OTHER;
             snprintf(o->account_id, sizeof(o->account_id), "%s", pg_get_str(r, row, 1));
+            o->has_decision = !pg_is_null(r, row, 3);
+            if (o->has_decision) {
+                o->decision_id = pg_get_i64(r, row, 3);
+                snprintf(o->decision_bank_account, sizeof(o->decision_bank_account), "%s",
+                         pg_get_str(r, row, 4));
+                snprintf(o->decision_bank_txn_id, sizeof(o->decision_bank_txn_id), "%s",
+                         pg_get_str(r, row, 5));
+                o->decision_amount_fen = pg_get_i64(r, row, 6);
+            }
         }
     }
     PQclear(r);
@@ -323,16 +385,53 @@ static enum tp_status apply_read_orders(struct pg_conn *c, struct apply_ctx *x,
     return TP_OK;
 }
 
+static enum tp_status apply_read_usages(struct pg_conn *c, struct apply_ctx *x,
+                                        struct tp_error *err)
+{
+    struct batch *b = x->b;
+    if (b->n_usages == 0) {
+        return TP_OK;
+    }
+    apply_begin_arrays(x, 2);
+    for (int i = 0; i < b->n_usages; i++) {
+        const char *key = b->usages[i].key;
+        const char *sep = strchr(key, '\x1f');
+        assert(sep != NULL);
+        char account[LEDGER_ACCOUNT_MAX + 1];
+        snprintf(account, sizeof(account), "%.*s", (int)(sep - key), key);
+        apply_array_str(&x->arr[0], account);
+        apply_array_str(&x->arr[1], sep + 1);
+    }
+    const char *p[2];
+    apply_params(x, 2, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_usages", 2, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        char key[LEDGER_ACCOUNT_MAX + 1 + LEDGER_REFERENCE_MAX + 1];
+        snprintf(key, sizeof(key), "%s\x1f%s", pg_get_str(r, row, 0), pg_get_str(r, row, 1));
+        struct batch_usage *u = batch_find_usage(b, key);
+        if (u != NULL) {
+            snprintf(u->consumed_by, sizeof(u->consumed_by), "%s", pg_get_str(r, row, 2));
+            u->consumed_fen = pg_get_i64(r, row, 3);
+            u->refunded_fen = pg_get_i64(r, row, 4);
+        }
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
 static enum tp_status apply_insert_flows(struct pg_conn *c, struct apply_ctx *x, int expected,
                                          struct tp_error *err)
 {
     struct batch *b = x->b;
-    apply_begin_arrays(x, 7);
-    for (int i = 0; i < b->n; i++) {
-        const struct batch_item *it = &b->items[i];
-        if (it->outcome != BATCH_APPLY) {
-            continue;
-        }
+    apply_begin_arrays(x, 8);
+    for (int j = 0; j < b->n_planned; j++) {
+        const struct batch_item *it = &b->items[b->plan_order[j]];
+        assert(it->outcome == BATCH_APPLY);
+        apply_array_str(&x->arr[7], it->ev.refund_of);
         apply_array_str(&x->arr[0], it->ev.event_id);
         apply_array_str(&x->arr[1], it->ev.account_id);
         apply_array_str(&x->arr[2], ledger_flow_type_name(it->ev.type));
@@ -341,10 +440,10 @@ static enum tp_status apply_insert_flows(struct pg_conn *c, struct apply_ctx *x,
         apply_array_str(&x->arr[5], it->ev.reference);
         apply_array_i64(&x->arr[6], it->ev.occurred_at_ms);
     }
-    const char *p[7];
-    apply_params(x, 7, p);
+    const char *p[8];
+    apply_params(x, 8, p);
     PGresult *r = NULL;
-    enum tp_status st = pg_exec_prepared(c, "ledger_flows_insert", 7, p, &r, err);
+    enum tp_status st = pg_exec_prepared(c, "ledger_flows_insert", 8, p, &r, err);
     if (st == TP_DUPLICATE) {
         /* Another instance committed a recharge of the same order after our read: read again. */
         return error_set(err, TP_RETRY, "flow insert raced with another ledger: %s", err->msg);
@@ -440,10 +539,13 @@ static enum tp_status apply_insert_rejections(struct pg_conn *c, struct apply_ct
     int n = 0;
     for (int i = 0; i < b->n; i++) {
         const struct batch_item *it = &b->items[i];
-        if (it->outcome != BATCH_REJECT || it->rejected_before) {
+        if (it->outcome != BATCH_REJECT || it->rejected_before || it->conflict) {
             continue;
         }
-        const struct apply_source *src = x->sources != NULL ? &x->sources[it->msg_index] : NULL;
+        struct apply_source pending_src = {TOPIC_REFUND_ISSUED, it->src_partition, it->src_offset};
+        const struct apply_source *src = it->from_pending     ? &pending_src
+                                         : x->sources != NULL ? &x->sources[it->msg_index]
+                                                              : NULL;
         apply_array_str(&x->arr[0], it->ev.event_id);
         apply_array_str(&x->arr[1], it->ev.account_id);
         apply_array_str(&x->arr[2], ledger_flow_type_name(it->ev.type));
@@ -464,13 +566,111 @@ static enum tp_status apply_insert_rejections(struct pg_conn *c, struct apply_ct
     return pg_exec_prepared(c, "ledger_rejections_insert", 10, p, NULL, err);
 }
 
+/*
+ * Adds the waiting usage refunds of the batch's accounts as items after the polled ones. They are
+ * planned like the others: applied when their usage is known by now, else they keep waiting.
+ * *added tells whether any was added (the indexes must then be built again).
+ */
+static enum tp_status apply_read_pending(struct pg_conn *c, struct apply_ctx *x, bool *added,
+                                         struct tp_error *err)
+{
+    struct batch *b = x->b;
+    *added = false;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n_accounts; i++) {
+        apply_array_str(&x->arr[0], b->accounts[i].account_id);
+    }
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", LEDGER_PENDING_PER_BATCH);
+    const char *p[2];
+    apply_params(x, 1, p);
+    p[1] = limit;
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_pending_read", 2, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct batch_item *it = batch_add_pending(b);
+        if (it == NULL) {
+            break;
+        }
+        struct ledger_event *ev = &it->ev;
+        snprintf(ev->event_id, sizeof(ev->event_id), "%s", pg_get_str(r, row, 0));
+        snprintf(ev->account_id, sizeof(ev->account_id), "%s", pg_get_str(r, row, 1));
+        snprintf(ev->reference, sizeof(ev->reference), "%s", pg_get_str(r, row, 2));
+        snprintf(ev->refund_of, sizeof(ev->refund_of), "%s", pg_get_str(r, row, 3));
+        ev->type = LEDGER_FLOW_REFUND;
+        ev->usage_refund = true;
+        ev->amount_fen = pg_get_i64(r, row, 4);
+        ev->occurred_at_ms = pg_get_i64(r, row, 5);
+        it->src_partition = (int32_t)pg_get_i64(r, row, 6);
+        it->src_offset = pg_get_i64(r, row, 7);
+        it->pending_age_s = pg_get_i64(r, row, 8);
+        *added = true;
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
+/* Deferred usage refunds into ledger_pending_refunds; decided ones out of it. */
+static enum tp_status apply_write_pending(struct pg_conn *c, struct apply_ctx *x,
+                                          struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 9);
+    int deferred = 0, decided = 0;
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome == BATCH_INVALID || it->ev.type != LEDGER_FLOW_REFUND ||
+            !it->ev.usage_refund) {
+            continue;
+        }
+        if (it->outcome == BATCH_DEFER && !it->from_pending) {
+            const struct apply_source *src = x->sources != NULL ? &x->sources[it->msg_index] : NULL;
+            apply_array_str(&x->arr[0], it->ev.event_id);
+            apply_array_str(&x->arr[1], it->ev.account_id);
+            apply_array_str(&x->arr[2], it->ev.reference);
+            apply_array_str(&x->arr[3], it->ev.refund_of);
+            apply_array_i64(&x->arr[4], it->ev.amount_fen);
+            apply_array_i64(&x->arr[5], it->ev.occurred_at_ms);
+            apply_array_i64(&x->arr[6], src != NULL ? src->partition : -1);
+            apply_array_i64(&x->arr[7], src != NULL ? src->offset : -1);
+            deferred++;
+        } else if (it->outcome == BATCH_APPLY || (it->outcome == BATCH_REJECT && !it->conflict)) {
+            apply_array_str(&x->arr[8], it->ev.event_id);
+            decided++;
+        }
+    }
+    const char *p[9];
+    apply_params(x, 9, p);
+    enum tp_status st = TP_OK;
+    if (deferred > 0) {
+        st = pg_exec_prepared(c, "ledger_pending_insert", 8, p, NULL, err);
+    }
+    if (st == TP_OK && decided > 0) {
+        st = pg_exec_prepared(c, "ledger_pending_delete", 1, &p[8], NULL, err);
+    }
+    return st;
+}
+
 static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *err)
 {
     struct apply_ctx *x = ctx;
     struct batch *b = x->b;
+    b->n = b->n_polled; /* waiting refunds added by an earlier attempt are read again */
     batch_index(b);
     enum tp_status st = pg_exec_prepared(c, "ledger_flows_barrier", 0, NULL, NULL, err);
     if (st == TP_OK) {
+        st = apply_lock_accounts(c, x, err);
+    }
+    bool added = false;
+    if (st == TP_OK) {
+        st = apply_read_pending(c, x, &added, err);
+    }
+    if (st == TP_OK && added) {
+        /* Same accounts, now with the waiting refunds' keys: index and read again. */
+        batch_index(b);
         st = apply_lock_accounts(c, x, err);
     }
     if (st == TP_OK) {
@@ -478,6 +678,9 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     }
     if (st == TP_OK) {
         st = apply_read_orders(c, x, err);
+    }
+    if (st == TP_OK) {
+        st = apply_read_usages(c, x, err);
     }
     if (st != TP_OK) {
         return st;
@@ -497,6 +700,9 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     if (st == TP_OK) {
         st = apply_insert_rejections(c, x, err);
     }
+    if (st == TP_OK) {
+        st = apply_write_pending(c, x, err);
+    }
     return st;
 }
 
@@ -505,6 +711,7 @@ enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct appl
 {
     struct apply_ctx x = {.b = b, .sources = sources};
     enum tp_status st = TP_OK;
+    b->n_polled = b->n;
     batch_index(b);
     if (b->n_keys == 0) {
         /* Only invalid messages: nothing to lock or write. */
@@ -522,6 +729,9 @@ enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct appl
             break;
         }
         st = error_set(err, TP_RETRY, "accounts vanished after they were created");
+    }
+    if (st != TP_OK) {
+        b->n = b->n_polled; /* what was not committed is read again by the next attempt */
     }
 out:
     for (int i = 0; i < APPLY_ARRAYS_MAX; i++) {

@@ -1,6 +1,7 @@
 /* Validation of the ledger's input events: a Kafka message becomes a ledger_event or a DLQ reason.
  */
 #include <string.h>
+#include <utf8proc.h>
 
 #include "ledger.h"
 #include "topup/event.h"
@@ -38,6 +39,33 @@ static enum tp_status decode_reference(const char *field, const char *s, char *o
         if (s[i] < 0x21 || s[i] > 0x7e) {
             return error_set(err, TP_INVALID, "%s is not printable ASCII", field);
         }
+    }
+    memcpy(out, s, n + 1);
+    return TP_OK;
+}
+
+/*
+ * A bank identity field (receiving account, bank transaction id): compared with what
+ * reconciliation stored, so bounded and valid UTF-8 without control characters, never cut.
+ */
+static enum tp_status decode_bank_field(const char *field, const char *s, size_t max, char *out,
+                                        struct tp_error *err)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0) {
+        return error_set(err, TP_INVALID, "%s missing", field);
+    }
+    if (n > max) {
+        return error_set(err, TP_INVALID, "%s longer than %zu bytes", field, max);
+    }
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t w =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (w <= 0 || cp < 0x20 || cp == 0x7f) {
+            return error_set(err, TP_INVALID, "%s is not valid UTF-8 text", field);
+        }
+        i += (size_t)w;
     }
     memcpy(out, s, n + 1);
     return TP_OK;
@@ -86,6 +114,16 @@ static enum tp_status decode_payment_matched(const void *key, size_t key_len, co
     if (m->credited_fen <= 0) {
         st = error_set(err, TP_INVALID, "credited_fen %lld is not positive",
                        (long long)m->credited_fen);
+        goto out;
+    }
+    /* The bank record the match decision names: the ledger checks it against PostgreSQL. */
+    st = decode_bank_field("receiving_account", m->receiving_account, LEDGER_ACCOUNT_MAX,
+                           out->bank_account, err);
+    if (st != TP_OK) {
+        goto out;
+    }
+    st = decode_bank_field("bank_txn_id", m->bank_txn_id, LEDGER_TXN_ID_MAX, out->bank_txn_id, err);
+    if (st != TP_OK) {
         goto out;
     }
     out->type = LEDGER_FLOW_RECHARGE;
@@ -158,6 +196,17 @@ static enum tp_status decode_refund_issued(const void *key, size_t key_len, cons
         st = error_set(err, TP_INVALID, "bank payout refund amount_fen %lld is not negative",
                        (long long)m->amount_fen);
         goto out;
+    }
+    if (m->kind == TOPUP__V1__REFUND_KIND__REFUND_KIND_USAGE) {
+        /* Money back to the balance needs the usage it gives back (SPEC, Trust): without one
+         * it is refused by the plan (refused.provenance), recorded, not merely undecodable. */
+        if (m->original_reference != NULL && m->original_reference[0] != '\0') {
+            st = decode_reference("original_reference", m->original_reference, out->refund_of, err);
+            if (st != TP_OK) {
+                goto out;
+            }
+        }
+        out->usage_refund = true;
     }
     out->type = LEDGER_FLOW_REFUND;
     out->amount_fen = m->amount_fen;

@@ -12,10 +12,14 @@
 /* A flow's reference (order code, usage request id, refund id): printable ASCII, bounded. */
 #define LEDGER_REFERENCE_MAX 128
 #define LEDGER_ACCOUNT_MAX   64
+/* A bank transaction id as reconciliation stores it (statement_records.bank_txn_id). */
+#define LEDGER_TXN_ID_MAX 200
 /* Why a message was dead-lettered; longer reasons are cut. */
 #define LEDGER_REASON_MAX 256
-/* Upper bound of LEDGER_BATCH_MAX: a batch's memory is about 1 KiB per message. */
+/* Upper bound of LEDGER_BATCH_MAX: a batch's memory is about 1.5 KiB per message. */
 #define LEDGER_BATCH_HARD_MAX 10000
+/* Waiting usage refunds (ledger_pending_refunds) taken into one batch, beyond its messages. */
+#define LEDGER_PENDING_PER_BATCH 100
 
 /*
  * Advisory lock key ("ledgfm" in ASCII): every batch transaction holds it shared from its start,
@@ -39,6 +43,21 @@ struct ledger_event {
     int64_t amount_fen; /* signed effect on the balance, never 0 */
     int64_t occurred_at_ms;
     bool amount_mismatch; /* recharge only: flagged on the order */
+    /* Recharge only: the bank record the match decision names (spaces removed, as stored). */
+    char bank_account[LEDGER_ACCOUNT_MAX + 1];
+    char bank_txn_id[LEDGER_TXN_ID_MAX + 1];
+    /* Usage refund only: the reference (usage request id) of the consume flow it refunds. */
+    char refund_of[LEDGER_REFERENCE_MAX + 1];
+    bool usage_refund;
+};
+
+/* Per-event amount ceilings (absolute fen); above one an event is refused, never applied. */
+struct ledger_limits {
+    int64_t recharge_max;
+    int64_t usage_max;
+    int64_t refund_max;
+    /* A usage refund waits this long for its usage (another topic) before it is refused. */
+    int64_t refund_wait_s;
 };
 
 /* "recharge", "consume", "refund" (the account_flows.flow_type values). */
@@ -66,7 +85,19 @@ enum batch_outcome {
     BATCH_APPLY,       /* becomes a flow */
     BATCH_DUPLICATE,   /* its event id is already a flow (or earlier in this batch): no effect */
     BATCH_REJECT,      /* valid but refused by the ledger's state: recorded and dead-lettered */
+    BATCH_DEFER,       /* a usage refund whose usage has not arrived: waits in PostgreSQL */
 };
+
+/* Why a BATCH_REJECT was refused; each has its counter (refused.<name>) besides "rejected". */
+enum batch_refusal {
+    BATCH_REFUSED_STATE = 0,  /* e.g. an order credited already, a balance that would overflow */
+    BATCH_REFUSED_PROVENANCE, /* its source is not in PostgreSQL: must stay 0 */
+    BATCH_REFUSED_CEILING,    /* above the configured ceiling of its kind: must stay 0 */
+    BATCH_REFUSED_CONFLICT,   /* an event id or usage request id seen before with other content */
+};
+#define BATCH_REFUSALS 4
+/* "state", "provenance", "ceiling", "conflict". */
+const char *batch_refusal_name(enum batch_refusal r);
 
 /* Order statuses the plan distinguishes. */
 enum batch_order_status {
@@ -83,7 +114,18 @@ struct batch_item {
     bool complete_order;       /* BATCH_APPLY recharge of an order in processing */
     bool order_not_processing; /* BATCH_APPLY recharge of an order in another status */
     bool rejected_before;      /* BATCH_REJECT found in ledger_rejections (redelivery) */
-    int msg_index;             /* position in the polled Kafka batch */
+    /* BATCH_REJECT whose event id is a flow or a rejection already, with other content: dead-
+     * lettered only (the event id's row stays what it was). */
+    bool conflict;
+    enum batch_refusal refusal; /* BATCH_REJECT */
+    int msg_index;              /* position in the polled Kafka batch, -1 when from_pending */
+    /* A usage refund read from ledger_pending_refunds (deferred by an earlier batch). */
+    bool from_pending;
+    int64_t pending_age_s;
+    int32_t src_partition; /* from_pending: where it came from on refund.issued */
+    int64_t src_offset;
+    /* "<account>\x1f<consume reference>" of a consume or usage refund, "" otherwise. */
+    char usage_key[LEDGER_ACCOUNT_MAX + 1 + LEDGER_REFERENCE_MAX + 1];
 };
 
 struct batch_account {
@@ -101,6 +143,11 @@ struct batch_event_key {
     bool is_flow;         /* already an account flow */
     bool is_rejection;    /* already rejected (ledger_rejections) */
     char rejection_reason[LEDGER_REASON_MAX];
+    /* What the flow or rejection holds, to tell a redelivery from a reused event id. */
+    char account_id[LEDGER_ACCOUNT_MAX + 1];
+    enum ledger_flow_type type;
+    int64_t amount_fen;
+    char reference[LEDGER_REFERENCE_MAX + 1];
 };
 
 struct batch_order {
@@ -108,29 +155,55 @@ struct batch_order {
     enum batch_order_status status;
     char account_id[LEDGER_ACCOUNT_MAX + 1];
     char credited_by[UUID_STR_LEN]; /* event id of an existing recharge flow, "" if none */
+    /* The order's match decision (outcome matched) and the bank record it names. */
+    bool has_decision;
+    int64_t decision_id;
+    char decision_bank_account[LEDGER_ACCOUNT_MAX + 1];
+    char decision_bank_txn_id[LEDGER_TXN_ID_MAX + 1];
+    int64_t decision_amount_fen;
+};
+
+/* A usage (consume flow) named by a consume's or a usage refund's account and reference. */
+struct batch_usage {
+    const char *key;                /* an item's usage_key */
+    char consumed_by[UUID_STR_LEN]; /* event id of the existing consume flow, "" if none */
+    int64_t consumed_fen;           /* > 0: what that flow took */
+    int64_t refunded_fen;           /* >= 0: usage refunds of it already committed */
 };
 
 /* Everything one batch needs; sized once for LEDGER_BATCH_MAX items and reused. */
 struct batch {
     struct batch_item *items;
-    int n, max;
+    int n, max;   /* items: the polled messages (at most max), then waiting usage refunds */
+    int n_polled; /* items before the waiting usage refunds (set by apply_batch) */
     struct batch_account *accounts; /* sorted by account_id, unique */
     int n_accounts;
     struct batch_event_key *keys; /* sorted by event_id, unique */
     int n_keys;
     struct batch_order *orders; /* recharge order codes, sorted, unique */
     int n_orders;
+    struct batch_usage *usages; /* usage keys of consumes and usage refunds, sorted, unique */
+    int n_usages;
+    struct ledger_limits limits;
     /* Totals of the last plan. */
     int applied[4]; /* by ledger_flow_type */
-    int duplicates, rejects, invalid;
+    int duplicates, rejects, invalid, deferred;
+    int refused[BATCH_REFUSALS]; /* rejects by refusal */
+    /* Indexes of the BATCH_APPLY items in the order their balances were computed: flows are
+     * inserted in this order, so ids follow balance_after. */
+    int *plan_order;
+    int n_planned;
 };
 
-void batch_init(struct batch *b, int max);
+/* limits: the ceilings batch_plan applies (every one > 0). */
+void batch_init(struct batch *b, int max, const struct ledger_limits *limits);
 void batch_deinit(struct batch *b);
 /* Empties the batch (keeps its memory). */
 void batch_reset(struct batch *b);
 /* Returns the next free item, zeroed, or NULL when the batch holds max items. Owned by b. */
 struct batch_item *batch_add(struct batch *b);
+/* The same for a waiting usage refund, beyond max (up to LEDGER_PENDING_PER_BATCH more). */
+struct batch_item *batch_add_pending(struct batch *b);
 
 /*
  * Builds the sorted indexes (accounts, event ids, recharge order codes) of the valid items and
@@ -142,13 +215,20 @@ void batch_index(struct batch *b);
 struct batch_account *batch_find_account(struct batch *b, const char *account_id);
 struct batch_event_key *batch_find_key(struct batch *b, const char *event_id);
 struct batch_order *batch_find_order(struct batch *b, const char *code);
+struct batch_usage *batch_find_usage(struct batch *b, const char *key);
 
 /*
- * Decides every valid item's outcome in batch order: duplicates (known event id, or repeated in
- * the batch), rejections (recharge of an unknown order, of another account's order, of an order
- * already credited by another event; a balance that would overflow; an event rejected before),
- * and for the rest the balance after each flow, per account in batch order. Needs every account
- * of the batch loaded. Fills the totals.
+ * Decides every valid item's outcome in batch order: duplicates (known event id with the same
+ * content, or repeated in the batch), rejections (an amount above its ceiling; a reused event id
+ * with other content; a recharge of an unknown order, of another account's order, of an order
+ * without a match decision naming this bank record and amount, of an order already credited by
+ * another event; a usage request id charged before under another event id; a usage refund of no
+ * usage, or above what is left of it; a balance that would overflow; an event rejected before),
+ * deferrals (a usage refund whose usage is not known yet, until limits.refund_wait_s), and for
+ * the rest the balance after each flow, per account in batch order, except that usage refunds
+ * come after everything else of the batch (their usage may be later in the batch: another
+ * topic, so no order between them is lost). Needs every account of the batch loaded. Fills the
+ * totals and plan_order.
  */
 void batch_plan(struct batch *b);
 
@@ -248,6 +328,7 @@ struct ledger_config {
     int64_t cache_pending_max;
     int64_t cache_ttl_s;
     const char *cache_key_prefix;
+    struct ledger_limits limits;
     const char *pg_conninfo;
     const char *redis_host;
     int64_t redis_port;

@@ -47,6 +47,22 @@ static const struct config_def ledger_config_defs[] = {
     {"LEDGER_CACHE_KEY_PREFIX", CONFIG_STR, BALANCE_CACHE_KEY_PREFIX, 1, BALANCE_CACHE_PREFIX_MAX,
      "Redis key prefix of cached balances (<prefix><account>), e.g. per environment",
      &ledger.cfg.cache_key_prefix},
+    {"LEDGER_MAX_RECHARGE_FEN", CONFIG_INT, "100000000", 1, 100000000000,
+     "largest credit of one PaymentMatched (100000000 = 1,000,000.00 CNY, the largest order); "
+     "above it: refused and dead-lettered (refused.ceiling), never credited",
+     &ledger.cfg.limits.recharge_max},
+    {"LEDGER_MAX_USAGE_FEN", CONFIG_INT, "1000000", 1, 100000000000,
+     "largest deduction of one UsageRecorded (1000000 = 10,000.00 CNY); above it: refused",
+     &ledger.cfg.limits.usage_max},
+    {"LEDGER_MAX_REFUND_FEN", CONFIG_INT, "100000000", 1, 100000000000,
+     "largest amount of one RefundIssued, either sign (100000000 = 1,000,000.00 CNY); above it: "
+     "refused",
+     &ledger.cfg.limits.refund_max},
+    {"LEDGER_REFUND_WAIT_S", CONFIG_INT, "86400", 1, 2592000,
+     "how long a usage refund waits for the usage it names (usage.recorded is another topic, so "
+     "it may come later) before it is refused (refused.provenance); meanwhile it is credited "
+     "nothing",
+     &ledger.cfg.limits.refund_wait_s},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 0,
      "PostgreSQL connection string", &ledger.cfg.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis for counters and the balance cache",
@@ -98,8 +114,8 @@ static enum tp_status ledger_open(struct ledger *l, struct tp_error *err)
     l->cache = balance_cache_new(l->cfg.redis_host, (int)l->cfg.redis_port, l->cfg.cache_key_prefix,
                                  (size_t)l->cfg.cache_pending_max, (int)l->cfg.cache_ttl_s,
                                  l->cfg.pg_conninfo, l->counters);
-    batch_init(&l->batch, (int)l->cfg.batch_max);
-    batch_init(&l->single, 1);
+    batch_init(&l->batch, (int)l->cfg.batch_max, &l->cfg.limits);
+    batch_init(&l->single, 1, &l->cfg.limits);
     l->msgs = mem_calloc((size_t)l->cfg.batch_max, sizeof(*l->msgs));
     l->sources = mem_calloc((size_t)l->cfg.batch_max, sizeof(*l->sources));
     /*

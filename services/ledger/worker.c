@@ -118,10 +118,24 @@ static bool worker_after_commit(struct ledger *l, struct batch *b)
             log_warn("money event rejected", LF_S("event_id", it->ev.event_id),
                      LF_S("account", it->ev.account_id), LF_S("reference", it->ev.reference),
                      LF_S("type", ledger_flow_type_name(it->ev.type)),
-                     LF_I("amount_fen", it->ev.amount_fen), LF_S("reason", it->reason));
-            if (!worker_dead_letter(l, &l->msgs[it->msg_index], it->reason)) {
+                     LF_I("amount_fen", it->ev.amount_fen),
+                     LF_S("refusal", batch_refusal_name(it->refusal)), LF_S("reason", it->reason));
+            if (!it->rejected_before && it->refusal != BATCH_REFUSED_STATE) {
+                /* refused.provenance, refused.ceiling, refused.conflict: each must stay 0. */
+                char name[32];
+                snprintf(name, sizeof(name), "refused.%s", batch_refusal_name(it->refusal));
+                counters_incr(l->counters, name, 1);
+            }
+            /* A waiting refund's message was acknowledged when it began to wait: its refusal is
+             * in ledger_rejections with that message's offset, and in the log. */
+            if (!it->from_pending && !worker_dead_letter(l, &l->msgs[it->msg_index], it->reason)) {
                 return false;
             }
+        } else if (it->outcome == BATCH_DEFER && !it->from_pending) {
+            log_info("usage refund waits for the usage it names", LF_S("event_id", it->ev.event_id),
+                     LF_S("account", it->ev.account_id), LF_S("refund", it->ev.reference),
+                     LF_S("usage", it->ev.refund_of), LF_I("amount_fen", it->ev.amount_fen));
+            counters_incr(l->counters, "refund.deferred", 1);
         } else if (it->outcome == BATCH_APPLY && it->order_not_processing) {
             log_warn("recharge credited to an order that is not in processing; order left as is",
                      LF_S("order", it->ev.reference), LF_S("account", it->ev.account_id),

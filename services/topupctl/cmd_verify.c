@@ -1,5 +1,6 @@
 /* topupctl verify: checks the ledger invariants of the SPEC and prints every violation. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,13 @@ static const char verify_usage[] =
     "  flow_without_source       a flow without event id or reference\n"
     "  duplicate_event_id        an event id on more than one flow\n"
     "  event_applied_and_rejected  an event id both in account_flows and ledger_rejections\n"
+    "  recharge_without_decision   a recharge flow whose order has no match decision\n"
+    "  recharge_not_as_decided     a recharge flow whose amount is not its matched record's\n"
+    "  usage_refund_without_usage  a usage refund (positive refund) naming no usage of its\n"
+    "                              account\n"
+    "  usage_refund_above_usage    usage refunds of one usage giving back more than it took\n"
+    "  amount_above_ceiling        a flow above the ledger's ceiling of its kind\n"
+    "                              (LEDGER_MAX_RECHARGE_FEN, _USAGE_FEN, _REFUND_FEN)\n"
     "Exit 0 when there is none, 5 when there are violations, 1 when the check could not run.\n";
 
 struct verify_check {
@@ -81,6 +89,40 @@ static const struct verify_check verify_checks[] = {
     {"event_applied_and_rejected",
      "SELECT r.event_id, f.id AS flow_id, r.reason FROM ledger_rejections r "
      "JOIN account_flows f USING (event_id) ORDER BY r.event_id"},
+    /* Provenance (SPEC, Trust): each credit as reconciliation decided it. */
+    {"recharge_without_decision",
+     "SELECT f.id AS flow_id, f.account_id AS account, f.reference AS order_code "
+     "FROM account_flows f JOIN topup_orders o ON o.code = f.reference "
+     "WHERE f.flow_type = 'recharge' AND NOT EXISTS (SELECT 1 FROM match_decisions d "
+     "WHERE d.order_id = o.id AND d.outcome = 'matched') ORDER BY f.id"},
+    {"recharge_not_as_decided",
+     "SELECT f.id AS flow_id, f.reference AS order_code, f.amount_fen, "
+     "r.amount_fen AS record_amount_fen, d.id AS decision_id FROM account_flows f "
+     "JOIN topup_orders o ON o.code = f.reference "
+     "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
+     "JOIN statement_records r ON r.id = d.record_id "
+     "WHERE f.flow_type = 'recharge' AND r.amount_fen <> f.amount_fen ORDER BY f.id"},
+    {"usage_refund_without_usage",
+     "SELECT f.id AS flow_id, f.account_id AS account, f.reference, f.refund_of, f.amount_fen "
+     "FROM account_flows f WHERE f.flow_type = 'refund' AND f.amount_fen > 0 AND "
+     "(f.refund_of IS NULL OR NOT EXISTS (SELECT 1 FROM account_flows c WHERE "
+     "c.flow_type = 'consume' AND c.account_id = f.account_id AND c.reference = f.refund_of)) "
+     "ORDER BY f.id"},
+    {"usage_refund_above_usage",
+     "SELECT c.account_id AS account, c.reference AS usage, -c.amount_fen AS consumed_fen, "
+     "sum(f.amount_fen) AS refunded_fen FROM account_flows f JOIN account_flows c ON "
+     "c.flow_type = 'consume' AND c.account_id = f.account_id AND c.reference = f.refund_of "
+     "WHERE f.flow_type = 'refund' GROUP BY c.account_id, c.reference, c.amount_fen "
+     "HAVING sum(f.amount_fen) > -c.amount_fen ORDER BY c.account_id, c.reference"},
+};
+
+/* Checks whose sql takes $1..$3: the recharge, usage and refund ceilings. */
+static const struct verify_check verify_ceiling_checks[] = {
+    {"amount_above_ceiling",
+     "SELECT id AS flow_id, account_id AS account, flow_type, amount_fen, reference "
+     "FROM account_flows WHERE (flow_type = 'recharge' AND amount_fen > $1::bigint) OR "
+     "(flow_type = 'consume' AND amount_fen < -$2::bigint) OR (flow_type = 'refund' AND "
+     "(amount_fen > $3::bigint OR amount_fen < -$3::bigint)) ORDER BY id"},
 };
 
 static const char verify_sql_totals[] =
@@ -88,13 +130,18 @@ static const char verify_sql_totals[] =
     "(SELECT count(*) FROM topup_orders WHERE status = 'completed')";
 
 /* Runs one check; prints its rows; adds them to *violations. TP_OK unless the query failed. */
-static enum tp_status verify_run(struct pg_conn *c, const struct verify_check *chk,
+static enum tp_status verify_run(struct pg_conn *c, const struct verify_check *chk, bool ceilings,
                                  long long *violations, struct tp_error *err)
 {
     char sql[2048];
     snprintf(sql, sizeof(sql), "SELECT * FROM (%s) v LIMIT %d", chk->sql, VERIFY_ROWS_MAX + 1);
+    char ceiling[3][24];
+    snprintf(ceiling[0], sizeof(ceiling[0]), "%lld", (long long)topupctl_cfg.max_recharge_fen);
+    snprintf(ceiling[1], sizeof(ceiling[1]), "%lld", (long long)topupctl_cfg.max_usage_fen);
+    snprintf(ceiling[2], sizeof(ceiling[2]), "%lld", (long long)topupctl_cfg.max_refund_fen);
+    const char *const params[3] = {ceiling[0], ceiling[1], ceiling[2]};
     PGresult *r = NULL;
-    enum tp_status st = pg_exec(c, sql, 0, NULL, &r, err);
+    enum tp_status st = pg_exec(c, sql, ceilings ? 3 : 0, ceilings ? params : NULL, &r, err);
     if (st != TP_OK) {
         error_set(err, st, "check %s: %.400s", chk->kind, err->msg);
         return st;
@@ -130,7 +177,12 @@ static int verify_all(struct pg_conn *c)
         goto out;
     }
     for (size_t i = 0; i < sizeof(verify_checks) / sizeof(verify_checks[0]); i++) {
-        if (verify_run(c, &verify_checks[i], &violations, &err) != TP_OK) {
+        if (verify_run(c, &verify_checks[i], false, &violations, &err) != TP_OK) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < sizeof(verify_ceiling_checks) / sizeof(verify_ceiling_checks[0]); i++) {
+        if (verify_run(c, &verify_ceiling_checks[i], true, &violations, &err) != TP_OK) {
             goto out;
         }
     }

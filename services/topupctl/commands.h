@@ -22,6 +22,8 @@ struct topupctl_config {
     int64_t redis_port;
     char *migrations_dir;            /* "" means: the checkout's deploy/migrations */
     int64_t migrate_lock_timeout_ms; /* PostgreSQL lock_timeout of migrate's statements */
+    /* verify: the ledger's per-event ceilings (the ledger's settings of the same names). */
+    int64_t max_recharge_fen, max_usage_fen, max_refund_fen;
 };
 extern struct topupctl_config topupctl_cfg;
 

@@ -32,6 +32,8 @@
 #define BENCH_RSS_MAX_KB (64 * 1024)
 
 static char prefix[H_ID_MAX];
+/* The ledger's default ceilings (services/ledger/README.md). */
+static const struct ledger_limits bench_limits = {100000000, 1000000, 100000000, 86400};
 
 static double now_s(void)
 {
@@ -86,7 +88,7 @@ static double sql_rate(const char *phase, int total, int per_tx)
     CHECK_MSG(apply_prepare(c, &err) == TP_OK, "prepare: %s", err.msg);
     create_accounts(phase);
     struct batch b;
-    batch_init(&b, per_tx);
+    batch_init(&b, per_tx, &bench_limits);
     double elapsed = 0;
     for (int done = 0; done < total; done += per_tx) {
         fill_batch(&b, phase, (uint64_t)done, per_tx);

@@ -77,6 +77,12 @@ static void *gateway_thread(void *arg)
 {
     (void)arg;
     struct tl_producer *p = tl_producer_new("chaos-gateway");
+    int last_use[ACCOUNTS];     /* index in C.evs of each account's last usage, -1: none */
+    int64_t refunded[ACCOUNTS]; /* of that usage, by usage refunds so far */
+    for (int a = 0; a < ACCOUNTS; a++) {
+        last_use[a] = -1;
+        refunded[a] = 0;
+    }
     /* Spread over 80% of the fault window, so that faults hit a system under load. */
     int64_t span_ms = (int64_t)C.seconds * 800, t0 = tl_now_ms();
     int64_t i = 0;
@@ -95,13 +101,23 @@ static void *gateway_thread(void *arg)
                 e->amount = -(int64_t)(1 + tl_rand() % 3000);
                 snprintf(e->ref, sizeof(e->ref), "cu-%s-%" PRId64, tl_sfx(), i);
                 tl_produce_usage(p, e->eid, C.acct[e->acct], e->ref, e->amount);
+                last_use[e->acct] = (int)i;
+                refunded[e->acct] = 0;
             } else {
                 e->type = 'r';
-                int refund_kind = kind == 18 ? 1 : 2;
-                e->amount = refund_kind == 1 ? (int64_t)(1 + tl_rand() % 1000)
+                /* A usage refund gives back part of the account's last usage, never more than
+                 * is left of it (the ledger refuses more); without one, a bank payout. */
+                struct ev *u = last_use[e->acct] >= 0 ? &C.evs[last_use[e->acct]] : NULL;
+                int64_t left = u != NULL ? -u->amount - refunded[e->acct] : 0;
+                int refund_kind = kind == 18 && left > 0 ? 1 : 2;
+                e->amount = refund_kind == 1 ? (int64_t)(1 + tl_rand() % (uint64_t)left)
                                              : -(int64_t)(100 + tl_rand() % 5000);
                 snprintf(e->ref, sizeof(e->ref), "cr-%s-%" PRId64, tl_sfx(), i);
-                tl_produce_refund(p, e->eid, C.acct[e->acct], e->ref, e->amount, refund_kind, "");
+                if (refund_kind == 1) {
+                    refunded[e->acct] += e->amount;
+                }
+                tl_produce_refund(p, e->eid, C.acct[e->acct], e->ref, e->amount, refund_kind,
+                                  refund_kind == 1 ? u->ref : "");
             }
             atomic_store(&C.produced, i + 1);
         }

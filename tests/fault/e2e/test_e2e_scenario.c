@@ -99,6 +99,7 @@ static struct {
     int nflows;
     /* usage.recorded references of each account in production order (the ledger keeps it). */
     char usage_refs[ACCOUNTS][USAGE_PER_ACCT + 4][64];
+    int64_t usage_fen[ACCOUNTS][USAGE_PER_ACCT + 4]; /* what each usage took (> 0) */
     int nusage[ACCOUNTS];
     struct tl_intake intake;
     struct tl_proc recon, ledger;
@@ -484,6 +485,7 @@ static void produce_usage(int round)
             int64_t amt = -tl_rand_range(1, 2500);
             tl_produce_usage(M.producer, eid, M.acct[a], ref, amt);
             add_flow(a, "consume", amt, ref);
+            M.usage_fen[a][M.nusage[a]] = -amt;
             snprintf(M.usage_refs[a][M.nusage[a]++], 64, "%s", ref);
             if (k == 2 && a % 2 == round) {
                 /* The gateway did not see the acknowledgement and sends it again: one flow. */
@@ -494,9 +496,11 @@ static void produce_usage(int round)
         tl_event_id(eid);
         snprintf(ref, sizeof(ref), "rf-%s-%d-%d", tl_sfx(), a, round);
         if ((a + round) % 3 == 0) {
-            /* Usage refunded to the balance. */
-            int64_t amt = tl_rand_range(1, 500);
-            tl_produce_refund(M.producer, eid, M.acct[a], ref, amt, 1, M.usage_refs[a][0]);
+            /* Part of this round's first usage refunded to the balance (at most what it took:
+             * the ledger refuses more). It may reach the ledger before its usage: it waits. */
+            int u = M.nusage[a] - USAGE_PER_ACCT / 2;
+            int64_t amt = tl_rand_range(1, M.usage_fen[a][u] < 500 ? M.usage_fen[a][u] : 500);
+            tl_produce_refund(M.producer, eid, M.acct[a], ref, amt, 1, M.usage_refs[a][u]);
             add_flow(a, "refund", amt, ref);
         } else if ((a + round) % 3 == 1) {
             /* Balance paid back to the customer's bank. */

@@ -227,8 +227,8 @@ struct h_sent h_send_usage(const char *eid, const char *account, const char *req
     return h_send_raw("usage.recorded", account, buf, len);
 }
 
-struct h_sent h_send_refund(const char *eid, const char *account, const char *refund_id,
-                            int64_t amount, int kind)
+static struct h_sent h_send_refund_of(const char *eid, const char *account, const char *refund_id,
+                                      int64_t amount, int kind, const char *original)
 {
     Topup__V1__Envelope e;
     h_envelope(&e, eid, account);
@@ -239,13 +239,27 @@ struct h_sent h_send_refund(const char *eid, const char *account, const char *re
     m.amount_fen = amount;
     m.kind = (Topup__V1__RefundKind)kind;
     m.reason = "test";
+    m.original_reference = (char *)original;
     uint8_t buf[512];
     size_t len = topup__v1__refund_issued__pack(&m, buf);
     return h_send_raw("refund.issued", account, buf, len);
 }
 
-struct h_sent h_send_matched(const char *eid, const char *account, const char *code,
-                             int64_t credited, int64_t order_amount)
+struct h_sent h_send_refund(const char *eid, const char *account, const char *refund_id,
+                            int64_t amount, int kind)
+{
+    return h_send_refund_of(eid, account, refund_id, amount, kind, "");
+}
+
+struct h_sent h_send_usage_refund(const char *eid, const char *account, const char *refund_id,
+                                  int64_t amount, const char *usage_request_id)
+{
+    return h_send_refund_of(eid, account, refund_id, amount, 1, usage_request_id);
+}
+
+struct h_sent h_send_matched_unrecorded(const char *eid, const char *account, const char *code,
+                                        int64_t credited, int64_t order_amount,
+                                        const char *bank_txn_id)
 {
     Topup__V1__Envelope e;
     h_envelope(&e, eid, account);
@@ -257,12 +271,35 @@ struct h_sent h_send_matched(const char *eid, const char *account, const char *c
     m.order_amount_fen = order_amount;
     m.amount_mismatch = credited != order_amount;
     m.rule = TOPUP__V1__MATCH_RULE__MATCH_RULE_REFERENCE;
-    m.receiving_account = "6222000000000001";
-    m.bank_txn_id = (char *)eid;
+    m.receiving_account = H_RECEIVING_ACCOUNT;
+    m.bank_txn_id = (char *)bank_txn_id;
     m.value_date = "2026-11-24";
-    uint8_t buf[512];
+    uint8_t buf[1024];
     size_t len = topup__v1__payment_matched__pack(&m, buf);
     return h_send_raw("payment.matched", account, buf, len);
+}
+
+void h_record_match(const char *code, const char *bank_txn_id, int64_t amount_fen)
+{
+    char amount[24];
+    snprintf(amount, sizeof(amount), "%lld", (long long)amount_fen);
+    const char *p[4] = {code, bank_txn_id, amount, H_RECEIVING_ACCOUNT};
+    h_exec("WITH r AS (INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, "
+           "amount_fen, currency, direction, event_id, state) "
+           "SELECT $4, $2, DATE '2026-11-24', $3, 'CNY', 'credit', $2, 'matched' "
+           "WHERE EXISTS (SELECT 1 FROM topup_orders WHERE code = $1) "
+           "ON CONFLICT (receiving_account, bank_txn_id) DO NOTHING RETURNING id) "
+           "INSERT INTO match_decisions (record_id, order_id, outcome, rule, decided_by) "
+           "SELECT r.id, o.id, 'matched', 'reference', 'ledger-test' FROM r, topup_orders o "
+           "WHERE o.code = $1 ON CONFLICT DO NOTHING",
+           4, p);
+}
+
+struct h_sent h_send_matched(const char *eid, const char *account, const char *code,
+                             int64_t credited, int64_t order_amount)
+{
+    h_record_match(code, eid, credited);
+    return h_send_matched_unrecorded(eid, account, code, credited, order_amount, eid);
 }
 
 static rd_kafka_t *h_consumer(const char *group)

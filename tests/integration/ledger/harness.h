@@ -64,8 +64,24 @@ struct h_sent h_send_usage(const char *eid, const char *account, const char *req
 /* kind: 1 usage refund, 2 bank payout. */
 struct h_sent h_send_refund(const char *eid, const char *account, const char *refund_id,
                             int64_t amount, int kind);
+/*
+ * A PaymentMatched as reconciliation sends it: first what reconciliation records in the same
+ * transaction (h_record_match: the bank record eid and the match decision naming it, when the
+ * order exists and has no matched decision yet), then the event naming that record.
+ */
 struct h_sent h_send_matched(const char *eid, const char *account, const char *code,
                              int64_t credited, int64_t order_amount);
+/* The bank account of every record the harness records and every PaymentMatched it sends. */
+#define H_RECEIVING_ACCOUNT "6222000000000001"
+/* A statement record bank_txn_id of amount_fen and the order's match decision naming it. */
+void h_record_match(const char *code, const char *bank_txn_id, int64_t amount_fen);
+/* A PaymentMatched naming bank record bank_txn_id, with nothing recorded (a forgery). */
+struct h_sent h_send_matched_unrecorded(const char *eid, const char *account, const char *code,
+                                        int64_t credited, int64_t order_amount,
+                                        const char *bank_txn_id);
+/* RefundIssued of a usage: kind 1 naming the usage request id it refunds ("" for none). */
+struct h_sent h_send_usage_refund(const char *eid, const char *account, const char *refund_id,
+                                  int64_t amount, const char *usage_request_id);
 /*
  * Notes where account.flows and the .dlq topics end now; h_dlq_count and h_flows_find then
  * read only what came after (the shared topics hold every earlier run's messages).

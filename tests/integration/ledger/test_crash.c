@@ -19,6 +19,19 @@ static char accts[ACCOUNTS][H_ID_MAX];
 static int64_t expected[ACCOUNTS];
 static int64_t sent_total;
 
+/* What each account uses first: the usage every usage refund of the test gives part of back. */
+#define BASE_USAGE_FEN 100000
+
+static void send_base(int i)
+{
+    char eid[UUID_STR_LEN], ref[48];
+    h_event_id(eid);
+    snprintf(ref, sizeof(ref), "base-%d", i);
+    h_send_usage(eid, accts[i], ref, -BASE_USAGE_FEN);
+    expected[i] -= BASE_USAGE_FEN;
+    sent_total++;
+}
+
 /* Sends one valid event for account i (usage or usage refund) and books its effect. */
 static struct h_sent send_one(int i, int n)
 {
@@ -28,7 +41,9 @@ static struct h_sent send_one(int i, int n)
     int64_t amount = 1 + (n * 37 + i * 11) % 500;
     struct h_sent s;
     if (n % 3 == 2) {
-        s = h_send_refund(eid, accts[i], ref, amount, 1);
+        char base[48];
+        snprintf(base, sizeof(base), "base-%d", i);
+        s = h_send_usage_refund(eid, accts[i], ref, amount, base);
         expected[i] += amount;
     } else {
         s = h_send_usage(eid, accts[i], ref, -amount);
@@ -71,6 +86,9 @@ int main(int argc, char **argv)
                                       /* a killed member leaves the group in 6 s, not 45 s */
                                       "KAFKA_SESSION_TIMEOUT_MS=6000", NULL};
 
+    for (int i = 0; i < ACCOUNTS; i++) {
+        send_base(i); /* at most ~20 refunds of <= 500 fen follow per account */
+    }
     struct h_proc l1;
     h_ledger_start(&l1, "ledger-1", group, env);
     struct h_sent first[FIRST];

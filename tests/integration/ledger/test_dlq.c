@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "topup/event.h"
+#include "topup/ids.h"
 #include "topup/v1/events.pb-c.h"
 
 #define CASES_MAX 32
@@ -138,6 +139,8 @@ static void matched_case(const char *reason, const char *code, int64_t credited)
     m.order_code = (char *)code;
     m.credited_fen = credited;
     m.order_amount_fen = credited;
+    m.receiving_account = H_RECEIVING_ACCOUNT;
+    m.bank_txn_id = eid;
     c->len = topup__v1__payment_matched__pack(&m, c->buf);
 }
 
@@ -205,10 +208,22 @@ int main(int argc, char **argv)
         v_sent++;
         h_send_raw(cases[i].topic, cases[i].key, cases[i].buf, cases[i].len);
     }
-    char ex_max[UUID_STR_LEN], ex_over[UUID_STR_LEN];
+    char ex_max[UUID_STR_LEN], ex_over[UUID_STR_LEN], code_over[REFCODE_STR_LEN];
     h_event_id(ex_max);
     h_event_id(ex_over);
-    h_send_refund(ex_max, X, "rf-max", INT64_MAX, 1);
+    /*
+     * An account at the top of the range, planted: under the ceilings no event can bring it
+     * there (LEDGER_MAX_*_FEN), but the overflow check must hold whatever the balance.
+     */
+    h_exec("INSERT INTO accounts (account_id, balance_fen, balance_version) "
+           "VALUES ($1, 9223372036854775807, 1)",
+           1, (const char *const[]){X});
+    h_exec("INSERT INTO account_flows (event_id, account_id, flow_type, amount_fen, "
+           "balance_after_fen, reference, occurred_at) VALUES ($2, $1, 'refund', "
+           "9223372036854775807, 9223372036854775807, 'rf-planted', now())",
+           2, (const char *const[]){X, ex_max});
+    ids_refcode_new(code_over);
+    h_order(code_over, X, 1, "processing");
     /*
      * The safety net: a value no validation foresaw that PostgreSQL refuses (planted here as a
      * CHECK constraint) fails the whole batch; the ledger then applies it event by event and
@@ -227,7 +242,7 @@ int main(int argc, char **argv)
         h_send_usage(eid, V, req, -1);
         v_sent++;
     }
-    struct h_sent over = h_send_refund(ex_over, X, "rf-over", 1, 1); /* would overflow */
+    struct h_sent over = h_send_matched(ex_over, X, code_over, 1, 1); /* would overflow */
 
     struct h_proc led;
     h_ledger_start(&led, "ledger", group, NULL);
@@ -241,7 +256,7 @@ int main(int argc, char **argv)
         char off[24];
         snprintf(off, sizeof(off), "%lld", (long long)over.offset);
         CHECK(h_i64("SELECT count(*) FROM ledger_rejections WHERE event_id = $1 AND "
-                    "source_topic = 'refund.issued' AND source_offset = $2 AND strpos(reason, "
+                    "source_topic = 'payment.matched' AND source_offset = $2 AND strpos(reason, "
                     "'overflow') > 0",
                     2, (const char *const[]){ex_over, off}) == 1);
     }
@@ -252,7 +267,7 @@ int main(int argc, char **argv)
     h_send_usage(ex_use, X, "req-x", -1);
     h_wait_i64("X usage", "SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
                (const char *const[]){ex_use}, 1);
-    h_send_refund(ex_over, X, "rf-over", 1, 1);
+    h_send_matched(ex_over, X, code_over, 1, 1);
     h_event_id(ex_sent);
     h_send_refund(ex_sent, X, "rf-sentinel", -1, 2);
     h_wait_i64("X sentinel", "SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
@@ -282,7 +297,7 @@ int main(int argc, char **argv)
     CHECK(h_i64("SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
                 (const char *const[]){ex_poison}) == 0);
     /* The overflow was dead-lettered the first time and again when it came again. */
-    CHECK(h_dlq_count("refund.issued", X, "overflow", 2) == 2);
+    CHECK(h_dlq_count("payment.matched", X, "overflow", 2) == 2);
     CHECK(h_log_sum(&led, "ledger batch committed", "invalid") >= ncases - 1);
     CHECK(h_ledger_stop(&led, SIGTERM, 30000) == 0);
     h_step("ok");

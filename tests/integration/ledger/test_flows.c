@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     h_send_usage(e[1], A, "req-1", -300);
     h_send_usage(e[1], A, "req-1", -300); /* the same event three times, in one batch */
     h_send_usage(e[1], A, "req-1", -300);
-    h_send_refund(e[2], A, "rf-2", 100, 1);
+    h_send_usage_refund(e[2], A, "rf-2", 100, "req-1"); /* gives back part of req-1 */
     h_send_usage(e[3], B, "req-3", -50); /* B goes negative: usage already happened */
     h_send_matched(e[4], A, o1, 10000, 10000);
     h_send_usage(e[5], A, "req-5", -200);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "topup/ids.h"
 
 #define N_ACCTS 9
 
@@ -24,6 +25,15 @@ static void plant_flow(const char *account, const char *type, const char *amount
            "balance_after_fen, reference, occurred_at) "
            "SELECT $5, $1, $2, $3::bigint, a.balance_fen, $4, now() FROM a",
            5, p);
+}
+
+/* The same for a refund flow naming the usage it gives back. */
+static void plant_refund(const char *account, const char *amount, const char *reference,
+                         const char *refund_of, const char *event_id)
+{
+    plant_flow(account, "refund", amount, reference, event_id);
+    h_exec("UPDATE account_flows SET refund_of = $2 WHERE event_id = $1", 2,
+           (const char *const[]){event_id, refund_of});
 }
 
 static void completed_order(const char *code, const char *account, const char *credited)
@@ -74,7 +84,10 @@ int main(int argc, char **argv)
     h_send_usage(e_use1, accts[1], "req-1", -100);
     char e_refund[UUID_STR_LEN];
     h_event_id(e_refund);
-    h_send_refund(e_refund, accts[2], "rf-2", 50, 1);
+    char e_use2[UUID_STR_LEN];
+    h_event_id(e_use2);
+    h_send_usage(e_use2, accts[2], "req-2", -80);
+    h_send_usage_refund(e_refund, accts[2], "rf-2", 50, "req-2");
     h_event_id(e_use3);
     h_send_usage(e_use3, accts[3], "req-3", -30);
     for (int i = 4; i < N_ACCTS; i++) {
@@ -85,7 +98,7 @@ int main(int argc, char **argv)
     struct h_proc led;
     h_ledger_start(&led, "ledger", group, NULL);
     h_wait_i64("flows", "SELECT count(*) FROM account_flows WHERE account_id LIKE $1 || '%'", 1,
-               (const char *const[]){prefix}, 4 + N_ACCTS - 4);
+               (const char *const[]){prefix}, 5 + N_ACCTS - 4);
     CHECK(h_ledger_stop(&led, SIGTERM, 30000) == 0);
 
     char out[65536];
@@ -148,6 +161,23 @@ int main(int argc, char **argv)
            "VALUES ($1, $2, 'consume', -100, 'req-1', 'planted', 'usage.recorded', 0, 0, now())",
            2, (const char *const[]){e_use1, accts[1]});
 
+    /* recharge_not_as_decided: the decision's record says 100, the flow 500 */
+    char o6[REFCODE_STR_LEN];
+    ids_refcode_new(o6);
+    completed_order(o6, accts[3], "500");
+    h_event_id(eid);
+    h_record_match(o6, eid, 100);
+    plant_flow(accts[3], "recharge", "500", o6, eid);
+    /* usage_refund_above_usage: accts[4] used 1 fen (req-x); 5 given back */
+    h_event_id(eid);
+    plant_refund(accts[4], "5", "rf-above", "req-x", eid);
+    /* usage_refund_without_usage */
+    h_event_id(eid);
+    plant_refund(accts[8], "3", "rf-nothing", "req-nothing", eid);
+    /* amount_above_ceiling: a usage of 20,000.00 (ceiling 10,000.00) */
+    h_event_id(eid);
+    plant_flow(accts[8], "consume", "-2000000", "req-big", eid);
+
     rc = h_topupctl(out, sizeof(out), (const char *const[]){"verify", NULL});
     fprintf(stderr, "%s", out);
     CHECK_MSG(rc == 5, "verify with violations exited %d, want 5", rc);
@@ -163,7 +193,15 @@ int main(int argc, char **argv)
     expect_line(out, "flow_without_source", accts[8]);
     expect_line(out, "duplicate_event_id", e_use3);
     expect_line(out, "event_applied_and_rejected", e_use1);
-    CHECK_MSG(strstr(out, "\n12 violations (") != NULL, "expected exactly 12 violations");
+    /* The planted recharges of o3, o4 and o5 (twice) were never matched to a transfer. */
+    expect_line(out, "recharge_without_decision", o3);
+    expect_line(out, "recharge_without_decision", o4);
+    expect_line(out, "recharge_without_decision", o5);
+    expect_line(out, "recharge_not_as_decided", o6);
+    expect_line(out, "usage_refund_above_usage", accts[4]);
+    expect_line(out, "usage_refund_without_usage", "rf-nothing");
+    expect_line(out, "amount_above_ceiling", "req-big");
+    CHECK_MSG(strstr(out, "\n20 violations (") != NULL, "expected exactly 20 violations");
 
     h_step("verify cannot run: exit 1, not 0 or 5");
     setenv("PG_CONNINFO", "host=127.0.0.1 port=1 dbname=none connect_timeout=1", 1);

@@ -111,6 +111,8 @@ static Topup__V1__PaymentMatched matched(Topup__V1__Envelope *e, int64_t credite
     m.credited_fen = credited;
     m.order_amount_fen = 10000;
     m.amount_mismatch = credited != 10000;
+    m.receiving_account = "6222000000000001";
+    m.bank_txn_id = "CMB-2026-0001";
     return m;
 }
 
@@ -139,6 +141,11 @@ static void test_valid_events(void **state)
     assert_int_equal(ev.type, LEDGER_FLOW_REFUND);
     assert_int_equal(ev.amount_fen, 500);
     assert_string_equal(ev.reference, "rf-1");
+    assert_true(ev.usage_refund);
+    assert_string_equal(ev.refund_of, ""); /* names no usage: refused by the plan, recorded */
+    r.original_reference = "req-1";
+    assert_int_equal(run(TOPIC_REFUND_ISSUED, pack_refund(&r), &ev, &err), TP_OK);
+    assert_string_equal(ev.refund_of, "req-1");
 
     r = refund(&e, -700, TOPUP__V1__REFUND_KIND__REFUND_KIND_BANK_PAYOUT);
     assert_int_equal(run(TOPIC_REFUND_ISSUED, pack_refund(&r), &ev, &err), TP_OK);
@@ -150,6 +157,40 @@ static void test_valid_events(void **state)
     assert_int_equal(ev.amount_fen, 9900);
     assert_true(ev.amount_mismatch);
     assert_string_equal(ev.reference, "TU7K3M9Q2X");
+    assert_string_equal(ev.bank_account, "6222000000000001");
+    assert_string_equal(ev.bank_txn_id, "CMB-2026-0001");
+}
+
+/* The bank record a PaymentMatched names is required, bounded and text. */
+static void test_matched_bank_record(void **state)
+{
+    (void)state;
+    Topup__V1__Envelope e;
+    struct ledger_event ev;
+    struct tp_error err = {0};
+    Topup__V1__PaymentMatched m = matched(&e, 100);
+    m.bank_txn_id = "";
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "bank_txn_id missing"));
+    m = matched(&e, 100);
+    m.receiving_account = NULL;
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "receiving_account missing"));
+    char long_id[LEDGER_TXN_ID_MAX + 2];
+    memset(long_id, 'x', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    m = matched(&e, 100);
+    m.bank_txn_id = long_id;
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_INVALID);
+    assert_non_null(strstr(err.msg, "longer than"));
+    m = matched(&e, 100);
+    m.bank_txn_id = "bad\x01id";
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_INVALID);
+    m.bank_txn_id = "bad\xff";
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_INVALID);
+    m.bank_txn_id = "流水号-001";
+    assert_int_equal(run(TOPIC_PAYMENT_MATCHED, pack_matched(&m), &ev, &err), TP_OK);
+    assert_string_equal(ev.bank_txn_id, "流水号-001");
 }
 
 static void test_undecodable_and_unknown_topic(void **state)
@@ -306,6 +347,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_events),
+        cmocka_unit_test(test_matched_bank_record),
         cmocka_unit_test(test_undecodable_and_unknown_topic),
         cmocka_unit_test(test_bad_envelope),
         cmocka_unit_test(test_key_must_be_account),
