@@ -5,12 +5,12 @@
 
 #include "ledger.h"
 #include "topup/config.h"
-#include "topup/redis.h"
 #include "topup/counters.h"
 #include "topup/kafka.h"
 #include "topup/log.h"
 #include "topup/mem.h"
 #include "topup/pg.h"
+#include "topup/redis.h"
 #include "topup/signals.h"
 
 #define LEDGER_PG_CONNECT_TIMEOUT_MS 30000

@@ -6,8 +6,8 @@
 #include "aging.h"
 #include "recon.h"
 #include "topup/config.h"
-#include "topup/redis.h"
 #include "topup/log.h"
+#include "topup/redis.h"
 #include "topup/signals.h"
 
 /*

@@ -4,8 +4,8 @@
 
 #include "commands.h"
 #include "topup/config.h"
-#include "topup/redis.h"
 #include "topup/log.h"
+#include "topup/redis.h"
 
 struct topupctl_command {
     const char *name;
