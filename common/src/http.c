@@ -24,20 +24,27 @@
 #define HTTP_IDLE_TIMEOUT_S_DEFAULT  30
 #define HTTP_HEADER_NAME_MAX         64
 #define HTTP_HEADER_VALUE_MAX        256
-/* How often the header deadline is checked: a slow client is closed at most this late. */
+/* How often the deadlines are checked: a slow client is closed at most this late. */
 #define HTTP_DEADLINE_TICK_MS 250
 
+/* Where a connection's current request is, for the deadlines. */
+enum http_conn_phase {
+    HTTP_CONN_HEADERS, /* waiting for a complete request line and headers */
+    HTTP_CONN_BODY,    /* headers in, the body arriving */
+    HTTP_CONN_BUSY,    /* the request is whole: handled or answered, no deadline of the client's */
+};
+
 /*
- * One open connection, for the header deadline: MHD's own timeout is an idle timeout, which a
- * client sending one byte every few seconds never reaches. Allocated when MHD accepts the
- * connection and freed when MHD closes it (before it closes the socket), both under
+ * One open connection, for the header and body deadlines: MHD's own timeout is an idle timeout,
+ * which a client sending one byte every few seconds never reaches. Allocated when MHD accepts
+ * the connection and freed when MHD closes it (before it closes the socket), both under
  * http_server.conns_mu, so the deadline thread never touches a socket MHD has closed.
  */
 struct http_conn {
     struct http_conn *prev, *next;
     int fd;
-    bool awaiting_headers; /* since `since`: no complete request line and headers yet */
-    int64_t since_ms;
+    enum http_conn_phase phase;
+    int64_t since_ms; /* when the phase began */
 };
 
 struct http_server {
@@ -50,6 +57,7 @@ struct http_server {
     atomic_bool quiesced;
 
     int header_timeout_ms;
+    int body_timeout_ms;
     pthread_mutex_t conns_mu; /* guards conns, deadline_stop */
     pthread_cond_t conns_cv;
     struct http_conn *conns;
@@ -118,7 +126,7 @@ static void http_conn_notify(void *cls, struct MHD_Connection *conn, void **sock
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct http_conn *c = mem_calloc(1, sizeof(*c));
         c->fd = info != NULL ? info->connect_fd : -1;
-        c->awaiting_headers = true;
+        c->phase = HTTP_CONN_HEADERS;
         c->since_ms = http_now_ms();
         pthread_mutex_lock(&s->conns_mu);
         c->next = s->conns;
@@ -148,8 +156,9 @@ static void http_conn_notify(void *cls, struct MHD_Connection *conn, void **sock
     *socket_context = NULL;
 }
 
-/* The connection's headers are in (awaiting false) or its next request begins (true). */
-static void http_conn_mark(struct http_server *s, struct MHD_Connection *conn, bool awaiting)
+/* The connection's request moves to phase (its deadline, if any, counts from now). */
+static void http_conn_mark(struct http_server *s, struct MHD_Connection *conn,
+                           enum http_conn_phase phase)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -158,14 +167,28 @@ static void http_conn_mark(struct http_server *s, struct MHD_Connection *conn, b
         return;
     }
     pthread_mutex_lock(&s->conns_mu);
-    c->awaiting_headers = awaiting;
+    c->phase = phase;
     c->since_ms = http_now_ms();
     pthread_mutex_unlock(&s->conns_mu);
 }
 
+/* True when c's current phase has outlived its deadline. Called with conns_mu held. */
+static bool http_conn_late(const struct http_server *s, const struct http_conn *c, int64_t now)
+{
+    switch (c->phase) {
+    case HTTP_CONN_HEADERS:
+        return now - c->since_ms >= s->header_timeout_ms;
+    case HTTP_CONN_BODY:
+        return now - c->since_ms >= s->body_timeout_ms;
+    case HTTP_CONN_BUSY:
+        break;
+    }
+    return false;
+}
+
 /*
- * Closes connections whose headers are late. shutdown(2), not close(2): MHD sees the end of the
- * stream on its own thread and frees the connection as for any client that went away.
+ * Closes connections whose headers or body are late. shutdown(2), not close(2): MHD sees the end
+ * of the stream on its own thread and frees the connection as for any client that went away.
  */
 static void *http_deadline_main(void *arg)
 {
@@ -173,17 +196,20 @@ static void *http_deadline_main(void *arg)
     pthread_mutex_lock(&s->conns_mu);
     while (!s->deadline_stop) {
         int64_t now = http_now_ms();
-        int closed = 0;
+        int late_headers = 0, late_bodies = 0;
         for (struct http_conn *c = s->conns; c != NULL; c = c->next) {
-            if (c->awaiting_headers && c->fd >= 0 && now - c->since_ms >= s->header_timeout_ms) {
+            if (c->fd >= 0 && http_conn_late(s, c, now)) {
                 (void)shutdown(c->fd, SHUT_RDWR);
-                c->awaiting_headers = false;
-                closed++;
+                late_headers += c->phase == HTTP_CONN_HEADERS;
+                late_bodies += c->phase == HTTP_CONN_BODY;
+                c->phase = HTTP_CONN_BUSY;
             }
         }
-        if (closed > 0) {
-            log_info("http connections closed: headers not complete in time",
-                     LF_I("connections", closed), LF_I("header_timeout_ms", s->header_timeout_ms));
+        if (late_headers + late_bodies > 0) {
+            log_info("http connections closed: request not complete in time",
+                     LF_I("late_headers", late_headers), LF_I("late_bodies", late_bodies),
+                     LF_I("header_timeout_ms", s->header_timeout_ms),
+                     LF_I("body_timeout_ms", s->body_timeout_ms));
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -227,7 +253,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
     /* A kept-alive connection now waits for its next request's headers. */
-    http_conn_mark(s, conn, true);
+    http_conn_mark(s, conn, HTTP_CONN_HEADERS);
 }
 
 /* Queues r's response on its connection; called on the connection's thread. */
@@ -406,7 +432,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         *con_cls = r;
         atomic_fetch_add(&s->inflight, 1);
-        http_conn_mark(s, conn, false);
+        http_conn_mark(s, conn, HTTP_CONN_BODY);
         const char *why = NULL;
         unsigned refuse = http_framing_check(conn, &why);
         if (refuse != 0) {
@@ -442,6 +468,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     pthread_mutex_lock(&r->mu);
     enum http_req_state st = r->state;
     pthread_mutex_unlock(&r->mu);
+    if (st == HTTP_REQ_RECEIVING || r->too_large) {
+        /* The whole request is in (or was refused and its body drained): no deadline left. */
+        http_conn_mark(s, conn, HTTP_CONN_BUSY);
+    }
     if (st == HTTP_REQ_RECEIVING) {
         if (r->too_large) {
             http_respond_too_large(r);
@@ -522,6 +552,8 @@ struct http_server *http_server_new(const struct http_server_config *cfg, http_h
                                                       : HTTP_PER_IP_CONNECTIONS_MAX_DEFAULT;
     s->header_timeout_ms =
         1000 * (cfg->header_timeout_s > 0 ? cfg->header_timeout_s : HTTP_HEADER_TIMEOUT_S_DEFAULT);
+    s->body_timeout_ms =
+        1000 * (cfg->body_timeout_s > 0 ? cfg->body_timeout_s : HTTP_BODY_TIMEOUT_S_DEFAULT);
     pthread_mutex_init(&s->conns_mu, NULL);
     pthread_cond_init(&s->conns_cv, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |

@@ -37,6 +37,7 @@ struct intake_settings {
     int64_t per_ip_connections_max;
     int64_t idle_timeout_s;
     int64_t header_timeout_s;
+    int64_t body_timeout_s;
     int64_t min_amount_fen;
     int64_t max_amount_fen;
     int64_t order_ttl_s;

@@ -61,6 +61,7 @@ static int main_start(struct intake *app)
         .per_ip_connections_max = (int)app->cfg.per_ip_connections_max,
         .idle_timeout_s = (int)app->cfg.idle_timeout_s,
         .header_timeout_s = (int)app->cfg.header_timeout_s,
+        .body_timeout_s = (int)app->cfg.body_timeout_s,
     };
     app->http = http_server_new(&hc, api_handle, app, &err);
     if (app->http == NULL) {

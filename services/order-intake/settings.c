@@ -47,6 +47,10 @@ static const struct config_def settings_defs[] = {
      "request line and headers must be complete this long after the connection opened (or its "
      "previous answer), however slowly they trickle in; else the connection is closed",
      &settings_tmp.header_timeout_s},
+    {"INTAKE_BODY_TIMEOUT_S", CONFIG_INT, "30", 1, 3600,
+     "a request body must be complete this long after its headers, however slowly it trickles "
+     "in; else the connection is closed without an answer",
+     &settings_tmp.body_timeout_s},
     {"INTAKE_MIN_AMOUNT_FEN", CONFIG_INT, "5000", 1, 100000000000000,
      "smallest order amount in fen (5000 = 50.00 CNY)", &settings_tmp.min_amount_fen},
     {"INTAKE_MAX_AMOUNT_FEN", CONFIG_INT, "100000000", 1, 100000000000000,

@@ -20,6 +20,7 @@
 #define HTTP_RESPONSE_HEADERS_MAX           8
 #define HTTP_PER_IP_CONNECTIONS_MAX_DEFAULT 64
 #define HTTP_HEADER_TIMEOUT_S_DEFAULT       10
+#define HTTP_BODY_TIMEOUT_S_DEFAULT         30
 
 struct http_server;
 struct http_request;
@@ -46,6 +47,8 @@ struct http_server_config {
     int idle_timeout_s;         /* a connection silent this long is closed; 0: 30 */
     int header_timeout_s;       /* request line and headers must be complete this long after the
                                  * connection opened (or its previous answer); else closed; 0: 10 */
+    int body_timeout_s;         /* the body must be complete this long after the headers; else the
+                                 * connection is closed without an answer; 0: 30 */
 };
 
 /*

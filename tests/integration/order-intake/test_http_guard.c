@@ -2,7 +2,8 @@
  * order-intake's HTTP edge against the attacks of issue 15 over raw sockets: ambiguous framing
  * (request smuggling) answered 400/501 with the connection closed and nothing created; one
  * client's slow connections beyond the per-address limit closed while a client from another
- * address (127.0.0.2) is served; headers trickled in never outlive the header deadline.
+ * address (127.0.0.2) is served; headers trickled in never outlive the header deadline, nor a
+ * body trickled in the body deadline (and the order it carried is not created).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "harness.h"
 
 #define GUARD_HEADER_TIMEOUT_S 4
+#define GUARD_BODY_TIMEOUT_S   3
 #define GUARD_PER_IP_MAX       64 /* order-intake's default, not set in the test */
 #define GUARD_SLOW_CONNS       200
 #define GUARD_READ_MS          3000
@@ -320,6 +322,44 @@ static void test_silent_headers(void)
     it_step("  closed after %lld ms", (long long)took);
 }
 
+/*
+ * An order whose body trickles in a byte every 500 ms (2 KB declared): closed without an answer at
+ * the body deadline although the idle timeout is far away, and no order created.
+ */
+static void test_slow_body(const char *account, const char *token)
+{
+    it_step("a body trickled in: closed at the body deadline (%d s), nothing created",
+            GUARD_BODY_TIMEOUT_S);
+    int64_t before = orders_of(account);
+    char idem[IT_ID_MAX], head[4096];
+    it_id(idem, "slowbody");
+    snprintf(head, sizeof(head),
+             "POST /v1/topup-orders HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+             "Idempotency-Key: %s\r\nContent-Type: application/json\r\n"
+             "Content-Length: 2048\r\n\r\n{\"amount\": \"100.00\", ",
+             token, idem);
+    int fd = guard_connect("127.0.0.2");
+    CHECK(guard_send(fd, head, strlen(head)));
+    int64_t t0 = it_now_ms();
+    bool closed = false;
+    size_t answered = 0;
+    while (!closed && it_now_ms() - t0 < (GUARD_BODY_TIMEOUT_S + 5) * 1000) {
+        char buf[1024];
+        closed = !guard_send(fd, " ", 1);
+        if (!closed) {
+            answered += guard_read_all(fd, buf, sizeof(buf), 500, &closed);
+        }
+    }
+    CHECK_MSG(answered == 0, "the server answered a request whose body never arrived");
+    int64_t took = it_now_ms() - t0;
+    close(fd);
+    CHECK_MSG(closed, "the trickling body was still accepted after %d s", GUARD_BODY_TIMEOUT_S + 5);
+    CHECK_MSG(took >= GUARD_BODY_TIMEOUT_S * 1000 - 500,
+              "closed after %lld ms, before the deadline", (long long)took);
+    CHECK(orders_of(account) == before);
+    it_step("  closed after %lld ms", (long long)took);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "intake_http_guard");
@@ -327,7 +367,9 @@ int main(int argc, char **argv)
     snprintf(header_timeout, sizeof(header_timeout), "INTAKE_HEADER_TIMEOUT_S=%d",
              GUARD_HEADER_TIMEOUT_S);
     /* An idle timeout far beyond the header deadline, so that only the deadline can close. */
-    const char *env[] = {header_timeout, "INTAKE_IDLE_TIMEOUT_S=60", NULL};
+    char body_timeout[64];
+    snprintf(body_timeout, sizeof(body_timeout), "INTAKE_BODY_TIMEOUT_S=%d", GUARD_BODY_TIMEOUT_S);
+    const char *env[] = {header_timeout, body_timeout, "INTAKE_IDLE_TIMEOUT_S=60", NULL};
     it_start(&svc, env);
     it_wait_ready(&svc);
     char account[IT_ID_MAX], token[TOKEN_STR_MAX];
@@ -336,6 +378,7 @@ int main(int argc, char **argv)
     test_smuggling(account, token);
     test_slowloris();
     test_silent_headers();
+    test_slow_body(account, token);
     CHECK_MSG(it_stop(&svc, SIGTERM) == 0, "order-intake did not exit 0 on SIGTERM");
     printf("intake_http_guard: ok\n");
     return 0;
