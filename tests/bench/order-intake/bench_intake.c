@@ -185,7 +185,9 @@ int main(int argc, char **argv)
     CHECK(conc >= 1 && conc <= 1024 && secs >= 1);
     bench_lat_us = calloc(BENCH_LAT_MAX, sizeof(*bench_lat_us));
 
-    it_start(&svc, NULL);
+    /* Up to 1024 clients from one address, like a TLS terminator in front: no per-address limit. */
+    static const char *const env[] = {"INTAKE_PER_IP_CONNECTIONS_MAX=1024", NULL};
+    it_start(&svc, env);
     it_wait_ready(&svc);
     it_step("service pid %d on port %d (for profilers)", (int)it_pid(&svc), svc.port);
     static struct client clients[1024];

@@ -88,7 +88,9 @@ static void *burst_thread(void *p)
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "order_intake_race");
-    it_start(&svc, NULL);
+    /* BURST connections at once from one address: above the default per-address limit. */
+    static const char *const env[] = {"INTAKE_PER_IP_CONNECTIONS_MAX=1024", NULL};
+    it_start(&svc, env);
     it_wait_ready(&svc);
     char acct[IT_ID_MAX], tok[TOKEN_STR_MAX];
     it_id(acct, "acct-race");
