@@ -1,5 +1,5 @@
-/* Unit tests of http.c over real sockets: limits (413, 431), deferred answers, routing, draining.
- */
+/* Unit tests of http.c over real sockets: limits (413, 431), ambiguous framing, per-address
+ * connections, header and body deadlines, deferred answers, routing, draining. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -401,6 +401,116 @@ static void test_slow_and_malformed_clients(void **state)
     http_server_free(s, 1000);
 }
 
+/*
+ * Ambiguous framing never reaches the handler (the echo route would answer 200): 400 bad_framing
+ * or 501, then the connection is closed, so the bytes after the headers are never a request.
+ */
+static void test_framing(void **state)
+{
+    (void)state;
+    struct http_server *s = start();
+    int port = http_server_port(s);
+    static const struct {
+        const char *framing;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"Content-Length: 4\r\nContent-Length: 40\r\n", 400, "bad_framing"},
+        {"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", 400, "bad_framing"},
+        {"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n", 400, "bad_framing"},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400, "bad_framing"},
+        {"Transfer-Encoding: gzip\r\n", 501, "transfer_encoding_unsupported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req),
+                 "POST /echo HTTP/1.1\r\nHost: x\r\n%s\r\n4\r\nabcd\r\n0\r\n\r\n"
+                 "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+                 cases[i].framing);
+        struct hc_conn *c = hc_connect(NULL, port);
+        assert_non_null(c);
+        struct hc_response r;
+        assert_int_equal(hc_raw(c, req, strlen(req), &r), 0);
+        assert_int_equal(r.status, cases[i].status);
+        json_t *j = parse(&r);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                            cases[i].code);
+        json_decref(j);
+        assert_true(r.closed);
+        hc_response_free(&r);
+        hc_close(c);
+    }
+    /* The same length twice is one length, and chunked alone is fine. */
+    const char *ok[] = {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                        "Content-Length: 4\r\n\r\nabcd",
+                        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "4\r\nabcd\r\n0\r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        struct hc_conn *c = hc_connect(NULL, port);
+        struct hc_response r;
+        assert_int_equal(hc_raw(c, ok[i], strlen(ok[i]), &r), 0);
+        assert_int_equal(r.status, 200);
+        json_t *j = parse(&r);
+        assert_int_equal(json_integer_value(json_object_get(j, "len")), 4);
+        json_decref(j);
+        hc_response_free(&r);
+        hc_close(c);
+    }
+    assert_int_equal(wait_idle(s), 0);
+    http_server_free(s, 1000);
+}
+
+/* Per-address limit and the two deadlines, with small values (1 s) on an idle timeout of 30 s. */
+static void test_client_limits(void **state)
+{
+    (void)state;
+    struct http_server_config cfg = {
+        .addr = "127.0.0.1",
+        .threads = 2,
+        .body_max_bytes = BODY_MAX,
+        .connections_max = 64,
+        .per_ip_connections_max = 4,
+        .idle_timeout_s = 30,
+        .header_timeout_s = 1,
+        .body_timeout_s = 1,
+    };
+    struct tp_error err = {0};
+    struct http_server *s = http_server_new(&cfg, handler, NULL, &err);
+    assert_non_null(s);
+    int port = http_server_port(s);
+    int fds[6];
+    for (int i = 0; i < 6; i++) {
+        fds[i] = raw_connect(port);
+        const char *part =
+            i == 0 ? "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab" : "GET /hel";
+        assert_true(send(fds[i], part, strlen(part), 0) > 0);
+    }
+    /* Beyond 4 from 127.0.0.1: closed at accept. */
+    assert_true(raw_closed_within(fds[4], 1000));
+    assert_true(raw_closed_within(fds[5], 1000));
+    /* The 4 held ones (3 without headers, 1 without its body) close at their 1 s deadline. */
+    for (int i = 0; i < 4; i++) {
+        assert_true(raw_closed_within(fds[i], 3000));
+    }
+    for (int i = 0; i < 6; i++) {
+        close(fds[i]);
+    }
+    /* Served again once the server has freed them (libmicrohttpd does so on its next turn). */
+    struct hc_response r;
+    int rc = -1;
+    for (int i = 0; i < 200 && rc != 0; i++) {
+        rc = hc_once("127.0.0.1", port, "GET", "/hello", NULL, NULL, &r);
+        if (rc != 0) {
+            usleep(10000);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.status, 200);
+    hc_response_free(&r);
+    assert_int_equal(wait_idle(s), 0);
+    http_server_free(s, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +521,8 @@ int main(void)
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_slow_and_malformed_clients),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_client_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
