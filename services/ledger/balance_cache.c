@@ -192,9 +192,13 @@ static bool balance_cache_load_script(struct balance_cache *bc)
     return ok;
 }
 
-/* PostgreSQL's balance and version of account. False when PostgreSQL cannot say now. */
-static bool balance_cache_truth(struct balance_cache *bc, const char *account, int64_t *balance_fen,
-                                int64_t *version)
+/*
+ * PostgreSQL's balance and version of account: TP_OK, TP_INVALID (no such account), TP_RETRY
+ * (PostgreSQL cannot say now; the caller checks no further refusals of the batch, so an outage
+ * costs one connect attempt per batch, not one per key).
+ */
+static enum tp_status balance_cache_truth(struct balance_cache *bc, const char *account,
+                                          int64_t *balance_fen, int64_t *version)
 {
     struct tp_error err = {0};
     if (bc->pg == NULL) {
@@ -202,7 +206,7 @@ static bool balance_cache_truth(struct balance_cache *bc, const char *account, i
         if (bc->pg == NULL) {
             log_warn("balance cache cannot reach PostgreSQL to check a refused write",
                      LF_S("account", account), LF_S("error", err.msg));
-            return false;
+            return TP_RETRY;
         }
     }
     PGresult *res = NULL;
@@ -210,15 +214,15 @@ static bool balance_cache_truth(struct balance_cache *bc, const char *account, i
     if (pg_exec(bc->pg, balance_cache_truth_sql, 1, params, &res, &err) != TP_OK) {
         log_warn("balance cache could not read the balance to check a refused write",
                  LF_S("account", account), LF_S("error", err.msg));
-        return false;
+        return TP_RETRY;
     }
-    bool found = PQntuples(res) == 1;
-    if (found) {
+    enum tp_status st = PQntuples(res) == 1 ? TP_OK : TP_INVALID;
+    if (st == TP_OK) {
         *balance_fen = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         *version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     }
     PQclear(res);
-    return found;
+    return st;
 }
 
 /* s as a whole decimal int64; false for anything else ("9e18", "", "abc", out of range). */
@@ -240,8 +244,9 @@ static bool balance_cache_parse_i64(const char *s, int64_t *out)
  * never had (a version beyond it, the same version with another balance, a version that is not
  * a number) was written by someone else and is replaced by PostgreSQL's truth.
  */
-static void balance_cache_repair(struct balance_cache *bc, const struct balance_cache_entry *e,
-                                 const redisReply *stored_v, const redisReply *stored_b)
+static enum tp_status balance_cache_repair(struct balance_cache *bc,
+                                           const struct balance_cache_entry *e,
+                                           const redisReply *stored_v, const redisReply *stored_b)
 {
     char stored_version[BALANCE_CACHE_STORED_MAX], stored_balance[BALANCE_CACHE_STORED_MAX];
     /* Longer than any number: kept unreadable ("" never parses), compared whole below. */
@@ -250,13 +255,14 @@ static void balance_cache_repair(struct balance_cache *bc, const struct balance_
     snprintf(stored_balance, sizeof(stored_balance), "%.*s",
              stored_b->len < sizeof(stored_balance) ? (int)stored_b->len : 0, stored_b->str);
     int64_t pg_balance = 0, pg_version = 0, v = 0, b = 0;
-    if (!balance_cache_truth(bc, e->account, &pg_balance, &pg_version)) {
-        return;
+    enum tp_status truth = balance_cache_truth(bc, e->account, &pg_balance, &pg_version);
+    if (truth != TP_OK) {
+        return truth;
     }
     bool v_ok = balance_cache_parse_i64(stored_version, &v);
     bool b_ok = balance_cache_parse_i64(stored_balance, &b);
     if (v_ok && b_ok && v == pg_version && b == pg_balance) {
-        return; /* another instance wrote the truth already */
+        return TP_OK; /* another instance wrote the truth already */
     }
     bool poisoned = !v_ok || !b_ok || v > pg_version || (v == pg_version && b != pg_balance);
     char key[BALANCE_CACHE_PREFIX_MAX + BALANCE_CACHE_ACCOUNT_MAX + 1];
@@ -267,16 +273,17 @@ static void balance_cache_repair(struct balance_cache *bc, const struct balance_
     snprintf(ttl, sizeof(ttl), "%d", bc->ttl_s);
     const char *argv[] = {"EVAL",       balance_cache_repair_script, "1", key, bal, ver, ttl,
                           stored_v->str};
-    const size_t argvlen[] = {4,           strlen(balance_cache_repair_script),
-                              1,           strlen(key),
-                              strlen(bal), strlen(ver),
-                              strlen(ttl), stored_v->len};
+    size_t argvlen[8];
+    for (int i = 0; i < 7; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    argvlen[7] = stored_v->len; /* compared byte for byte, whatever someone stored */
     redisReply *r = NULL;
     struct tp_error err = {0};
     if (redis_command_argv(bc->redis, 8, argv, argvlen, &r, &err) != TP_OK) {
         log_warn("balance cache could not rewrite a key from PostgreSQL",
                  LF_S("account", e->account), LF_S("error", err.msg));
-        return;
+        return TP_OK; /* Redis trouble: the writer's own retries deal with Redis */
     }
     bool written = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
@@ -287,6 +294,7 @@ static void balance_cache_repair(struct balance_cache *bc, const struct balance_
                  LF_S("stored_balance_fen", stored_balance), LF_I("version", pg_version),
                  LF_I("balance_fen", pg_balance));
     }
+    return TP_OK;
 }
 
 /* After a pipeline of writes: each refused one is checked against PostgreSQL (rare: see above). */
@@ -304,7 +312,9 @@ static void balance_cache_check_refusals(struct balance_cache *bc, struct redis_
             r->element[2]->type != REDIS_REPLY_STRING) {
             continue; /* written (1), or an answer this writer does not know: nothing to check */
         }
-        balance_cache_repair(bc, e, r->element[1], r->element[2]);
+        if (balance_cache_repair(bc, e, r->element[1], r->element[2]) == TP_RETRY) {
+            break; /* PostgreSQL away: the next refused write checks again */
+        }
     }
 }
 
