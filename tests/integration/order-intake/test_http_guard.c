@@ -20,8 +20,8 @@
 
 #define GUARD_HEADER_TIMEOUT_S 4
 #define GUARD_BODY_TIMEOUT_S   3
-#define GUARD_PER_IP_MAX       64 /* order-intake's default, not set in the test */
-#define GUARD_SLOW_CONNS       200
+#define GUARD_PER_IP_MAX       64   /* order-intake's default, not set in the test */
+#define GUARD_SLOW_CONNS       1100 /* the attack: 1,100 slow connections from one client */
 #define GUARD_READ_MS          3000
 
 static struct it_service svc;
