@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -245,8 +246,23 @@ static bool guard_closed_now(int fd)
     return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0;
 }
 
+/* The attack needs GUARD_SLOW_CONNS descriptors in this process: raise the soft limit to it. */
+static void guard_fd_limit(void)
+{
+    struct rlimit rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rlim_t want = GUARD_SLOW_CONNS + 256;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    }
+    CHECK_MSG(rl.rlim_cur >= want, "open files limited to %llu; the test needs %llu",
+              (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 static void test_slowloris(void)
 {
+    guard_fd_limit();
     it_step("slowloris: %d slow connections from 127.0.0.1 (limit %d per address)",
             GUARD_SLOW_CONNS, GUARD_PER_IP_MAX);
     static int fds[GUARD_SLOW_CONNS];
