@@ -314,7 +314,7 @@ struct http_framing {
     bool cl_bad;     /* a Content-Length that is not plain digits (e.g. a list "5, 6") */
     bool cl_differ;  /* two Content-Length headers that differ */
     bool te_chunked; /* the (one) Transfer-Encoding is exactly "chunked" */
-    const char *cl;
+    const char *cl;  /* the last Content-Length value seen (owned by MHD) */
 };
 
 static bool http_all_digits(const char *v)
@@ -358,7 +358,7 @@ static enum MHD_Result http_framing_header(void *cls, enum MHD_ValueKind kind, c
  * is the start of request smuggling: refused before its body, and the connection closed, since
  * where the next request would begin is exactly what is in doubt. Identical repeated
  * Content-Length values are one length (RFC 9110 8.6) and pass.
- * Returns 0 when the framing is unambiguous, else the status, with code and msg filled.
+ * Returns 0 when the framing is unambiguous, else the status to answer, *msg saying why.
  */
 static unsigned http_framing_check(struct MHD_Connection *conn, const char **msg)
 {
@@ -583,7 +583,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg, http_h
         return NULL;
     }
     if (pthread_create(&s->deadline_thread, NULL, http_deadline_main, s) != 0) {
-        error_set(err, TP_FATAL, "cannot start the header deadline thread");
+        error_set(err, TP_FATAL, "cannot start the request deadline thread");
         MHD_stop_daemon(s->daemon);
         http_server_deinit_locks(s);
         free(s);
