@@ -20,7 +20,7 @@
 #   TOPUP_STACK_PORTS  "fixed" (default: PostgreSQL 55432, Redis 56379, Kafka 59092 and its
 #                      controller 59093) or "free" (pick unused)
 #   TOPUP_PG_PORT, TOPUP_REDIS_PORT, TOPUP_KAFKA_PORT, TOPUP_KAFKA_CONTROLLER_PORT  fixed ports
-#   TOPUP_KAFKA        "kafka" (Apache Kafka) or "devbroker" (default); a running stack keeps the
+#   TOPUP_KAFKA        "kafka" (default: Apache Kafka) or "devbroker"; a running stack keeps the
 #                      kind it was started with until it is stopped
 #   TOPUP_KAFKA_LIBS   the broker's jars (default <checkout>/.local/kafka/libs)
 #   TOPUP_KAFKA_HEAP   the broker JVM's heap (default 512m)
@@ -44,7 +44,7 @@ FIXED_PG_PORT=${TOPUP_PG_PORT:-55432}
 FIXED_REDIS_PORT=${TOPUP_REDIS_PORT:-56379}
 FIXED_KAFKA_PORT=${TOPUP_KAFKA_PORT:-59092}
 FIXED_KAFKA_CTL_PORT=${TOPUP_KAFKA_CONTROLLER_PORT:-59093}
-KAFKA_KIND_WANTED=${TOPUP_KAFKA:-devbroker}
+KAFKA_KIND_WANTED=${TOPUP_KAFKA:-kafka}
 KAFKA_LIBS=${TOPUP_KAFKA_LIBS:-$CHECKOUT/.local/kafka/libs}
 KAFKA_HEAP=${TOPUP_KAFKA_HEAP:-512m}
 KAFKA_TOPICS_LIST=$CHECKOUT/deploy/kafka/topics.list
