@@ -143,6 +143,12 @@ static const char apply_sql_lots_open[] =
     "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
     "JOIN statement_records r ON r.id = d.record_id ORDER BY v.ord";
 
+/* The refund requests the batch's bank payouts name (their reference is the refund id). */
+static const char apply_sql_payout_requests[] =
+    "SELECT refund_id, COALESCE(account_id, ''), amount_fen, state, "
+    "COALESCE(reserve_event_id, ''), COALESCE(lot_id, 0) FROM refund_requests "
+    "WHERE refund_id = ANY($1::text[])";
+
 enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
 {
     static const struct {
@@ -166,6 +172,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_lots_read", apply_sql_lots_read, 2},
         {"ledger_lots_update", apply_sql_lots_update, 2},
         {"ledger_lots_open", apply_sql_lots_open, 2},
+        {"ledger_payout_requests", apply_sql_payout_requests, 1},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         enum tp_status st = pg_prepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, err);
@@ -486,6 +493,55 @@ static enum tp_status apply_read_lots(struct pg_conn *c, struct apply_ctx *x, st
     return TP_OK;
 }
 
+static bool apply_is_payout(const struct batch_item *it)
+{
+    return it->outcome != BATCH_INVALID && it->ev.type == LEDGER_FLOW_REFUND &&
+           !it->ev.usage_refund;
+}
+
+static enum tp_status apply_read_payouts(struct pg_conn *c, struct apply_ctx *x,
+                                         struct tp_error *err)
+{
+    struct batch *b = x->b;
+    int n = 0;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n; i++) {
+        struct batch_item *it = &b->items[i];
+        it->payout_request = false;
+        if (apply_is_payout(it)) {
+            apply_array_str(&x->arr[0], it->ev.reference);
+            n++;
+        }
+    }
+    if (n == 0) {
+        return TP_OK;
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_payout_requests", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *refund_id = pg_get_str(r, row, 0);
+        for (int i = 0; i < b->n; i++) {
+            struct batch_item *it = &b->items[i];
+            if (!apply_is_payout(it) || strcmp(it->ev.reference, refund_id) != 0) {
+                continue;
+            }
+            it->payout_request = true;
+            snprintf(it->payout_account, sizeof(it->payout_account), "%s", pg_get_str(r, row, 1));
+            it->payout_amount_fen = pg_get_i64(r, row, 2);
+            snprintf(it->payout_state, sizeof(it->payout_state), "%s", pg_get_str(r, row, 3));
+            snprintf(it->payout_event_id, sizeof(it->payout_event_id), "%s", pg_get_str(r, row, 4));
+            it->payout_lot_id = pg_get_i64(r, row, 5);
+        }
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
 /* After the flows: the lots read that moved, then the lots the recharges open. */
 static enum tp_status apply_write_lots(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
 {
@@ -797,11 +853,13 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     if (st == TP_OK) {
         st = apply_read_lots(c, x, err);
     }
+    if (st == TP_OK) {
+        st = apply_read_payouts(c, x, err);
+    }
     if (st != TP_OK) {
         return st;
     }
     batch_plan(b);
-    lots_plan(b);
     int planned = b->applied[LEDGER_FLOW_RECHARGE] + b->applied[LEDGER_FLOW_CONSUME] +
                   b->applied[LEDGER_FLOW_REFUND];
     if (planned > 0) {

@@ -20,6 +20,7 @@ static const struct topupctl_command commands[] = {
     {"token", cmd_token, "issue or check an API bearer token (TOKEN_SECRET)"},
     {"verify", cmd_verify, "check the ledger invariants; print every violation (exit 5 if any)"},
     {"review", cmd_review, "reconciliation review queue: list, show, match, refund, ignore"},
+    {"refund", cmd_refund, "refunds of unused paid credit: request, approve, reject, list"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
 };
 
