@@ -129,6 +129,18 @@ alive() {
     [ "$st" != Z ]
 }
 
+# term_then_kill PID SECONDS WHAT: SIGTERM, wait up to SECONDS for it to exit, then SIGKILL.
+term_then_kill() {
+    local pid=$1 secs=$2 what=$3 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 $((secs * 10))); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    say "$what (pid $pid) did not stop within $secs s of SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- ports
 declare -A PORT=()
 # The broker kind of this stack: the one recorded while a broker runs, else the one asked for.
@@ -402,15 +414,7 @@ broker_stop() {
         rm -f "$BROKER_DIR/broker.pid"
         return 0
     fi
-    kill -TERM "$pid"
-    for i in $(seq 1 100); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "dev broker (pid $pid) ignored SIGTERM for 10 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    term_then_kill "$pid" 10 "dev broker"
     rm -f "$BROKER_DIR/broker.pid" "$BROKER_DIR/bootstrap" "$BROKER_DIR/control"
     say "dev broker stopped"
 }
@@ -581,15 +585,7 @@ kafka_stop() {
         return 0
     fi
     kill -CONT "$pid" 2>/dev/null || true # a test may have stopped it with SIGSTOP
-    kill -TERM "$pid"
-    for i in $(seq 1 $((KAFKA_STOP_TIMEOUT_S * 10))); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "Kafka (pid $pid) did not stop within $KAFKA_STOP_TIMEOUT_S s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    term_then_kill "$pid" "$KAFKA_STOP_TIMEOUT_S" Kafka
     rm -f "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR/bootstrap"
     say "Kafka stopped"
 }

@@ -289,6 +289,17 @@ static enum tp_status close_statement(struct close_run *run, struct tp_error *er
     return TP_OK;
 }
 
+/* The columns of one row of close_unmatched()'s query: record, bank txn id, amount, age, detail. */
+static void close_unmatched_cols(const PGresult *r, int i, const char *cols[CSV_NCOLS])
+{
+    close_cols_clear(cols);
+    cols[CSV_RECORD_ID] = pg_get_str(r, i, 1);
+    cols[CSV_BANK_TXN_ID] = pg_get_str(r, i, 2);
+    cols[CSV_AMOUNT] = pg_get_str(r, i, 3);
+    cols[CSV_AGE] = pg_get_str(r, i, 4);
+    cols[CSV_DETAIL] = pg_get_str(r, i, 5);
+}
+
 /* Every unmatched credit booked up to the day, with its age; past the limit it is a break. */
 static enum tp_status close_unmatched(struct close_run *run, struct tp_error *err)
 {
@@ -318,12 +329,7 @@ static enum tp_status close_unmatched(struct close_run *run, struct tp_error *er
                pg_get_str(r, i, 2), money_format(pg_get_i64(r, i, 3), money), pg_get_str(r, i, 4),
                pg_get_str(r, i, 5));
         const char *cols[CSV_NCOLS];
-        close_cols_clear(cols);
-        cols[CSV_RECORD_ID] = pg_get_str(r, i, 1);
-        cols[CSV_BANK_TXN_ID] = pg_get_str(r, i, 2);
-        cols[CSV_AMOUNT] = pg_get_str(r, i, 3);
-        cols[CSV_AGE] = pg_get_str(r, i, 4);
-        cols[CSV_DETAIL] = pg_get_str(r, i, 5);
+        close_unmatched_cols(r, i, cols);
         close_csv_row(run, "unmatched", "credit_waiting", cols);
     }
     printf("\n");
@@ -332,12 +338,7 @@ static enum tp_status close_unmatched(struct close_run *run, struct tp_error *er
             continue;
         }
         const char *cols[CSV_NCOLS];
-        close_cols_clear(cols);
-        cols[CSV_RECORD_ID] = pg_get_str(r, i, 1);
-        cols[CSV_BANK_TXN_ID] = pg_get_str(r, i, 2);
-        cols[CSV_AMOUNT] = pg_get_str(r, i, 3);
-        cols[CSV_AGE] = pg_get_str(r, i, 4);
-        cols[CSV_DETAIL] = pg_get_str(r, i, 5);
+        close_unmatched_cols(r, i, cols);
         close_break(run, "credit_not_matched", cols);
     }
     PQclear(r);

@@ -13,15 +13,6 @@ need_env PG_CONNINFO
 CI=$PG_CONNINFO
 q() { psqlq -d "$CI" -c "$1"; }
 
-expect_rc() { # expect_rc WANT OUTFILE cmd...
-    local want=$1 out=$2 rc=0
-    shift 2
-    "$@" >"$out" 2>"$out.err" || rc=$?
-    if [ "$rc" != "$want" ]; then
-        cat "$out" "$out.err" >&2
-        fail "exit $rc, want $want: $*"
-    fi
-}
 has() { grep -Eq -- "$2" "$1" || { cat "$1" >&2; fail "$3"; }; }
 hasnt() { ! grep -Eq -- "$2" "$1" || { cat "$1" >&2; fail "$3"; }; }
 close() { env PG_CONNINFO="$CI" "$CTL" close --by itest "$@"; }
