@@ -72,12 +72,21 @@ static const char apply_sql_flows_insert[] =
     "$7::bigint[], $8::text[]) WITH ORDINALITY AS v(e, a, t, amt, bal, r, ms, rf, ord) "
     "ORDER BY ord ON CONFLICT (event_id) DO NOTHING";
 
-/* Waiting usage refunds of the batch's accounts (read under their locks), oldest first. */
+/*
+ * Waiting usage refunds of the batch's accounts (read under their locks) that this batch can
+ * decide, oldest first: their usage is in the batch ($3) or already charged, or they have waited
+ * LEDGER_REFUND_WAIT_S ($4) and are refused. Refunds still waiting for their usage take no slot, so
+ * they never crowd out the ones whose usage has come.
+ */
 static const char apply_sql_pending_read[] =
-    "SELECT event_id, account_id, refund_id, refund_of, amount_fen, "
-    "(extract(epoch FROM occurred_at) * 1000)::bigint, source_partition, source_offset, "
-    "extract(epoch FROM now() - created_at)::bigint FROM ledger_pending_refunds "
-    "WHERE account_id = ANY($1::text[]) ORDER BY created_at, event_id LIMIT $2";
+    "SELECT p.event_id, p.account_id, p.refund_id, p.refund_of, p.amount_fen, "
+    "(extract(epoch FROM p.occurred_at) * 1000)::bigint, p.source_partition, p.source_offset, "
+    "extract(epoch FROM now() - p.created_at)::bigint FROM ledger_pending_refunds p "
+    "WHERE p.account_id = ANY($1::text[]) AND (p.refund_of = ANY($3::text[]) "
+    "OR p.created_at <= now() - make_interval(secs => $4::bigint) "
+    "OR EXISTS (SELECT 1 FROM account_flows f WHERE f.account_id = p.account_id "
+    "AND f.flow_type = 'consume' AND f.reference = p.refund_of)) "
+    "ORDER BY p.created_at, p.event_id LIMIT $2";
 
 static const char apply_sql_pending_insert[] =
     "INSERT INTO ledger_pending_refunds (event_id, account_id, refund_id, refund_of, amount_fen, "
@@ -162,7 +171,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_orders_lock", apply_sql_orders_lock, 1},
         {"ledger_orders_credited", apply_sql_orders_credited, 1},
         {"ledger_usages", apply_sql_usages, 2},
-        {"ledger_pending_read", apply_sql_pending_read, 2},
+        {"ledger_pending_read", apply_sql_pending_read, 4},
         {"ledger_pending_insert", apply_sql_pending_insert, 8},
         {"ledger_pending_delete", apply_sql_pending_delete, 1},
         {"ledger_flows_insert", apply_sql_flows_insert, 8},
@@ -744,17 +753,25 @@ static enum tp_status apply_read_pending(struct pg_conn *c, struct apply_ctx *x,
 {
     struct batch *b = x->b;
     *added = false;
-    apply_begin_arrays(x, 1);
+    apply_begin_arrays(x, 2);
     for (int i = 0; i < b->n_accounts; i++) {
         apply_array_str(&x->arr[0], b->accounts[i].account_id);
     }
-    char limit[16];
+    for (int i = 0; i < b->n_polled; i++) {
+        if (b->items[i].ev.type == LEDGER_FLOW_CONSUME) {
+            apply_array_str(&x->arr[1], b->items[i].ev.reference);
+        }
+    }
+    char limit[16], wait_s[24];
     snprintf(limit, sizeof(limit), "%d", LEDGER_PENDING_PER_BATCH);
-    const char *p[2];
-    apply_params(x, 1, p);
+    snprintf(wait_s, sizeof(wait_s), "%" PRId64, b->limits.refund_wait_s);
+    const char *p[4];
+    apply_params(x, 2, p);
+    p[2] = p[1];
     p[1] = limit;
+    p[3] = wait_s;
     PGresult *r = NULL;
-    enum tp_status st = pg_exec_prepared(c, "ledger_pending_read", 2, p, &r, err);
+    enum tp_status st = pg_exec_prepared(c, "ledger_pending_read", 4, p, &r, err);
     if (st != TP_OK) {
         return st;
     }
