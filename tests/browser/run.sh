@@ -6,8 +6,8 @@
 #
 # Needs the stack env of tests/with-stack.sh (PG_CONNINFO, REDIS_*, KAFKA_BOOTSTRAP_SERVERS,
 # TOPUP_BUILD_DIR, TOPUP_SOURCE_DIR), the built services, /usr/bin/chromium, node, npm and kcat.
-# Screenshots of every tab go to $TOPUP_BUILD_DIR/browser/screenshots; service logs to
-# $TOPUP_BUILD_DIR/browser/logs.
+# Screenshots of every view go to tests/browser/screenshots (git-ignored, for review); service logs
+# to $TOPUP_BUILD_DIR/browser/logs.
 set -euo pipefail
 
 die() {
@@ -25,7 +25,7 @@ BUILD=$(cd "$TOPUP_BUILD_DIR" && pwd)
 HERE=$SRC/tests/browser
 WORK=$BUILD/browser
 NPM_DIR=$WORK/npm
-SHOTS=$WORK/screenshots
+SHOTS=$HERE/screenshots
 LOGS=$WORK/logs
 RUN=$WORK/run
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}

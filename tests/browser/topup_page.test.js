@@ -119,13 +119,52 @@ async function fillForm(opts) {
     }
 }
 
+/* Submits the form; the page moves to the new order's own view (#orders/CODE). */
 async function submitAndReadResult() {
     await page.getByRole('button', { name: 'Submit' }).click();
-    const card = page.locator('#order-result');
-    await card.waitFor({ state: 'visible' });
-    const code = (await page.locator('#result-code').textContent()).trim();
+    await page.locator('#order-detail').waitFor({ state: 'visible' });
+    const codeEl = page.locator('#pay-fields [data-field="code"] .pay-value');
+    await codeEl.waitFor();
+    const code = (await codeEl.textContent()).trim();
     assert.match(code, /^[0-9A-Z]{6,16}$/, 'a reference code is shown');
+    assert.equal(new URL(page.url()).hash, '#orders/' + code, 'the order has an address of its own');
     return code;
+}
+
+/* The value shown in the order view's "how to pay" box for one field. */
+async function payValue(p, field) {
+    return (await p.locator(`#pay-fields [data-field="${field}"] .pay-value`).textContent()).trim();
+}
+
+async function timelineOf(p) {
+    return p.locator('#detail-timeline li').evaluateAll((lis) =>
+        lis.map((li) => li.dataset.step + ':' + li.dataset.state));
+}
+
+/* The two sizes every view is checked at, in both languages. */
+const LAYOUTS = [
+    { name: 'desktop', width: 1440, height: 900 },
+    { name: 'phone', width: 390, height: 844 },
+];
+const LANGS = ['en', 'zh'];
+
+/*
+ * A signed-in page of its own at one size and language, opened at a hash (#orders/CODE, ...).
+ * The token is put into the tab's sessionStorage before the page's scripts run, as a sign-in would.
+ */
+async function openAt(lang, layout, hash) {
+    const ctx = await newContext(lang === 'zh' ? 'zh-CN' : 'en-US', layout);
+    await ctx.addInitScript((tok) => sessionStorage.setItem('topup.token', tok), TOKEN);
+    const p = await ctx.newPage();
+    watchErrors(p);
+    p.setDefaultTimeout(30000);
+    await p.goto('/' + hash);
+    await p.locator('#app').waitFor({ state: 'visible' });
+    return { ctx, p };
+}
+
+async function shotOf(p, name) {
+    await p.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
 }
 
 /* Formats an RFC 3339 time the way the page must: en-GB in the browser's time zone. */
@@ -224,11 +263,11 @@ function watchErrors(p) {
     });
 }
 
-async function newContext(locale) {
+async function newContext(locale, layout) {
     const ctx = await browser.newContext({
         locale,
         timezoneId: TIME_ZONE,
-        viewport: { width: 1280, height: 900 },
+        viewport: { width: (layout || LAYOUTS[0]).width, height: (layout || LAYOUTS[0]).height },
         baseURL: BASE,
     });
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
@@ -345,38 +384,91 @@ test('validation errors appear next to the fields, with the API codes', async ()
     assert.equal(list.body.orders.length, 0, 'no order was created by invalid submissions');
 });
 
-test('an order with a preset amount shows its reference code and instructions', async () => {
+test('a new order opens its own view: timeline, and every transfer field with a copy button', async () => {
     await fillForm({ preset: '500', name: '张三', bank: '招商银行', remarks: 'first top-up',
                      agree: true });
     const code = await submitAndReadResult();
     shared.presetCode = code;
-    assert.equal(await page.locator('#result-amount').textContent(), '¥500.00');
-    assert.match(await page.locator('#result-instruction').textContent(), new RegExp(code));
-    assert.equal(await page.locator('#result-payee-number').textContent(), PAYEE_NUMBER);
-    assert.equal(await page.locator('#result-status [data-status]').getAttribute('data-status'),
+    const view = page.locator('#order-detail');
+    assert.match(await view.locator('#detail-title').textContent(),
+                 new RegExp(`Order ${code} created: complete your bank transfer`));
+    assert.equal(await view.locator('#detail-status [data-status]').getAttribute('data-status'),
                  'pending');
+    assert.match(await page.locator('#detail-instruction').textContent(), new RegExp(code));
+    assert.equal(await payValue(page, 'account_name'), PAYEE_NAME);
+    assert.equal(await payValue(page, 'bank_name'), PAYEE_BANK);
+    assert.equal(await payValue(page, 'account_number'), PAYEE_NUMBER);
+    assert.equal(await payValue(page, 'amount'), '¥500.00');
+    assert.deepEqual(await timelineOf(page),
+                     ['created:done', 'awaiting:current', 'received:todo', 'credited:todo']);
 
-    await page.getByRole('button', { name: 'Copy' }).click();
-    await page.locator('#copy-status').getByText('Copied').waitFor();
-    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), code);
+    /* Each field copies what the bank's form wants: the number without spaces, the bare amount. */
+    const copies = [
+        ['Payee account name', PAYEE_NAME],
+        ['Payee bank', PAYEE_BANK],
+        ['Payee account number', PAYEE_NUMBER.replace(/\s+/g, '')],
+        ['Exact amount', '500.00'],
+        ['Reference code', code],
+    ];
+    for (const [what, want] of copies) {
+        await view.getByRole('button', { name: 'Copy ' + what, exact: true }).click();
+        await page.locator('#copy-status').getByText(what + ' copied').waitFor();
+        assert.equal(await page.evaluate(() => navigator.clipboard.readText()), want, what);
+    }
 
     const r = await apiCall('GET', '/v1/topup-orders/' + code);
     assert.equal(r.status, 200);
     assert.equal(r.body.amount, '500.00');
     assert.equal(r.body.status, 'pending');
     assert.equal(r.body.remitter_name, '张三');
-    assert.equal(await page.locator('#result-created time').textContent(),
+    assert.equal(await page.locator('#detail-timeline [data-step="created"] time').textContent(),
                  expectedTime(r.body.created_at), 'times in the browser time zone');
-    await shot('04-overview-order-created');
+    assert.equal(await page.locator('#detail-remitter').textContent(), '张三');
+    await shot('04-order-created');
     await expectAccessible(page, 'the created order');
+
+    /* A reload keeps the address and shows how to pay again. */
+    await page.reload();
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+    assert.equal(await payValue(page, 'account_number'), PAYEE_NUMBER);
+    assert.match(await page.locator('#detail-title').textContent(), new RegExp(`Order ${code}`));
+});
+
+test('coming back later: the orders list leads to how to pay, at both sizes in both languages', async () => {
+    const code = shared.presetCode;
+    const labels = {
+        en: { how: 'How to pay order ' + code, number: 'Payee account number', copy: 'Copy Reference code' },
+        zh: { how: `订单 ${code} 的付款方式`, number: '收款账号', copy: '复制参考码' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#orders');
+            const L = labels[lang];
+            await p.getByRole('link', { name: L.how, exact: true }).click();
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            assert.equal(new URL(p.url()).hash, '#orders/' + code);
+            assert.equal(await p.locator('#pay-fields [data-field="account_number"] dt').textContent(),
+                         L.number);
+            assert.equal(await payValue(p, 'account_number'), PAYEE_NUMBER);
+            assert.equal(await p.locator('#pay-fields button').count(), 5, 'one copy button a field');
+            await p.getByRole('button', { name: L.copy, exact: true }).click();
+            assert.equal(await p.evaluate(() => navigator.clipboard.readText()), code);
+            const instruction = await p.locator('#detail-instruction').textContent();
+            assert.match(instruction, new RegExp(code));
+            assert.match(instruction, lang === 'zh' ? /附言/ : /remark/);
+            await shotOf(p, `order-pending-${lang}-${layout.name}`);
+            await expectAccessible(p, `the pending order at ${layout.name} size in ${lang}`);
+            await ctx.close();
+        }
+    }
 });
 
 test('an order with a custom amount', async () => {
-    await page.getByRole('button', { name: 'Create another order' }).click();
+    await page.getByRole('tab', { name: 'Overview' }).click();
     await fillForm({ custom: '123.4', name: '张三', bank: '招商银行', agree: true });
     const code = await submitAndReadResult();
     shared.customCode = code;
-    assert.equal(await page.locator('#result-amount').textContent(), '¥123.40');
+    assert.equal(await payValue(page, 'amount'), '¥123.40');
     const r = await apiCall('GET', '/v1/topup-orders/' + code);
     assert.equal(r.body.amount, '123.40');
     assert.equal(r.body.status, 'pending');
@@ -417,9 +509,13 @@ test('orders tab: newest first, badges, cancel with the confirmation dialog', as
     await shot('07-orders-cancelled');
 });
 
-test('a statement that pays an order: balance and recharge flow appear without reload', async () => {
+test('a statement that pays an order: the order view, the balance and the flow follow without reload', async () => {
     await page.getByRole('tab', { name: 'Overview' }).click();
     await page.locator('#balance-amount').getByText('¥0.00').waitFor();
+    /* The user waits on the order's own view, as the page left them after the create. */
+    await page.goto('/#orders/' + shared.customCode);
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(shared.customCode)
+        .waitFor();
     const navigations = [];
     page.on('framenavigated', (f) => navigations.push(f.url()));
 
@@ -431,13 +527,26 @@ test('a statement that pays an order: balance and recharge flow appear without r
     });
     importStatement(file);
 
-    await page.locator('#balance-amount').getByText('¥123.40')
-        .waitFor({ timeout: CREDIT_WAIT_MS });
-    assert.deepEqual(navigations, [], 'the balance refreshed without a page load');
-    await page.locator('#global-notice').getByText('Your balance was updated').waitFor();
-    /* The order on the page follows: completed (or still processing for a moment). */
-    await page.locator('#result-status .badge-completed').waitFor({ timeout: CREDIT_WAIT_MS });
-    await shot('08-overview-credited');
+    /* The view follows the order: completed, nothing left inviting a transfer. */
+    const view = page.locator('#order-detail');
+    await view.locator('#detail-status .badge-completed').waitFor({ timeout: CREDIT_WAIT_MS });
+    assert.equal(await page.locator('#detail-title').textContent(), `Order ${shared.customCode}`);
+    assert.doesNotMatch(await view.textContent(), /complete your bank transfer/i);
+    assert.equal(await page.locator('#detail-pay').isVisible(), false, 'no instructions once paid');
+    assert.equal(await page.locator('#detail-summary').textContent(),
+                 '¥123.40 was credited to your balance. Nothing more to do.');
+    assert.deepEqual(await timelineOf(page),
+                     ['created:done', 'awaiting:done', 'received:done', 'credited:done']);
+    assert.equal(await page.locator('#detail-cancel').isVisible(), false);
+    /* The notice names the order and the amount credited. */
+    await page.locator('#global-notice')
+        .getByText(`Order ${shared.customCode}: ¥123.40 was credited.`).waitFor();
+    assert.match(await page.locator('#global-notice').textContent(), /Your balance was updated: ¥123\.40/);
+    assert.deepEqual(navigations, [], 'the page followed without a page load');
+    await shot('08-order-credited');
+    await expectAccessible(page, 'the credited order');
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.locator('#balance-amount').getByText('¥123.40').waitFor();
 
     await page.getByRole('tab', { name: 'Account Flows' }).click();
     const row = page.locator('#flows-body tr[data-type="recharge"]');
@@ -448,6 +557,26 @@ test('a statement that pays an order: balance and recharge flow appear without r
     assert.equal(cells[3], '¥123.40');
     assert.equal(cells[4], shared.customCode);
     assert.equal(await row.first().locator('.amount-pos').count(), 1, 'credit coloured positive');
+});
+
+test('a paid order at both sizes in both languages: its status, no transfer instructions', async () => {
+    const code = shared.customCode;
+    const summary = {
+        en: '¥123.40 was credited to your balance. Nothing more to do.',
+        zh: '¥123.40 已计入您的余额，无需其他操作。',
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#orders/' + code);
+            await p.locator('#detail-status .badge-completed').waitFor();
+            assert.equal(await p.locator('#detail-summary').textContent(), summary[lang]);
+            assert.equal(await p.locator('#detail-pay').isVisible(), false);
+            assert.equal(await p.locator('#detail-timeline li[data-state="done"]').count(), 4);
+            await shotOf(p, `order-completed-${lang}-${layout.name}`);
+            await expectAccessible(p, `the completed order at ${layout.name} size in ${lang}`);
+            await ctx.close();
+        }
+    }
 });
 
 test('account flows: consume is signed and coloured, the type filter narrows the list', async () => {
@@ -520,7 +649,6 @@ test('a cancel that lost the race to a bank match is explained', async () => {
 
 test('a lost response: submitting again reuses the Idempotency-Key, no second order', async () => {
     await page.getByRole('tab', { name: 'Overview' }).click();
-    await page.getByRole('button', { name: 'Create another order' }).click();
     await fillForm({ custom: '77', name: '赵六', bank: '建设银行', agree: true });
 
     /* The first attempt reaches the service, but its answer is lost on the way back. */
@@ -542,13 +670,13 @@ test('a lost response: submitting again reuses the Idempotency-Key, no second or
     });
     await page.getByRole('button', { name: 'Submit' }).click();
     await page.locator('#form-error').getByText('Could not reach the server').waitFor();
-    assert.equal(await page.locator('#order-result').isVisible(), false);
+    assert.equal(await page.locator('#order-detail').isVisible(), false);
 
     const code = await submitAndReadResult();
     await page.unroute('**/v1/topup-orders');
     assert.equal(keys.length, 2);
     assert.ok(keys[0] && keys[0] === keys[1], 'the retry carried the same Idempotency-Key');
-    assert.equal(await page.locator('#result-amount').textContent(), '¥77.00');
+    assert.equal(await payValue(page, 'amount'), '¥77.00');
     const list = await apiCall('GET', '/v1/topup-orders?limit=100');
     const sevenSeven = list.body.orders.filter((o) => o.amount === '77.00');
     assert.deepEqual(sevenSeven.map((o) => o.code), [code], 'exactly one order was created');
@@ -587,6 +715,34 @@ test('orders pagination moves through pages and back', async () => {
         return codes.length === 1 && codes[0] === shared.presetCode;
     }, 30000);
     await page.getByLabel('Status').selectOption('');
+});
+
+test('cancel from the order view: it says so and stops showing how to pay', async () => {
+    const create = await apiCall('POST', '/v1/topup-orders', {
+        amount: '66.60', channel: 'bank_transfer', remitter_name: '王五',
+        remitter_bank: '工商银行', agreement_accepted: true,
+    }, { 'Idempotency-Key': crypto.randomUUID() });
+    assert.equal(create.status, 201);
+    const code = create.body.code;
+    await page.goto('/#orders/' + code);
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+    await page.locator('#order-detail').getByRole('button', { name: 'Cancel', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Cancel this order?' });
+    await dialog.getByRole('button', { name: 'Cancel order' }).click();
+    await page.locator('#detail-notice').getByText(`Order ${code} was cancelled.`).waitFor();
+    await page.locator('#detail-status .badge-cancelled').waitFor();
+    assert.equal(await page.locator('#detail-pay').isVisible(), false, 'no instructions once cancelled');
+    assert.deepEqual(await timelineOf(page), ['created:done', 'awaiting:done', 'cancelled:stopped']);
+    assert.match(await page.locator('#detail-summary').textContent(), /Do not send a transfer/);
+    assert.equal(await page.locator('#detail-cancel').isVisible(), false);
+    assert.equal((await apiCall('GET', '/v1/topup-orders/' + code)).body.status, 'cancelled');
+    await shot('11b-order-cancelled');
+    await expectAccessible(page, 'the cancelled order');
+
+    /* An address of an order that is not this account's says so. */
+    await page.goto('/#orders/TU0000000X');
+    await page.locator('#detail-notice').getByText('There is no order TU0000000X on this account.')
+        .waitFor();
 });
 
 test('Chinese by browser language, and the language switch', async () => {

@@ -15,6 +15,9 @@ window.TOPUP_I18N = {
         'auth.tokenLabel': 'Account token',
         'auth.tokenHelp':
             'Paste the access token issued for your account. It is kept only for this browser tab.',
+        'auth.tokenWhere':
+            'Where a token comes from: your administrator issues one for your account with this ' +
+            'command (on a local stack, deploy/dev.sh up prints it ready to run):',
         'auth.submit': 'Sign in',
         'auth.signOut': 'Sign out',
         'auth.account': 'Account {account}',
@@ -37,7 +40,7 @@ window.TOPUP_I18N = {
         'form.amount': 'Amount (CNY)',
         'form.custom': 'Custom',
         'form.customLabel': 'Custom amount (CNY)',
-        'form.customHelp': 'Minimum 50.00 CNY, up to two decimals.',
+        'form.customHelp': 'From {min} to {max}, up to two decimals.',
         'form.channel': 'Payment channel',
         'form.bankTransfer': 'Bank Transfer',
         'form.remitterName': 'Remitter name',
@@ -103,6 +106,62 @@ window.TOPUP_I18N = {
             'it and credited to your balance.',
         'orders.mismatch': 'Amount received differs',
 
+        'orders.openLabel': 'Open order {code}',
+        'orders.howToPay': 'How to pay',
+        'orders.howToPayLabel': 'How to pay order {code}',
+
+        'settings.failed': 'The top-up options could not be loaded ({reason}). The form is off until they are.',
+
+        'detail.back': '← All orders',
+        'detail.title': 'Order {code}',
+        'detail.createdTitle': 'Order {code} created: complete your bank transfer',
+        'detail.notFound': 'There is no order {code} on this account.',
+        'detail.loadFailed': 'This order could not be loaded ({reason}).',
+        'detail.payTitle': 'How to pay',
+        'detail.timeline': 'Progress',
+        'detail.note': 'Your note',
+        'detail.sumPending':
+            'Waiting for your bank transfer of {amount}. Send it with the details below; this page ' +
+            'stays here, so you can come back to it at any time.',
+        'detail.sumProcessing': 'Your transfer has arrived and is being credited to your balance.',
+        'detail.sumCompleted': '{credited} was credited to your balance. Nothing more to do.',
+        'detail.sumCancelled':
+            'This order was cancelled. Do not send a transfer for it; create a new order instead.',
+        'detail.sumExpired':
+            'This order expired before a transfer arrived. Do not send a transfer for it; create a ' +
+            'new order instead. If you did send one, contact support with the order code.',
+
+        'step.created': 'Order created',
+        'step.awaiting': 'Awaiting your transfer',
+        'step.received': 'Transfer received',
+        'step.credited': 'Credited to your balance',
+        'step.cancelled': 'Cancelled',
+        'step.expired': 'Expired',
+        'step.until': 'until',
+        'stepState.done': 'done',
+        'stepState.current': 'current step',
+        'stepState.todo': 'to come',
+        'stepState.stopped': 'ended here',
+
+        'pay.account_name': 'Payee account name',
+        'pay.bank_name': 'Payee bank',
+        'pay.account_number': 'Payee account number',
+        'pay.amount': 'Exact amount',
+        'pay.code': 'Reference code',
+        'pay.codeHint': 'Enter it in the remark field of your bank transfer.',
+        'pay.copyLabel': 'Copy {what}',
+        'pay.copied': '{what} copied',
+
+        'credit.done': 'Order {code}: {credited} was credited.',
+        'credit.mismatch': 'Order {code}: {credited} was credited (the order was for {amount}).',
+
+        'list.reasonNetwork': 'the server could not be reached',
+        'list.reasonUnavailable': 'the service is temporarily unavailable',
+        'list.reasonServer': 'an error on our side',
+        'list.reasonOther': 'error {code}',
+        'list.staleRows': 'What is shown was loaded at {time} and may be out of date.',
+        'common.retry': 'Try again',
+
         'status.all': 'All',
         'status.pending': 'Pending',
         'status.processing': 'Processing',
@@ -161,11 +220,11 @@ window.TOPUP_I18N = {
         'notes.support':
             'If your top-up has not been credited after 3 business days, contact support with ' +
             'your transfer receipt.',
-        'notes.minimum': 'The minimum top-up amount via bank transfer is 50 CNY.',
+        'notes.minimum': 'The minimum top-up amount via bank transfer is {min}.',
 
         // API error codes (services/order-intake/README.md); the server stays the authority.
         'error.invalid_amount': 'Enter an amount such as 100 or 100.50 (at most two decimals).',
-        'error.amount_below_minimum': 'The minimum top-up amount is 50.00 CNY.',
+        'error.amount_below_minimum': 'The minimum top-up amount is {min}.',
         'error.amount_above_maximum': 'The amount is above the maximum for one top-up ({max}).',
         'error.invalid_channel': 'Bank Transfer is the only payment channel.',
         'error.remitter_name_required': 'Enter the remitter name.',
@@ -203,6 +262,7 @@ window.TOPUP_I18N = {
         'auth.title': '登录',
         'auth.tokenLabel': '账户令牌',
         'auth.tokenHelp': '粘贴为您的账户签发的访问令牌。令牌仅保存在当前浏览器标签页中。',
+        'auth.tokenWhere': '令牌从哪里来：由管理员用以下命令为您的账户签发（本地环境中，deploy/dev.sh up 会打印可直接运行的命令）：',
         'auth.submit': '登录',
         'auth.signOut': '退出登录',
         'auth.account': '账户 {account}',
@@ -225,7 +285,7 @@ window.TOPUP_I18N = {
         'form.amount': '充值金额（元）',
         'form.custom': '自定义',
         'form.customLabel': '自定义金额（元）',
-        'form.customHelp': '最低 50.00 元，最多两位小数。',
+        'form.customHelp': '{min} 至 {max}，最多两位小数。',
         'form.channel': '支付方式',
         'form.bankTransfer': '银行转账',
         'form.remitterName': '汇款人姓名',
@@ -281,6 +341,58 @@ window.TOPUP_I18N = {
         'orders.notPendingCompleted': '订单 {code} 已无法取消：您的转账已与该订单匹配，并已计入您的余额。',
         'orders.mismatch': '到账金额不一致',
 
+        'orders.openLabel': '查看订单 {code}',
+        'orders.howToPay': '付款方式',
+        'orders.howToPayLabel': '订单 {code} 的付款方式',
+
+        'settings.failed': '充值选项加载失败（{reason}）。加载成功前无法提交订单。',
+
+        'detail.back': '← 全部订单',
+        'detail.title': '订单 {code}',
+        'detail.createdTitle': '订单 {code} 已创建：请完成银行转账',
+        'detail.notFound': '此账户下没有订单 {code}。',
+        'detail.loadFailed': '订单加载失败（{reason}）。',
+        'detail.payTitle': '付款方式',
+        'detail.timeline': '订单进度',
+        'detail.note': '您的说明',
+        'detail.sumPending': '等待您转账 {amount}。请按以下信息转账；本页面会一直保留，您可以随时回来查看。',
+        'detail.sumProcessing': '您的转账已到账，正在计入余额。',
+        'detail.sumCompleted': '{credited} 已计入您的余额，无需其他操作。',
+        'detail.sumCancelled': '此订单已取消。请不要再为它转账；如需充值，请创建新订单。',
+        'detail.sumExpired':
+            '此订单在收到转账前已过期。请不要再为它转账；如需充值，请创建新订单。如果您已经转账，请携带订单号联系客服。',
+
+        'step.created': '订单已创建',
+        'step.awaiting': '等待转账',
+        'step.received': '已收到转账',
+        'step.credited': '已计入余额',
+        'step.cancelled': '已取消',
+        'step.expired': '已过期',
+        'step.until': '截止',
+        'stepState.done': '已完成',
+        'stepState.current': '当前步骤',
+        'stepState.todo': '未开始',
+        'stepState.stopped': '在此结束',
+
+        'pay.account_name': '收款户名',
+        'pay.bank_name': '收款银行',
+        'pay.account_number': '收款账号',
+        'pay.amount': '转账金额（须一致）',
+        'pay.code': '参考码',
+        'pay.codeHint': '请填写在银行转账的附言/备注栏中。',
+        'pay.copyLabel': '复制{what}',
+        'pay.copied': '已复制{what}',
+
+        'credit.done': '订单 {code}：已入账 {credited}。',
+        'credit.mismatch': '订单 {code}：已入账 {credited}（订单金额为 {amount}）。',
+
+        'list.reasonNetwork': '无法连接服务器',
+        'list.reasonUnavailable': '服务暂时不可用',
+        'list.reasonServer': '系统出现问题',
+        'list.reasonOther': '错误 {code}',
+        'list.staleRows': '当前显示的是 {time} 加载的内容，可能已过时。',
+        'common.retry': '重试',
+
         'status.all': '全部',
         'status.pending': '待支付',
         'status.processing': '处理中',
@@ -327,10 +439,10 @@ window.TOPUP_I18N = {
         'notes.days': '银行转账的处理和核实可能需要 1–3 个工作日。',
         'notes.name': '请确保汇款人姓名与平台资料中的姓名一致，以加快核实。',
         'notes.support': '如果 3 个工作日后仍未到账，请携带转账凭证联系客服。',
-        'notes.minimum': '银行转账的最低充值金额为 50 元。',
+        'notes.minimum': '银行转账的最低充值金额为 {min}。',
 
         'error.invalid_amount': '请输入正确的金额，例如 100 或 100.50（最多两位小数）。',
-        'error.amount_below_minimum': '最低充值金额为 50.00 元。',
+        'error.amount_below_minimum': '最低充值金额为 {min}。',
         'error.amount_above_maximum': '金额超过单笔充值上限（{max}）。',
         'error.invalid_channel': '目前仅支持银行转账。',
         'error.remitter_name_required': '请输入汇款人姓名。',
