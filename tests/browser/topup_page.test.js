@@ -109,7 +109,7 @@ async function fillForm(opts) {
     }
     await page.getByRole('textbox', { name: 'Remitter name', exact: true }).fill(opts.name);
     await page.getByRole('textbox', { name: 'Bank name', exact: true }).fill(opts.bank);
-    await page.getByRole('textbox', { name: 'Remarks (optional)', exact: true })
+    await page.getByRole('textbox', { name: 'Note for this order (optional)', exact: true })
         .fill(opts.remarks || '');
     const agree = page.getByLabel('I have read and agree to the Recharge Agreement.');
     if (opts.agree) {
@@ -681,6 +681,47 @@ test('a lost response: submitting again reuses the Idempotency-Key, no second or
     const sevenSeven = list.body.orders.filter((o) => o.amount === '77.00');
     assert.deepEqual(sevenSeven.map((o) => o.code), [code], 'exactly one order was created');
     shared.retryCode = code;
+});
+
+test('the form\'s note and the bank transfer\'s remark field (附言/备注) are named apart', async () => {
+    const code = shared.retryCode; /* pending */
+    const want = {
+        en: { label: /^Note for this order \(optional\)$/, bankField: /remark field of your bank transfer \(附言 \/ 备注\)/ },
+        zh: { label: /^订单说明\s*（选填）$/, bankField: /银行转账的附言\/备注栏/ },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            const W = want[lang];
+            const note = p.getByRole('textbox', { name: W.label });
+            await note.waitFor();
+            assert.equal(await note.getAttribute('id'), 'remarks', 'the note is the form\'s remarks');
+            if (lang === 'zh') {
+                /* 附言/备注 is the bank's field only: the form's own field never takes its name. */
+                assert.doesNotMatch(await p.locator('label[for="remarks"]').textContent(), /附言|备注/);
+            } else {
+                assert.doesNotMatch(await p.locator('label[for="remarks"]').textContent(), /remark/i);
+            }
+            /* The note's help, the payee box and the order view all point at the bank's field. */
+            assert.match(await p.locator('#remarks-help').textContent(), W.bankField);
+            assert.match(await p.locator('#payee-help').textContent(), W.bankField);
+            await shotOf(p, `form-note-${lang}-${layout.name}`);
+            await expectAccessible(p, `the form at ${layout.name} size in ${lang}`);
+            await p.goto('/#orders/' + code);
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            assert.match(await p.locator('#detail-instruction').textContent(), W.bankField);
+            assert.match(await p.locator('#pay-fields [data-field="code"] .help').textContent(),
+                         W.bankField);
+            assert.doesNotMatch(await p.locator('#order-detail .detail-facts').textContent(),
+                                /附言|备注/, 'the note shown on the order is not called a remark');
+            await ctx.close();
+        }
+    }
+    /* The note the user typed is shown under its own name on the order. */
+    await page.goto('/#orders/' + shared.presetCode);
+    await page.locator('#detail-note').getByText('first top-up').waitFor();
+    assert.equal(await page.locator('#detail-note').locator('xpath=preceding-sibling::dt').textContent(),
+                 'Your note (not sent to the bank)');
 });
 
 test('orders pagination moves through pages and back', async () => {

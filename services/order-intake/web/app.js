@@ -1080,8 +1080,11 @@
             $('pay-fields').replaceChildren();
             return;
         }
-        const theirs = state.lang === 'zh' ? o.instructions_zh : o.instructions;
-        $('detail-instruction').textContent = theirs ||
+        /*
+         * The page's own sentence, not the API's instructions: it points at the fields below and
+         * names the bank's remark field (附言 / 备注) the same way everywhere on the page.
+         */
+        $('detail-instruction').textContent =
             t('result.instruction', { amount: formatCny(amountField(o, 'amount')), code: o.code });
         const fields = [
             ['account_name', p.account_name, p.account_name],

@@ -48,7 +48,10 @@ window.TOPUP_I18N = {
             'The name of the person or company sending the transfer, as your bank shows it.',
         'form.remitterBank': 'Bank name',
         'form.remitterBankHelp': 'The bank you are sending the transfer from.',
-        'form.remarks': 'Remarks',
+        'form.remarks': 'Note for this order',
+        'form.remarksHelp':
+            'Only for you and our support team: the bank never sees it. The reference code goes ' +
+            'into the remark field of your bank transfer (附言 / 备注), which you fill in at your bank.',
         'form.optional': '(optional)',
         'form.remarksCount': '{count} / {max} characters',
         'form.agreement': 'I have read and agree to the Recharge Agreement.',
@@ -62,13 +65,14 @@ window.TOPUP_I18N = {
         'payee.accountName': 'Account name',
         'payee.accountNumber': 'Account number',
         'payee.help':
-            "After you submit, write the order's reference code in the remarks of your transfer.",
+            "After you submit, enter the order's reference code in the remark field of your bank " +
+            'transfer (附言 / 备注).',
         'payee.afterSubmit': 'Shown after you submit',
 
         'result.title': 'Order created: complete your bank transfer',
         'result.lead':
-            'Write this reference code in the remarks of your transfer so that we can match it ' +
-            'to your order.',
+            'Enter this reference code in the remark field of your bank transfer (附言 / 备注) so ' +
+            'that we can match it to your order.',
         'result.reference': 'Reference code',
         'result.copy': 'Copy',
         'result.copied': 'Copied',
@@ -79,7 +83,8 @@ window.TOPUP_I18N = {
         'result.expires': 'Transfer before',
         'result.another': 'Create another order',
         'result.instruction':
-            'Transfer {amount} to the account above and write {code} in the remarks of the transfer.',
+            'Transfer exactly {amount} to the account below and enter the reference code {code} in ' +
+            'the remark field of your bank transfer (附言 / 备注).',
 
         'orders.title': 'Top up orders',
         'orders.caption': 'Your top-up orders, newest first',
@@ -119,7 +124,8 @@ window.TOPUP_I18N = {
         'detail.loadFailed': 'This order could not be loaded ({reason}).',
         'detail.payTitle': 'How to pay',
         'detail.timeline': 'Progress',
-        'detail.note': 'Your note',
+        'detail.note': 'Your note (not sent to the bank)',
+        'detail.yourBank': 'Your bank',
         'detail.sumPending':
             'Waiting for your bank transfer of {amount}. Send it with the details below; this page ' +
             'stays here, so you can come back to it at any time.',
@@ -148,7 +154,8 @@ window.TOPUP_I18N = {
         'pay.account_number': 'Payee account number',
         'pay.amount': 'Exact amount',
         'pay.code': 'Reference code',
-        'pay.codeHint': 'Enter it in the remark field of your bank transfer.',
+        'pay.codeHint':
+            'Enter it in the remark field of your bank transfer (附言 / 备注), not in a note on this page.',
         'pay.copyLabel': 'Copy {what}',
         'pay.copied': '{what} copied',
 
@@ -197,7 +204,8 @@ window.TOPUP_I18N = {
             'Funds you add are credited to your account balance after the platform verifies your ' +
             'bank transfer, and are used to pay for API usage.',
         'agreement.p2':
-            "Write the order's reference code in the remarks of your transfer. A transfer that " +
+            "Enter the order's reference code in the remark field of your bank transfer (附言 / 备注). " +
+            'A transfer that ' +
             'cannot be matched to an order is reviewed by our support team and may take longer ' +
             'to credit.',
         'agreement.p3':
@@ -231,7 +239,7 @@ window.TOPUP_I18N = {
         'error.remitter_name_too_long': 'The remitter name can be at most {max} characters.',
         'error.remitter_bank_required': 'Enter the name of your bank.',
         'error.remitter_bank_too_long': 'The bank name can be at most {max} characters.',
-        'error.remarks_too_long': 'Remarks can be at most {max} characters.',
+        'error.remarks_too_long': 'The note can be at most {max} characters.',
         'error.invalid_characters': 'Remove line breaks and other control characters.',
         'error.agreement_required': 'You must agree to the Recharge Agreement.',
         'error.invalid_utf8': 'The text contains characters that cannot be used.',
@@ -292,7 +300,8 @@ window.TOPUP_I18N = {
         'form.remitterNameHelp': '转账人或转账单位的名称，须与银行显示的一致。',
         'form.remitterBank': '银行名称',
         'form.remitterBankHelp': '您用于转账的银行。',
-        'form.remarks': '备注',
+        'form.remarks': '订单说明',
+        'form.remarksHelp': '仅您和平台客服可见，银行不会收到。参考码请填写在银行转账的附言/备注栏中（在您的银行填写）。',
         'form.optional': '（选填）',
         'form.remarksCount': '{count} / {max} 字',
         'form.agreement': '我已阅读并同意《充值协议》。',
@@ -305,11 +314,11 @@ window.TOPUP_I18N = {
         'payee.bankName': '开户银行',
         'payee.accountName': '账户名称',
         'payee.accountNumber': '银行账号',
-        'payee.help': '提交后，请在转账备注中填写订单的参考码。',
+        'payee.help': '提交后，请在银行转账的附言/备注栏中填写订单的参考码。',
         'payee.afterSubmit': '提交后显示',
 
         'result.title': '订单已创建：请完成银行转账',
-        'result.lead': '请在转账备注中填写以下参考码，以便我们将转账与订单匹配。',
+        'result.lead': '请在银行转账的附言/备注栏中填写以下参考码，以便我们将转账与订单匹配。',
         'result.reference': '参考码',
         'result.copy': '复制',
         'result.copied': '已复制',
@@ -319,7 +328,7 @@ window.TOPUP_I18N = {
         'result.created': '创建时间',
         'result.expires': '请在此时间前转账',
         'result.another': '再创建一笔订单',
-        'result.instruction': '请向上述账户转账 {amount}，并在转账备注中填写 {code}。',
+        'result.instruction': '请向以下账户转账 {amount}（金额须一致），并在银行转账的附言/备注栏中填写参考码 {code}。',
 
         'orders.title': '充值订单',
         'orders.caption': '您的充值订单，按创建时间从新到旧排列',
@@ -354,7 +363,8 @@ window.TOPUP_I18N = {
         'detail.loadFailed': '订单加载失败（{reason}）。',
         'detail.payTitle': '付款方式',
         'detail.timeline': '订单进度',
-        'detail.note': '您的说明',
+        'detail.note': '订单说明（不会发给银行）',
+        'detail.yourBank': '您的转账银行',
         'detail.sumPending': '等待您转账 {amount}。请按以下信息转账；本页面会一直保留，您可以随时回来查看。',
         'detail.sumProcessing': '您的转账已到账，正在计入余额。',
         'detail.sumCompleted': '{credited} 已计入您的余额，无需其他操作。',
@@ -379,7 +389,7 @@ window.TOPUP_I18N = {
         'pay.account_number': '收款账号',
         'pay.amount': '转账金额（须一致）',
         'pay.code': '参考码',
-        'pay.codeHint': '请填写在银行转账的附言/备注栏中。',
+        'pay.codeHint': '请填写在银行转账的附言/备注栏中，而不是本页面的订单说明里。',
         'pay.copyLabel': '复制{what}',
         'pay.copied': '已复制{what}',
 
@@ -424,7 +434,7 @@ window.TOPUP_I18N = {
         'agreement.title': '充值协议',
         'agreement.p1': '平台核实您的银行转账后，充值金额将计入您的账户余额，用于支付 API 调用费用。',
         'agreement.p2':
-            '请在转账备注中填写订单参考码。无法与订单匹配的转账将由客服人工审核，入账时间可能延长。',
+            '请在银行转账的附言/备注栏中填写订单参考码。无法与订单匹配的转账将由客服人工审核，入账时间可能延长。',
         'agreement.p3': '转账匹配之前，待支付订单可以取消。未使用余额的退款按平台退款政策办理。',
 
         'common.refresh': '刷新',
@@ -449,7 +459,7 @@ window.TOPUP_I18N = {
         'error.remitter_name_too_long': '汇款人姓名最多 {max} 个字。',
         'error.remitter_bank_required': '请输入银行名称。',
         'error.remitter_bank_too_long': '银行名称最多 {max} 个字。',
-        'error.remarks_too_long': '备注最多 {max} 个字。',
+        'error.remarks_too_long': '订单说明最多 {max} 个字。',
         'error.invalid_characters': '请删除换行符等控制字符。',
         'error.agreement_required': '请阅读并同意《充值协议》。',
         'error.invalid_utf8': '文本包含无法使用的字符。',
