@@ -163,6 +163,42 @@ async function openAt(lang, layout, hash) {
     return { ctx, p };
 }
 
+/*
+ * What sticks out sideways: the document wider than the window, any element reaching past the
+ * window's right edge, and any box that scrolls sideways (a table behind an unmarked scroll).
+ * Hidden elements and form controls' own text are not layout.
+ */
+async function overflowOf(p) {
+    return p.evaluate(() => {
+        const out = [];
+        const de = document.documentElement;
+        const width = de.clientWidth;
+        if (de.scrollWidth > width) {
+            out.push(`the document is ${de.scrollWidth} px wide in a ${width} px window`);
+        }
+        const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+            (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+        for (const el of document.querySelectorAll('body *')) {
+            if (el.closest('.visually-hidden, .skip-link, [hidden], dialog:not([open]), thead')) {
+                continue;
+            }
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) {
+                continue;
+            }
+            if (r.right > width + 0.5) {
+                out.push(`${name(el)} ends at ${Math.round(r.right)} px (window ${width} px)`);
+            }
+            const cs = getComputedStyle(el);
+            if (!['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName) &&
+                ['auto', 'scroll', 'hidden'].includes(cs.overflowX) && el.scrollWidth > el.clientWidth + 1) {
+                out.push(`${name(el)} hides ${el.scrollWidth - el.clientWidth} px sideways`);
+            }
+        }
+        return out;
+    });
+}
+
 async function shotOf(p, name) {
     await p.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
 }
@@ -844,6 +880,65 @@ test('keyboard: arrow keys move between tabs; sign-out forgets the account', asy
     assert.equal(await page.evaluate(() => sessionStorage.getItem('topup.token')), null);
     assert.equal(await page.locator('#app').isVisible(), false);
     assert.equal(await page.locator('#account-label').isVisible(), false);
+});
+
+test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists become cards', async () => {
+    /* Every view with real content: orders of every status (one with a note), flows, the order views. */
+    const views = ['#overview', '#orders', '#flows', '#orders/' + shared.retryCode,
+                   '#orders/' + shared.customCode, '#orders/' + shared.presetCode];
+    for (const width of [320, 390, 1440, 1920]) {
+        for (const lang of LANGS) {
+            const layout = { name: String(width), width: width, height: width < 1000 ? 844 : 900 };
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            for (const hash of views) {
+                await p.goto('/' + hash);
+                if (hash === '#orders') {
+                    await p.locator('#orders-body tr[data-code]').first().waitFor();
+                } else if (hash === '#flows') {
+                    await p.locator('#flows-body tr[data-type]').first().waitFor();
+                } else if (hash.startsWith('#orders/')) {
+                    await p.locator('#detail-status [data-status]').waitFor();
+                } else {
+                    await p.locator('#presets input').first().waitFor({ state: 'attached' });
+                }
+                assert.deepEqual(await overflowOf(p), [], `${hash} at ${width} px in ${lang}`);
+            }
+            /* The pending order's Cancel is in sight, and narrow lists are cards, not tables. */
+            await p.goto('/#orders');
+            const row = p.locator(`#orders-body tr[data-code="${shared.retryCode}"]`);
+            const cancel = row.getByRole('button', { name: lang === 'zh' ? '取消订单 ' + shared.retryCode
+                                                                        : 'Cancel order ' + shared.retryCode });
+            await cancel.waitFor();
+            const box = await cancel.boundingBox();
+            assert.ok(box && box.x >= 0 && box.x + box.width <= width, `Cancel in sight at ${width} px`);
+            const display = await row.evaluate((tr) => getComputedStyle(tr).display);
+            assert.equal(display, width < 1024 ? 'block' : 'table-row', `rows at ${width} px`);
+            if (width < 1024) {
+                /* Each card names its fields. */
+                const label = await row.locator('td').nth(1).evaluate((td) =>
+                    getComputedStyle(td, '::before').content);
+                assert.equal(label, JSON.stringify(lang === 'zh' ? '金额' : 'Amount'));
+            }
+            await shotOf(p, `orders-${lang}-${width}`);
+            if (width === 390 || width === 1440) {
+                await expectAccessible(p, `the orders list at ${width} px in ${lang}`);
+                await p.goto('/#flows');
+                await p.locator('#flows-body tr[data-type]').first().waitFor();
+                await shotOf(p, `flows-${lang}-${width}`);
+                await expectAccessible(p, `the flows list at ${width} px in ${lang}`);
+            }
+            await ctx.close();
+        }
+    }
+    /* An empty list is one readable message, not a word per line. */
+    const { ctx, p } = await openAt('en', { name: '320', width: 320, height: 700 }, '#flows');
+    await p.getByLabel('Type').selectOption('refund');
+    const empty = p.locator('#flows-body td.empty');
+    await empty.getByText('No account flows yet.').waitFor();
+    const h = await empty.evaluate((td) => td.getBoundingClientRect().height);
+    assert.ok(h < 80, `the empty state fits on a line or two (${h} px)`);
+    assert.deepEqual(await overflowOf(p), []);
+    await ctx.close();
 });
 
 test('the page raised no script errors and broke no CSP rule', () => {

@@ -1237,6 +1237,18 @@
         return td;
     }
 
+    /*
+     * On narrow screens a row is a card and each cell shows its column's name (CSS reads
+     * data-label); the header row stays for screen readers.
+     */
+    function labelCells(tr, keys) {
+        Array.from(tr.children).forEach((td, i) => {
+            if (keys[i]) {
+                td.setAttribute('data-label', t(keys[i]));
+            }
+        });
+    }
+
     function renderListNotice(prefix, list) {
         const n = list.notice;
         showNotice($(prefix + '-notice'), n ? n.text() : '', n ? n.kind : 'info');
@@ -1304,6 +1316,8 @@
             /* The transfer deadline matters only while the order waits for the transfer. */
             cell(tr, o.status === 'pending' ? timeElement(o.expires_at) : '—');
             const actions = cell(tr, '', 'actions');
+            labelCells(tr, ['orders.reference', 'orders.amount', 'orders.status', 'orders.remitter',
+                            'orders.created', 'orders.expires', null]);
             if (o.status === 'pending') {
                 const how = document.createElement('a');
                 how.href = '#orders/' + encodeURIComponent(code);
@@ -1441,6 +1455,8 @@
             cell(tr, amountSpan, 'num');
             cell(tr, formatCny(amountField(f, 'balance_after')), 'num');
             cell(tr, f.reference || '', 'mono');
+            labelCells(tr, ['flows.time', 'flows.type', 'flows.amount', 'flows.balanceAfter',
+                            'flows.reference']);
             return tr;
         });
         $('flows-body').replaceChildren(...(rows.length ? rows : [emptyRow(5, 'flows.empty')]));
