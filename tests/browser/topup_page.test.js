@@ -882,6 +882,65 @@ test('keyboard: arrow keys move between tabs; sign-out forgets the account', asy
     assert.equal(await page.locator('#account-label').isVisible(), false);
 });
 
+test('a list that fails to load says why in its own words; the rows kept are marked stale', async () => {
+    const want = {
+        en: { orders: /^Your orders could not be loaded \(the service is temporarily unavailable\)\. Use Refresh to try again\. What is shown was loaded at .+ and may be out of date\.$/,
+              flows: /^Your account flows could not be loaded \(the server could not be reached\)\./,
+              tag: 'may be out of date', refresh: 'Refresh' },
+        zh: { orders: /^订单列表加载失败（服务暂时不可用），请点击“刷新”重试。当前显示的是 .+ 加载的内容，可能已过时。$/,
+              flows: /^账户流水加载失败（无法连接服务器）/,
+              tag: '可能已过时', refresh: '刷新' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const W = want[lang];
+            const { ctx, p } = await openAt(lang, layout, '#orders');
+            const rows = p.locator('#orders-body tr[data-code]');
+            await rows.first().waitFor();
+            const before = await rows.count();
+            /* The service answers 503 to the list (as when PostgreSQL is down). */
+            await ctx.route('**/v1/topup-orders?**', (route) => route.fulfill({
+                status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' },
+                body: JSON.stringify({ error: { code: 'unavailable', message: 'database unavailable', field: null } }),
+            }));
+            await p.locator('#panel-orders').getByRole('button', { name: W.refresh, exact: true }).click();
+            const notice = p.locator('#orders-notice');
+            await notice.waitFor({ state: 'visible' });
+            assert.match(await notice.textContent(), W.orders);
+            assert.doesNotMatch(await notice.textContent(), /input is kept|已填写的内容/,
+                                'not the form\'s message');
+            assert.equal(await notice.evaluate((el) => el.classList.contains('notice-error')), true);
+            assert.equal(await rows.count(), before, 'the rows from before stay');
+            assert.equal(await p.locator('#orders-body tr[data-stale="true"]').count(), before);
+            assert.equal(await p.locator('#orders-table').getAttribute('data-stale'), 'true');
+            await rows.first().locator('.stale-tag').getByText(W.tag, { exact: true }).waitFor();
+            await shotOf(p, `orders-load-failed-${lang}-${layout.name}`);
+            await expectAccessible(p, `the failed orders list at ${layout.name} size in ${lang}`);
+
+            /* The flows list: the server cannot be reached at all. */
+            await ctx.route('**/v1/account-flows?**', (route) => route.abort('connectionrefused'));
+            await p.goto('/#flows');
+            const fnotice = p.locator('#flows-notice');
+            await fnotice.waitFor({ state: 'visible' });
+            assert.match(await fnotice.textContent(), W.flows);
+            assert.equal(await p.locator('#flows-table').getAttribute('data-stale'), 'false',
+                         'nothing loaded yet: nothing to mark');
+
+            /* Back again: the error and the marks go. */
+            await ctx.unroute('**/v1/topup-orders?**');
+            await ctx.unroute('**/v1/account-flows?**');
+            await p.locator('#panel-flows').getByRole('button', { name: W.refresh, exact: true }).click();
+            await p.locator('#flows-body tr[data-type]').first().waitFor();
+            assert.equal(await fnotice.isVisible(), false);
+            await p.goto('/#orders');
+            await p.locator('#orders-table[data-stale="false"]').waitFor();
+            assert.equal(await p.locator('#orders-body tr[data-stale]').count(), 0);
+            assert.equal(await notice.isVisible(), false);
+            await ctx.close();
+        }
+    }
+});
+
 test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists become cards', async () => {
     /* Every view with real content: orders of every status (one with a note), flows, the order views. */
     const views = ['#overview', '#orders', '#flows', '#orders/' + shared.retryCode,
@@ -909,15 +968,21 @@ test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists 
             const cancel = row.getByRole('button', { name: lang === 'zh' ? '取消订单 ' + shared.retryCode
                                                                         : 'Cancel order ' + shared.retryCode });
             await cancel.waitFor();
-            const box = await cancel.boundingBox();
-            assert.ok(box && box.x >= 0 && box.x + box.width <= width, `Cancel in sight at ${width} px`);
-            const display = await row.evaluate((tr) => getComputedStyle(tr).display);
-            assert.equal(display, width < 1024 ? 'block' : 'table-row', `rows at ${width} px`);
+            /* Measured in one go in the page: a list refresh in between cannot detach the row. */
+            const m = await p.evaluate((code) => {
+                const tr = document.querySelector(`#orders-body tr[data-code="${code}"]`);
+                const b = tr.querySelector('td.actions .btn-danger-ghost').getBoundingClientRect();
+                return {
+                    left: b.left, right: b.right, window: document.documentElement.clientWidth,
+                    display: getComputedStyle(tr).display,
+                    label: getComputedStyle(tr.children[1], '::before').content,
+                };
+            }, shared.retryCode);
+            assert.ok(m.left >= 0 && m.right <= m.window, `Cancel in sight at ${width} px: ${JSON.stringify(m)}`);
+            assert.equal(m.display, width < 1024 ? 'block' : 'table-row', `rows at ${width} px`);
             if (width < 1024) {
                 /* Each card names its fields. */
-                const label = await row.locator('td').nth(1).evaluate((td) =>
-                    getComputedStyle(td, '::before').content);
-                assert.equal(label, JSON.stringify(lang === 'zh' ? '金额' : 'Amount'));
+                assert.equal(m.label, JSON.stringify(lang === 'zh' ? '金额' : 'Amount'));
             }
             await shotOf(p, `orders-${lang}-${width}`);
             if (width === 390 || width === 1440) {

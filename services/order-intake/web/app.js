@@ -81,6 +81,11 @@
         }
     }
 
+    /* Sentences one after the other: a space between them in English, none in Chinese. */
+    function sentences(...parts) {
+        return parts.filter((x) => x).join(state.lang === 'zh' ? '' : ' ');
+    }
+
     function hasText(key) {
         return window.TOPUP_I18N.en[key] !== undefined;
     }
@@ -563,13 +568,12 @@
         if (!state.creditNotice) {
             return;
         }
-        const text = state.creditNotice.map((c) => (c.credited && c.credited !== c.amount
+        const each = state.creditNotice.map((c) => (c.credited && c.credited !== c.amount
             ? t('credit.mismatch', { code: c.code, credited: formatCny(c.credited),
                                      amount: formatCny(c.amount) })
-            : t('credit.done', { code: c.code, credited: formatCny(c.credited || c.amount) })))
-            .join(' ');
-        showNotice($('global-notice'), text + ' ' +
-                   t('balance.credited', { amount: formatCny(state.balance) }), 'success');
+            : t('credit.done', { code: c.code, credited: formatCny(c.credited || c.amount) })));
+        showNotice($('global-notice'), sentences(...each,
+                   t('balance.credited', { amount: formatCny(state.balance) })), 'success');
     }
 
     function startPolling() {
@@ -1133,8 +1137,8 @@
         if (d.error) {
             notice = d.error.status === 404
                 ? { kind: 'error', text: t('detail.notFound', { code: d.code }) }
-                : { kind: 'error', text: t('detail.loadFailed', { reason: listReason(d.error) }) +
-                    (o && d.loadedAt ? ' ' + t('list.staleRows', { time: formatTime(d.loadedAt.toISOString()) }) : '') };
+                : { kind: 'error', text: sentences(t('detail.loadFailed', { reason: listReason(d.error) }),
+                    o && d.loadedAt ? t('list.staleRows', { time: formatTime(d.loadedAt.toISOString()) }) : '') };
         } else if (d.notice) {
             notice = d.notice;
         }
@@ -1203,7 +1207,8 @@
 
     function resetLists() {
         ['orders', 'flows'].forEach((k) => {
-            Object.assign(state[k], { cursors: [null], page: 0, next: null, rows: [], notice: null });
+            Object.assign(state[k], { cursors: [null], page: 0, next: null, rows: [], notice: null,
+                                      stale: false, shownPage: 0, loadedAt: null });
         });
     }
 
@@ -1249,6 +1254,48 @@
         });
     }
 
+    function listLoaded(list, rows, next) {
+        list.rows = rows;
+        list.next = next;
+        list.shownPage = list.page;
+        list.loadedAt = new Date();
+        list.stale = false;
+        if (list.notice && list.notice.kind === 'error') {
+            list.notice = null;
+        }
+    }
+
+    /*
+     * A list that failed to load says so in its own words (not the form's), and the rows still
+     * on screen from before are marked as possibly out of date; the page shown stays theirs.
+     */
+    function listFailed(list, key, e) {
+        list.page = list.shownPage || 0;
+        list.stale = list.rows.length > 0;
+        const at = list.loadedAt;
+        list.notice = {
+            kind: 'error',
+            text: () => sentences(t(key, { reason: listReason(e) }),
+                list.stale && at ? t('list.staleRows', { time: formatTime(at.toISOString()) }) : ''),
+        };
+    }
+
+    /* Rows kept from an earlier load after a failed one: faded, each with a visible mark. */
+    function markStale(prefix, list, rows) {
+        $(prefix + '-table').classList.toggle('stale', !!list.stale);
+        $(prefix + '-table').setAttribute('data-stale', list.stale ? 'true' : 'false');
+        if (!list.stale) {
+            return;
+        }
+        rows.forEach((tr) => {
+            tr.setAttribute('data-stale', 'true');
+            const tag = document.createElement('span');
+            tag.className = 'stale-tag';
+            tag.textContent = t('list.staleTag');
+            tr.firstChild.append(' ', tag);
+        });
+    }
+
     function renderListNotice(prefix, list) {
         const n = list.notice;
         showNotice($(prefix + '-notice'), n ? n.text() : '', n ? n.kind : 'info');
@@ -1269,16 +1316,12 @@
             if (seq !== list.seq) {
                 return;
             }
-            list.rows = (data && data.orders) || [];
-            list.next = (data && data.next_cursor) || null;
-            if (list.notice && list.notice.kind === 'error') {
-                list.notice = null;
-            }
+            listLoaded(list, (data && data.orders) || [], (data && data.next_cursor) || null);
         } catch (e) {
             if (seq !== list.seq || e.status === 401) {
                 return;
             }
-            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+            listFailed(list, 'orders.loadFailed', e);
         } finally {
             if (seq === list.seq) {
                 $('orders-table').setAttribute('aria-busy', 'false');
@@ -1335,6 +1378,7 @@
             }
             return tr;
         });
+        markStale('orders', list, rows);
         body.replaceChildren(...(rows.length ? rows : [emptyRow(7, 'orders.empty')]));
         renderPager('orders', list);
         renderListNotice('orders', list);
@@ -1417,16 +1461,12 @@
             if (seq !== list.seq) {
                 return;
             }
-            list.rows = (data && data.flows) || [];
-            list.next = (data && data.next_cursor) || null;
-            if (list.notice && list.notice.kind === 'error') {
-                list.notice = null;
-            }
+            listLoaded(list, (data && data.flows) || [], (data && data.next_cursor) || null);
         } catch (e) {
             if (seq !== list.seq || e.status === 401) {
                 return;
             }
-            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+            listFailed(list, 'flows.loadFailed', e);
         } finally {
             if (seq === list.seq) {
                 $('flows-table').setAttribute('aria-busy', 'false');
@@ -1459,6 +1499,7 @@
                             'flows.reference']);
             return tr;
         });
+        markStale('flows', list, rows);
         $('flows-body').replaceChildren(...(rows.length ? rows : [emptyRow(5, 'flows.empty')]));
         renderPager('flows', list);
         renderListNotice('flows', list);

@@ -167,6 +167,9 @@ window.TOPUP_I18N = {
         'list.reasonServer': 'an error on our side',
         'list.reasonOther': 'error {code}',
         'list.staleRows': 'What is shown was loaded at {time} and may be out of date.',
+        'list.staleTag': 'may be out of date',
+        'orders.loadFailed': 'Your orders could not be loaded ({reason}). Use Refresh to try again.',
+        'flows.loadFailed': 'Your account flows could not be loaded ({reason}). Use Refresh to try again.',
         'common.retry': 'Try again',
 
         'status.all': 'All',
@@ -401,6 +404,9 @@ window.TOPUP_I18N = {
         'list.reasonServer': '系统出现问题',
         'list.reasonOther': '错误 {code}',
         'list.staleRows': '当前显示的是 {time} 加载的内容，可能已过时。',
+        'list.staleTag': '可能已过时',
+        'orders.loadFailed': '订单列表加载失败（{reason}），请点击“刷新”重试。',
+        'flows.loadFailed': '账户流水加载失败（{reason}），请点击“刷新”重试。',
         'common.retry': '重试',
 
         'status.all': '全部',
