@@ -24,6 +24,7 @@ const ACCOUNT = need('TOPUP_ACCOUNT');
 const PAYEE_BANK = need('TOPUP_PAYEE_BANK');
 const PAYEE_NAME = need('TOPUP_PAYEE_NAME');
 const PAYEE_NUMBER = need('TOPUP_PAYEE_NUMBER');
+const SUPPORT_URL = need('TOPUP_SUPPORT_URL'); /* INTAKE_SUPPORT_URL, with {code} */
 const SHOTS = need('TOPUP_SCREENSHOT_DIR');
 const WORK = need('TOPUP_WORK_DIR');
 const STATEMENT_IMPORT = need('TOPUP_STATEMENT_IMPORT');
@@ -1004,6 +1005,76 @@ test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists 
     assert.ok(h < 80, `the empty state fits on a line or two (${h} px)`);
     assert.deepEqual(await overflowOf(p), []);
     await ctx.close();
+});
+
+test('a short and an over payment: what arrived, what was credited, what to do, support', async () => {
+    /* Two orders paid with other amounts than ordered (the reference code matches them). */
+    const cases = [
+        { ordered: '100.00', sent: '80.00', kind: 'short', gap: '¥20.00' },
+        { ordered: '60.00', sent: '75.50', kind: 'over', gap: '¥15.50' },
+    ];
+    for (const c of cases) {
+        const r = await apiCall('POST', '/v1/topup-orders', {
+            amount: c.ordered, channel: 'bank_transfer', remitter_name: '张三',
+            remitter_bank: '招商银行', agreement_accepted: true,
+        }, { 'Idempotency-Key': crypto.randomUUID() });
+        assert.equal(r.status, 201);
+        c.code = r.body.code;
+        importStatement(writeStatement({
+            txnId: 'BT' + crypto.randomBytes(6).toString('hex').toUpperCase(),
+            amount: c.sent, name: '张三', remittance: c.code,
+        }));
+    }
+    for (const c of cases) {
+        const o = await waitFor(`order ${c.code} completed`, async () => {
+            const r = await apiCall('GET', '/v1/topup-orders/' + c.code);
+            return r.body.status === 'completed' ? r.body : null;
+        }, CREDIT_WAIT_MS);
+        /* The system of record: the amount that arrived was credited, and the order is flagged. */
+        assert.equal(o.credited_amount, c.sent);
+        assert.equal(o.amount_mismatch, true);
+    }
+    const want = {
+        en: { short: "Less arrived than the order's amount", over: "More arrived than the order's amount",
+              shortTodo: /20\.00 short.*create a new order.*not matched automatically/,
+              overTodo: /15\.50 more than the order.*refunded/, support: 'Contact support about order ' },
+        zh: { short: '到账金额少于订单金额', over: '到账金额多于订单金额',
+              shortTodo: /少 ¥20\.00.*创建新订单.*不会被自动匹配/, overTodo: /多 ¥15\.50.*退还差额/,
+              support: '就订单 ' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const W = want[lang];
+            const { ctx, p } = await openAt(lang, layout, '#orders');
+            for (const c of cases) {
+                await p.goto('/#orders/' + c.code);
+                const box = p.locator('#detail-mismatch');
+                await box.waitFor({ state: 'visible' });
+                assert.equal(await box.getAttribute('data-kind'), c.kind);
+                assert.equal(await p.locator('#mismatch-title').textContent(), W[c.kind]);
+                assert.equal(await p.locator('#mismatch-ordered').textContent(), '¥' + c.ordered);
+                assert.equal(await p.locator('#mismatch-arrived').textContent(),
+                             c.sent === '75.50' ? '¥75.50' : '¥80.00');
+                assert.equal(await p.locator('#mismatch-credited').textContent(),
+                             c.sent === '75.50' ? '¥75.50' : '¥80.00');
+                assert.match(await p.locator('#mismatch-todo').textContent(), W[c.kind + 'Todo']);
+                assert.match(await p.locator('#mismatch-todo').textContent(), new RegExp(c.code));
+                const link = p.getByRole('link', { name: W.support + c.code + (lang === 'zh' ? ' 联系客服' : '') });
+                assert.equal(await link.getAttribute('href'), SUPPORT_URL.replace('{code}', c.code));
+                assert.doesNotMatch(await p.locator('#detail-summary').textContent(), /Nothing more to do|无需其他操作/);
+                assert.equal(await p.locator('#detail-pay').isVisible(), false);
+                await shotOf(p, `order-${c.kind}-${lang}-${layout.name}`);
+                await expectAccessible(p, `the ${c.kind} payment at ${layout.name} size in ${lang}`);
+                assert.deepEqual(await overflowOf(p), [], `the ${c.kind} payment at ${layout.name} in ${lang}`);
+            }
+            /* The list marks both rows too. */
+            await p.goto('/#orders');
+            const row = p.locator(`#orders-body tr[data-code="${cases[0].code}"]`);
+            await row.waitFor();
+            assert.match(await row.textContent(), lang === 'zh' ? /到账金额不一致：¥80\.00/ : /Amount received differs: ¥80\.00/);
+            await ctx.close();
+        }
+    }
 });
 
 test('the page raised no script errors and broke no CSP rule', () => {

@@ -1063,6 +1063,11 @@
         case 'processing':
             return t('detail.sumProcessing');
         case 'completed':
+            if (o.amount_mismatch) {
+                return t('detail.sumCompletedMismatch', {
+                    credited: formatCny(amountField(o, 'credited_amount')),
+                });
+            }
             return t('detail.sumCompleted', {
                 credited: formatCny(amountField(o, 'credited_amount') || amountField(o, 'amount')),
             });
@@ -1073,6 +1078,33 @@
         default:
             return '';
         }
+    }
+
+    /* A short or over payment: what arrived, what was credited, what the user can do. */
+    function renderMismatch(o) {
+        const box = $('detail-mismatch');
+        const ordered = amountField(o, 'amount');
+        const credited = amountField(o, 'credited_amount');
+        const show = !!(o.amount_mismatch && credited && ordered);
+        box.hidden = !show;
+        if (!show) {
+            return;
+        }
+        const diff = canonicalToFen(credited) - canonicalToFen(ordered);
+        const short = diff < 0n;
+        const gap = formatCny(fenToAmount(short ? -diff : diff));
+        box.setAttribute('data-kind', short ? 'short' : 'over');
+        $('mismatch-title').textContent = t(short ? 'mismatch.shortTitle' : 'mismatch.overTitle');
+        $('mismatch-ordered').textContent = formatCny(ordered);
+        $('mismatch-arrived').textContent = formatCny(credited);
+        $('mismatch-credited').textContent = formatCny(credited);
+        $('mismatch-todo').textContent = t(short ? 'mismatch.shortTodo' : 'mismatch.overTodo',
+                                           { gap: gap, code: o.code, min: formatCny(limits.min) });
+        const a = $('mismatch-support');
+        const href = supportHref(o.code);
+        a.hidden = !href;
+        a.href = href || '#';
+        a.textContent = t('mismatch.support', { code: o.code });
     }
 
     /* While pending: every value the bank asks for, each with its own copy button. */
@@ -1150,11 +1182,13 @@
         if (!o) {
             parts.forEach((id) => $(id).replaceChildren());
             $('detail-pay').hidden = true;
+            $('detail-mismatch').hidden = true;
             $('detail-cancel').hidden = true;
             return;
         }
         $('detail-status').replaceChildren(statusBadge(o.status));
         $('detail-summary').textContent = summaryText(o);
+        renderMismatch(o);
         renderPay(o);
         renderTimeline(o);
         $('detail-remitter').textContent = o.remitter_name || '—';
@@ -1350,7 +1384,8 @@
                 const credited = amountField(o, 'credited_amount');
                 const note = document.createElement('div');
                 note.className = 'help';
-                note.textContent = t('orders.mismatch') + (credited ? ': ' + formatCny(credited) : '');
+                note.textContent = credited ? t('orders.mismatchAmount', { credited: formatCny(credited) })
+                                            : t('orders.mismatch');
                 amountCell.appendChild(note);
             }
             cell(tr, statusBadge(o.status));

@@ -110,6 +110,7 @@ window.TOPUP_I18N = {
             'Order {code} can no longer be cancelled: your transfer has already been matched to ' +
             'it and credited to your balance.',
         'orders.mismatch': 'Amount received differs',
+        'orders.mismatchAmount': 'Amount received differs: {credited}',
 
         'orders.openLabel': 'Open order {code}',
         'orders.howToPay': 'How to pay',
@@ -159,6 +160,23 @@ window.TOPUP_I18N = {
         'pay.copyLabel': 'Copy {what}',
         'pay.copied': '{what} copied',
 
+        'detail.sumCompletedMismatch':
+            "{credited} was credited to your balance: not the order's amount (see below).",
+        'detail.ordered': 'Order amount',
+        'detail.arrived': 'Transfer received',
+        'detail.credited': 'Credited to your balance',
+        'mismatch.shortTitle': "Less arrived than the order's amount",
+        'mismatch.overTitle': "More arrived than the order's amount",
+        'mismatch.shortTodo':
+            'Your transfer was {gap} short; what arrived was credited as it is. To add the rest, ' +
+            'create a new order for it (at least {min}) and transfer to that: a second transfer ' +
+            'to this order is not matched automatically. If you believe the full amount was sent, ' +
+            'contact support with the order code {code} and your transfer receipt.',
+        'mismatch.overTodo':
+            'Your transfer was {gap} more than the order; everything that arrived was credited ' +
+            'and you can use it for API usage. If you sent more than you meant to, contact ' +
+            'support with the order code {code} to have the difference refunded.',
+        'mismatch.support': 'Contact support about order {code}',
         'credit.done': 'Order {code}: {credited} was credited.',
         'credit.mismatch': 'Order {code}: {credited} was credited (the order was for {amount}).',
 
@@ -352,6 +370,7 @@ window.TOPUP_I18N = {
         'orders.notPendingProcessing': '订单 {code} 已无法取消：您的转账已与该订单匹配，款项正在入账。',
         'orders.notPendingCompleted': '订单 {code} 已无法取消：您的转账已与该订单匹配，并已计入您的余额。',
         'orders.mismatch': '到账金额不一致',
+        'orders.mismatchAmount': '到账金额不一致：{credited}',
 
         'orders.openLabel': '查看订单 {code}',
         'orders.howToPay': '付款方式',
@@ -396,6 +415,19 @@ window.TOPUP_I18N = {
         'pay.copyLabel': '复制{what}',
         'pay.copied': '已复制{what}',
 
+        'detail.sumCompletedMismatch': '已计入您的余额 {credited}，与订单金额不同（见下方说明）。',
+        'detail.ordered': '订单金额',
+        'detail.arrived': '实际到账',
+        'detail.credited': '已计入余额',
+        'mismatch.shortTitle': '到账金额少于订单金额',
+        'mismatch.overTitle': '到账金额多于订单金额',
+        'mismatch.shortTodo':
+            '您的转账比订单金额少 {gap}，实际到账的金额已按原样入账。如需补足，请为差额创建新订单（最低 {min}）' +
+            '并按新订单转账：再次向本订单转账不会被自动匹配。如果您确认已转足额，请携带订单号 {code} 和转账凭证联系客服。',
+        'mismatch.overTodo':
+            '您的转账比订单金额多 {gap}，到账的全部金额已计入余额，可用于 API 调用。如果多转了，' +
+            '请携带订单号 {code} 联系客服退还差额。',
+        'mismatch.support': '就订单 {code} 联系客服',
         'credit.done': '订单 {code}：已入账 {credited}。',
         'credit.mismatch': '订单 {code}：已入账 {credited}（订单金额为 {amount}）。',
 
