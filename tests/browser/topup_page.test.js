@@ -471,7 +471,7 @@ test('a new order opens its own view: timeline, and every transfer field with a 
     assert.match(await page.locator('#detail-title').textContent(), new RegExp(`Order ${code}`));
 });
 
-test('coming back later: the orders list leads to how to pay, at both sizes in both languages', async () => {
+test('coming back later: the overview and the orders list lead to how to pay, at both sizes in both languages', async () => {
     const code = shared.presetCode;
     const labels = {
         en: { how: 'How to pay order ' + code, number: 'Payee account number', copy: 'Copy Reference code' },
@@ -479,8 +479,19 @@ test('coming back later: the orders list leads to how to pay, at both sizes in b
     };
     for (const layout of LAYOUTS) {
         for (const lang of LANGS) {
-            const { ctx, p } = await openAt(lang, layout, '#orders');
             const L = labels[lang];
+            /* The overview lists the orders still awaiting a transfer, each with its way back. */
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            const waiting = p.locator(`#awaiting-list li[data-code="${code}"]`);
+            await waiting.waitFor();
+            assert.match(await waiting.textContent(), /¥500\.00/);
+            await waiting.getByRole('link', { name: L.how, exact: true }).click();
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            await p.goto('/#overview');
+            await shotOf(p, `overview-awaiting-${lang}-${layout.name}`);
+            await expectAccessible(p, `the overview with an order awaiting transfer at ${layout.name} in ${lang}`);
+            /* And so does the orders list. */
+            await p.goto('/#orders');
             await p.getByRole('link', { name: L.how, exact: true }).click();
             await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
             assert.equal(new URL(p.url()).hash, '#orders/' + code);

@@ -357,6 +357,8 @@
         state.balance = null;
         state.balanceAt = null;
         state.detail = null;
+        state.awaiting = null;
+        renderAwaiting();
         state.pendingSubmit = null;
         $('global-notice').hidden = true;
         $('account-label').textContent = '';
@@ -438,6 +440,7 @@
             loadFlows();
         } else {
             refreshBalance();
+            loadAwaiting();
         }
     }
 
@@ -595,6 +598,46 @@
             clearInterval(state.pollTimer);
             state.pollTimer = null;
         }
+    }
+
+    /* ---------- orders awaiting a transfer, on the overview ---------- */
+
+    const AWAITING_MAX = 3;
+
+    /* Pending orders, newest first: a user who comes back finds how to pay them from here. */
+    async function loadAwaiting() {
+        try {
+            const data = await api('GET', '/v1/topup-orders' + query({ status: 'pending', limit: AWAITING_MAX }));
+            state.awaiting = { rows: (data && data.orders) || [], more: !!(data && data.next_cursor) };
+        } catch (e) {
+            state.awaiting = null; /* the orders tab says why, if asked */
+        }
+        renderAwaiting();
+    }
+
+    function renderAwaiting() {
+        const a = state.awaiting;
+        $('awaiting').hidden = !a || a.rows.length === 0;
+        if (!a) {
+            return;
+        }
+        $('awaiting-list').replaceChildren(...a.rows.map((o) => {
+            const li = document.createElement('li');
+            li.setAttribute('data-code', o.code);
+            const what = document.createElement('span');
+            what.className = 'awaiting-what';
+            what.append(t('awaiting.item', { amount: formatCny(amountField(o, 'amount')), code: o.code }));
+            const until = document.createElement('span');
+            until.className = 'help';
+            until.append(t('awaiting.until') + ' ', timeElement(o.expires_at));
+            const link = document.createElement('a');
+            link.className = 'btn btn-small btn-primary';
+            link.href = '#orders/' + encodeURIComponent(o.code);
+            link.textContent = t('orders.howToPay');
+            link.setAttribute('aria-label', t('orders.howToPayLabel', { code: o.code }));
+            li.append(what, until, link);
+            return li;
+        }));
     }
 
     /* ---------- payee ---------- */
@@ -1572,6 +1615,7 @@
         renderBalance();
         renderSettings();
         renderDetail();
+        renderAwaiting();
         Object.keys(state.fieldErrors).forEach(renderFieldError);
         renderFormError();
         renderRemarksCount();

@@ -113,6 +113,10 @@ window.TOPUP_I18N = {
         'orders.mismatchAmount': 'Amount received differs: {credited}',
 
         'orders.openLabel': 'Open order {code}',
+        'awaiting.title': 'Awaiting your transfer',
+        'awaiting.item': '{amount} for order {code}',
+        'awaiting.until': 'Transfer before',
+        'awaiting.all': 'All orders',
         'orders.howToPay': 'How to pay',
         'orders.howToPayLabel': 'How to pay order {code}',
 
@@ -373,6 +377,10 @@ window.TOPUP_I18N = {
         'orders.mismatchAmount': '到账金额不一致：{credited}',
 
         'orders.openLabel': '查看订单 {code}',
+        'awaiting.title': '等待您转账的订单',
+        'awaiting.item': '订单 {code}：{amount}',
+        'awaiting.until': '转账截止',
+        'awaiting.all': '全部订单',
         'orders.howToPay': '付款方式',
         'orders.howToPayLabel': '订单 {code} 的付款方式',
 
