@@ -1007,6 +1007,27 @@ test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists 
             await ctx.close();
         }
     }
+    /* The sign-in card, signed out: where a token comes from, at every width in both languages. */
+    for (const width of [320, 390, 1440, 1920]) {
+        for (const lang of LANGS) {
+            const ctx = await newContext(lang === 'zh' ? 'zh-CN' : 'en-US',
+                                         { width: width, height: width < 1000 ? 844 : 900 });
+            const p = await ctx.newPage();
+            watchErrors(p);
+            await p.goto('/');
+            await p.locator('#signin').waitFor();
+            assert.match(await p.locator('#token-where').textContent(),
+                         /topupctl token issue --account ACCOUNT_ID --ttl 24h/);
+            assert.match(await p.locator('#token-where').textContent(),
+                         lang === 'zh' ? /令牌从哪里来/ : /Where a token comes from/);
+            assert.deepEqual(await overflowOf(p), [], `sign-in at ${width} px in ${lang}`);
+            if (width === 390 || width === 1440) {
+                await shotOf(p, `sign-in-${lang}-${width}`);
+                await expectAccessible(p, `sign-in at ${width} px in ${lang}`);
+            }
+            await ctx.close();
+        }
+    }
     /* An empty list is one readable message, not a word per line. */
     const { ctx, p } = await openAt('en', { name: '320', width: 320, height: 700 }, '#flows');
     await p.getByLabel('Type').selectOption('refund');

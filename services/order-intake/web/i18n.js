@@ -17,7 +17,7 @@ window.TOPUP_I18N = {
             'Paste the access token issued for your account. It is kept only for this browser tab.',
         'auth.tokenWhere':
             'Where a token comes from: your administrator issues one for your account with this ' +
-            'command (on a local stack, deploy/dev.sh up prints it ready to run):',
+            'command (on a local stack, deploy/dev.sh up prints it):',
         'auth.submit': 'Sign in',
         'auth.signOut': 'Sign out',
         'auth.account': 'Account {account}',
@@ -295,7 +295,7 @@ window.TOPUP_I18N = {
         'auth.title': '登录',
         'auth.tokenLabel': '账户令牌',
         'auth.tokenHelp': '粘贴为您的账户签发的访问令牌。令牌仅保存在当前浏览器标签页中。',
-        'auth.tokenWhere': '令牌从哪里来：由管理员用以下命令为您的账户签发（本地环境中，deploy/dev.sh up 会打印可直接运行的命令）：',
+        'auth.tokenWhere': '令牌从哪里来：由管理员用以下命令为您的账户签发（本地环境中，deploy/dev.sh up 会打印该命令）：',
         'auth.submit': '登录',
         'auth.signOut': '退出登录',
         'auth.account': '账户 {account}',
