@@ -49,6 +49,9 @@ const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8
 
 /* axe-core's WCAG 2.1 A/AA and best-practice rules on the page as it is now: no violations. */
 async function expectAccessible(p, what) {
+    /* A list being reloaded is faded on purpose: check the page as it settles, not mid-load. */
+    await p.waitForFunction(() => ![...document.querySelectorAll('[aria-busy="true"]')]
+        .some((el) => el.checkVisibility()), null, { timeout: 30000 });
     if (!(await p.evaluate(() => typeof window.axe !== 'undefined'))) {
         await p.evaluate(AXE_SOURCE);
     }
