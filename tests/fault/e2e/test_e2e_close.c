@@ -3,7 +3,9 @@
  * through statement-import, reconciliation and ledger crediting them, usage through Kafka, a
  * support refund requested and approved with topupctl; `topupctl close` of that day exits 0 with
  * figures equal to what was driven; then an old transfer that matches nothing, imported for real,
- * is the break credit_not_matched with its age.
+ * is the break credit_not_matched with its age. A transfer for a cancelled order goes to review,
+ * support marks it for refund (`topupctl review refund`) and refunds it (`topupctl refund request
+ * --record`, approve): the close lists that refund without a ledger account.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -12,6 +14,9 @@
 #include <string.h>
 
 #include "testlib.h"
+
+#define CLOSE_STR_(x) #x
+#define CLOSE_STR(x)  CLOSE_STR_(x)
 
 #define PAYEE_ACCOUNT     "6225 8802 1234 5678"
 #define RECEIVING_ACCOUNT "6225880212345678"
@@ -25,8 +30,10 @@
 #define USAGE_A_FEN  1234
 #define REFUND_B_FEN 5000
 #define BANK_FEE_FEN 150
-#define AGED_DAYS    9
-#define AGED_FEN     7777
+/* Paid for an order the user had cancelled: review, marked for refund, paid back whole. */
+#define CANCELLED_FEN 6000
+#define AGED_DAYS     9
+#define AGED_FEN      7777
 
 static struct tl_intake intake;
 static struct tl_proc ledger, recon;
@@ -115,18 +122,27 @@ int main(void)
     char *ta = tl_token(a), *tb = tl_token(b);
 
     /* Orders over HTTP; a statement paying two of them by their codes, plus a bank fee. */
-    char code_a[32], code_b[32], code_unpaid[32];
+    char code_a[32], code_b[32], code_unpaid[32], code_cancelled[32];
     create_order(ta, TOPUP_A_FEN, "王伟", code_a);
     create_order(tb, TOPUP_B_FEN, "李芳", code_b);
     create_order(tb, UNPAID_FEN, "李芳", code_unpaid);
-    struct tl_txn t[3];
+    create_order(ta, CANCELLED_FEN, "王伟", code_cancelled);
+    char path[96];
+    snprintf(path, sizeof(path), "/v1/topup-orders/%s/cancel", code_cancelled);
+    struct tl_http_resp hr;
+    int st = tl_http(intake.port, "POST", path, ta, NULL, NULL, &hr, HTTP_MS);
+    TL_CHECK_MSG(st == 200, "cancel %s: HTTP %d", code_cancelled, st);
+    tl_http_free(&hr);
+    struct tl_txn t[4];
     char remit[64];
     snprintf(remit, sizeof(remit), "充值 %s", code_a);
     transfer(&t[0], 0, TOPUP_A_FEN, "王伟", remit, 0);
     snprintf(remit, sizeof(remit), "充值 %s", code_b);
     transfer(&t[1], 1, TOPUP_B_FEN, "李芳", remit, 0);
     transfer(&t[2], 2, -BANK_FEE_FEN, "手续费", "汇款手续费", 0);
-    import("stmt-day", t, 3);
+    snprintf(remit, sizeof(remit), "充值 %s", code_cancelled);
+    transfer(&t[3], 3, CANCELLED_FEN, "王伟", remit, 0);
+    import("stmt-day", t, 4);
     const char *codes[2] = {code_a, code_b};
     tl_pg_wait_i64("both paid orders credited",
                    "SELECT count(*) FROM topup_orders o JOIN account_flows f ON f.reference = "
@@ -167,6 +183,47 @@ int main(void)
     tl_pg_wait_i64("the outbox published", "SELECT count(*) FROM outbox WHERE published_at IS NULL",
                    0, NULL, 0, SETTLE_MS);
     tl_step("usage %s charged, refund %s approved and reserved", req, refund_id);
+    /* The transfer for the cancelled order: review, marked for refund, refunded whole. */
+    const char *pc[1] = {t[3].txn_id};
+    tl_pg_wait_i64("the cancelled order's transfer in review",
+                   "SELECT count(*) FROM review_queue q JOIN statement_records r ON r.id = "
+                   "q.record_id WHERE r.bank_txn_id = $1 AND q.reason = 'order_not_pending'",
+                   1, pc, 1, SETTLE_MS);
+    char review_id[24], record_id[24];
+    snprintf(review_id, sizeof(review_id), "%" PRId64,
+             tl_pg_i64("SELECT q.id FROM review_queue q JOIN statement_records r ON r.id = "
+                       "q.record_id WHERE r.bank_txn_id = $1",
+                       1, pc));
+    snprintf(record_id, sizeof(record_id), "%" PRId64,
+             tl_pg_i64("SELECT id FROM statement_records WHERE bank_txn_id = $1", 1, pc));
+    const char *rv[] = {
+        tl_bin("topupctl"),    "review", "refund", review_id, "--actor", "e2e-support", "--reason",
+        "order was cancelled", NULL};
+    rc = run_tool(&out, rv);
+    TL_CHECK_MSG(rc == 0, "review refund %s: exit %d %s", review_id, rc, out != NULL ? out : "");
+    free(out);
+    const char *rr[] = {
+        tl_bin("topupctl"),    "refund", "request",     "--record", record_id, "--reason",
+        "order was cancelled", "--by",   "e2e-support", NULL};
+    rc = run_tool(&out, rr);
+    char refund_rec[32] = "";
+    TL_CHECK_MSG(rc == 0 && sscanf(out, "%31s requested", refund_rec) == 1,
+                 "refund request --record %s: exit %d %s", record_id, rc, out != NULL ? out : "");
+    free(out);
+    const char *ar[] = {
+        tl_bin("topupctl"), "refund", "approve", refund_rec, "--reason", "ok", "--by",
+        "e2e-lead",         NULL};
+    rc = run_tool(&out, ar);
+    TL_CHECK_MSG(rc == 0 && strstr(out, "reservation") == NULL,
+                 "refund approve %s (review queue: nothing to reserve): exit %d %s", refund_rec, rc,
+                 out != NULL ? out : "");
+    free(out);
+    const char *pq[1] = {refund_rec};
+    TL_CHECK_MSG(tl_pg_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = "
+                           "'approved' AND account_id IS NULL AND amount_fen = " CLOSE_STR(
+                               CANCELLED_FEN) " AND dest_name = '王伟'",
+                           1, pq) == 1,
+                 "the review-queue refund %s is not approved for the whole transfer", refund_rec);
     rc = tl_verify(&out);
     TL_CHECK_MSG(rc == 0, "topupctl verify: exit %d\n%s", rc, out);
     free(out);
@@ -182,7 +239,8 @@ int main(void)
     char *text = tl_read_file(csv, &len);
     char line[256];
     const int64_t credits = TOPUP_A_FEN + TOPUP_B_FEN;
-    snprintf(line, sizeof(line), "figure,statement_credits,,,,,,%" PRId64 ",,2,,,,,,,,", credits);
+    snprintf(line, sizeof(line), "figure,statement_credits,,,,,,%" PRId64 ",,3,,,,,,,,",
+             credits + CANCELLED_FEN);
     csv_has(text, "statement credits", line);
     snprintf(line, sizeof(line), "figure,matched_records,,,,,,%" PRId64 ",,2,,,,,,,,", credits);
     csv_has(text, "matched records", line);
@@ -196,7 +254,8 @@ int main(void)
     snprintf(line, sizeof(line), "figure,closing,,,,,,%" PRId64 ",,0,,,,,,,,",
              credits - USAGE_A_FEN - REFUND_B_FEN);
     csv_has(text, "closing", line);
-    snprintf(line, sizeof(line), "figure,refunds_approved,,,,,,%d,,1,,,,,,,,", REFUND_B_FEN);
+    snprintf(line, sizeof(line), "figure,refunds_approved,,,,,,%d,,2,,,,,,,,",
+             REFUND_B_FEN + CANCELLED_FEN);
     csv_has(text, "refunds approved", line);
     csv_has(text, "refunds sent", "figure,refunds_sent,,,,,,0,,0,,,,,,,,");
     csv_has(text, "refunds outstanding", "figure,refunds_outstanding,,,,,,0,,0,,,,,,,,");
@@ -206,10 +265,14 @@ int main(void)
     snprintf(line, sizeof(line), "account,roll_forward,%s,,,,,,,,,0,%d,0,%d,%d,,", b, TOPUP_B_FEN,
              -REFUND_B_FEN, TOPUP_B_FEN - REFUND_B_FEN);
     csv_has(text, "roll-forward of b", line);
-    int64_t rec = tl_pg_i64("SELECT record_id FROM refund_requests", 0, NULL);
+    const char *pb[1] = {refund_id};
+    int64_t rec = tl_pg_i64("SELECT record_id FROM refund_requests WHERE refund_id = $1", 1, pb);
     snprintf(line, sizeof(line), "refund,approved,%s,%" PRId64 ",,%s,,%d,,,,,,,,,,%s", b, rec,
              code_b, REFUND_B_FEN, refund_id);
     csv_has(text, "the approved refund", line);
+    snprintf(line, sizeof(line), "refund,approved,,%s,,,,%d,,,,,,,,,,%s", record_id, CANCELLED_FEN,
+             refund_rec);
+    csv_has(text, "the approved review-queue refund", line);
     TL_CHECK_MSG(strstr(text, ",break,") == NULL && strstr(text, ",unmatched,") == NULL,
                  "a clean day has breaks or unmatched funds:\n%s", text);
     free(text);
