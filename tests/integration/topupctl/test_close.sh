@@ -294,4 +294,12 @@ expect_rc 1 "$WORK/d8b" close --date 2024-03-08
 has "$WORK/d8b" "^break closed_day_changed: " "a changed refund did not change the closed day"
 hasnt "$WORK/d8b" "refund_outstanding_too_long" "RFB still outstanding after it was paid out"
 
+echo "== a day closed in the older content format (v1, before refunds) closed again"
+q "UPDATE closes SET content = replace(content, 'close v2', 'close v1') WHERE business_date = '2024-03-01'"
+q "UPDATE closes SET content_sha256 = encode(sha256(convert_to(content, 'UTF8')), 'hex')
+   WHERE business_date = '2024-03-01'"
+expect_rc 1 "$WORK/d1v" close --date 2024-03-01
+has "$WORK/d1v" "^break closed_day_changed: detail=close [0-9]+ stored [0-9a-f]{64}, now [0-9a-f]{64} \(stored in an older content format" "older format not said"
+hasnt "$WORK/d1v" "close_tampered" "a v1 close with its own hash is not tampered"
+
 echo "PASS"
