@@ -46,6 +46,8 @@ static const char close_usage[] =
     "  balance_mismatch         an account's closing != its balance less the flows after the day\n"
     "  closed_day_changed       the day was closed before with other content (both hashes)\n"
     "  close_tampered           a stored close whose content no longer has its stored hash\n"
+    "  refund_debit_unmatched         a bank debit of the day naming a refund (id or end-to-end\n"
+    "                                 id) that is not paid out, or naming no refund at all\n"
     "  refund_paid_without_sent       a refund paid out that was never sent (no payout file)\n"
     "  refund_sent_unreserved         a refund sent without its reservation in the ledger\n"
     "  refund_payout_without_request  a bank payout flow of the day that is no approved\n"
@@ -256,6 +258,23 @@ static const struct close_check close_checks[] = {
 };
 
 static const struct close_check close_refund_checks[] = {
+    /* A bank debit of the day naming a refund (its refund id or the payout's end-to-end id in
+     * the remittance) that is not settled: the bank paid what the system does not know as paid.
+     * Read against the refund's state now, since settlement follows the import of the debit. */
+    {"refund_debit_unmatched",
+     "SELECT q.account_id AS account, r.id AS record_id, r.bank_txn_id, l.order_code, "
+     "NULL::bigint AS flow_id, r.amount_fen, q.amount_fen AS expected_fen, NULL::int AS age_days, "
+     "CASE WHEN q.id IS NULL THEN 'debit names refund ' || substring(r.remittance_info from "
+     "'(?i)RF[0-9]{10,}') || ', which does not exist' ELSE 'debit names refund ' || q.refund_id "
+     "|| ', which is ' || q.state || ', not paid out' END AS detail, q.refund_id "
+     "FROM statement_records r LEFT JOIN LATERAL (SELECT * FROM refund_requests x WHERE "
+     "position(x.refund_id IN upper(r.remittance_info)) > 0 OR (x.end_to_end_id <> '' AND "
+     "position(upper(x.end_to_end_id) IN upper(r.remittance_info)) > 0) ORDER BY x.id LIMIT 1) "
+     "q ON true LEFT JOIN credit_lots l ON l.id = q.lot_id WHERE r.direction = 'debit' AND "
+     "COALESCE(r.booking_date, r.value_date) = $1::date AND (q.id IS NOT NULL OR "
+     "r.remittance_info ~* 'RF[0-9]{10,}') AND (q.id IS NULL OR q.state NOT IN ('paid_out', "
+     "'failed')) ORDER BY r.id",
+     true},
     {"refund_paid_without_sent",
      "SELECT " CLOSE_REFUND_COLS ", NULL::bigint AS flow_id, q.amount_fen, NULL::bigint AS "
      "expected_fen, NULL::int AS age_days, 'paid out at ' || t.created_at || ' but never sent' "

@@ -257,6 +257,17 @@ refund_req RFG 700 approved ev-res-g '2024-03-08 09:00:00+08'
 trans RFG requested '2024-03-08 09:00:00+08'
 # A bank payout in the ledger that is no request's reservation.
 flow ev-raw-1 acct-r refund -600 payout-raw-1 '2024-03-08 17:00:00+08'
+# debit TXN AMOUNT REMITTANCE: a debit booked on 03-08 -> its record id
+debit() {
+    q "INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, booking_date,
+       amount_fen, currency, direction, counterparty_name, remittance_info, event_id, state)
+       VALUES ('6222000011112222', '$1', '2024-03-08', '2024-03-08', $2, 'CNY', 'debit',
+       'Zhang San', '$3', 'ev-rec-$1', 'ignored') RETURNING id"
+}
+debit TXN-PAYOUT-A 10000 'payout rfa' >/dev/null # paid out: settled
+DB=$(debit TXN-PAYOUT-B 5000 'REFUND RFB')       # still sent: the bank paid, the system waits
+DX=$(debit TXN-PAYOUT-X 4200 'refund RF0000099999') # no such refund
+debit TXN-FEE-1 300 'fee' >/dev/null
 expect_rc 1 "$WORK/d8" close --date 2024-03-08 --csv "$WORK/d8.csv"
 # figure NAME COUNT FEN: the CSV figure row
 figure() {
@@ -283,7 +294,9 @@ has "$WORK/d8" "^break refund_sent_unreserved: account=acct-r .*amount_fen=1000 
 has "$WORK/d8" "^break refund_restore_wrong: account=acct-r .*amount_fen=1500 expected_fen=1500 detail=restored more than once refund_id=RFF" "restore_wrong"
 has "$WORK/d8" "^break refund_payout_without_request: account=acct-r flow_id=[0-9]+ amount_fen=-600 detail=bank payout payout-raw-1 names no refund request" "payout_without_request"
 has "$WORK/d8" "^break refund_state_unaudited: account=acct-r .*amount_fen=700 detail=state approved, its last audited transition requested refund_id=RFG" "state_unaudited"
-[ "$(grep -c '^break refund_' "$WORK/d8")" = 7 ] || fail "refund breaks: $(grep '^break refund_' "$WORK/d8")"
+has "$WORK/d8" "^break refund_debit_unmatched: account=acct-r record_id=$DB bank_txn_id=TXN-PAYOUT-B order_code=TUREFUND01 amount_fen=5000 expected_fen=5000 detail=debit names refund RFB, which is sent, not paid out refund_id=RFB" "debit of a sent refund"
+has "$WORK/d8" "^break refund_debit_unmatched: record_id=$DX bank_txn_id=TXN-PAYOUT-X amount_fen=4200 detail=debit names refund RF0000099999, which does not exist" "debit naming no refund"
+[ "$(grep -c '^break refund_' "$WORK/d8")" = 9 ] || fail "refund breaks: $(grep '^break refund_' "$WORK/d8")"
 hasnt "$WORK/d8" "refund_id=RFA" "the clean refund is a break"
 [ "$(q "SELECT refunds_sent || '/' || refunds_sent_fen || ' ' || refunds_outstanding_fen
         FROM closes WHERE business_date = '2024-03-08'")" = "4/15500 6000" ] ||
