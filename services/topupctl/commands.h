@@ -41,6 +41,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_review(int argc, char **argv);
+int cmd_payers(int argc, char **argv);
 /* Add new commands here, e.g. int cmd_token(int argc, char **argv); */
 
 #endif

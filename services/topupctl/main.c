@@ -20,6 +20,7 @@ static const struct topupctl_command commands[] = {
     {"token", cmd_token, "issue or check an API bearer token (TOKEN_SECRET)"},
     {"verify", cmd_verify, "check the ledger invariants; print every violation (exit 5 if any)"},
     {"review", cmd_review, "reconciliation review queue: list, show, match, refund, ignore"},
+    {"payers", cmd_payers, "an account's verified payer names (rule 2): add, remove, list"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
 };
 
