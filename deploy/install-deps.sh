@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, the local stack and the tests need; a no-op when all are.
+# Installs the Debian packages the build, the local stack and the tests need, then the Apache Kafka
+# broker's jars (deploy/kafka/pom.xml, pinned) into the git-ignored .local/kafka/libs when that
+# folder is missing; a no-op when all is present.
 #
 #   deploy/install-deps.sh            install what is missing (sudo when not root)
 #   deploy/install-deps.sh --check    list what is missing; exit 1 if anything is
@@ -17,8 +19,9 @@ PACKAGES=(
     protobuf-compiler libmicrohttpd-dev libjansson-dev libxml2-dev libutf8proc-dev libssl-dev
     # tests
     libcmocka-dev kcat curl
-    # local stack (servers run by deploy/local/stack.sh, not as system services)
-    postgresql redis-server
+    # local stack (servers run by deploy/local/stack.sh, not as system services); Java and Maven
+    # for the Apache Kafka broker, whose jars come from Maven Central (see kafka_libs below)
+    postgresql redis-server openjdk-17-jre-headless maven
     # browser tests (tests/browser)
     chromium nodejs npm fonts-noto-cjk
 )
@@ -44,8 +47,45 @@ for p in "${PACKAGES[@]}"; do
     present "$p" || missing+=("$p")
 done
 
+# The broker's jars: Maven resolves the pinned deploy/kafka/pom.xml and copies every runtime jar
+# into .local/kafka/libs (about 30 MB). Fetched only when the folder is missing or lacks the pinned
+# broker jar; written to a temporary folder first so that an interrupted download is never taken
+# for a complete one.
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHECKOUT=$(cd "$SCRIPT_DIR/.." && pwd)
+KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
+KAFKA_LIBS=${TOPUP_KAFKA_LIBS:-$CHECKOUT/.local/kafka/libs}
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
+kafka_libs_present() { [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; }
+kafka_libs() {
+    if kafka_libs_present; then
+        echo "install-deps: Kafka $KAFKA_VERSION jars present in $KAFKA_LIBS"
+        return 0
+    fi
+    local tmp=$KAFKA_LIBS.tmp.$$
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    echo "install-deps: fetching Kafka $KAFKA_VERSION jars (mvn, $KAFKA_POM) into $KAFKA_LIBS"
+    if ! mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$tmp"; then
+        rm -rf "$tmp"
+        echo "install-deps: mvn could not fetch the Kafka jars (is Maven Central reachable?)" >&2
+        return 1
+    fi
+    rm -rf "$KAFKA_LIBS"
+    mv "$tmp" "$KAFKA_LIBS"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages present"
+    if [ "$check_only" = 1 ]; then
+        kafka_libs_present || {
+            echo "install-deps: missing: Kafka $KAFKA_VERSION jars in $KAFKA_LIBS"
+            exit 1
+        }
+        exit 0
+    fi
+    kafka_libs
     exit 0
 fi
 echo "install-deps: missing: ${missing[*]}"
@@ -91,3 +131,4 @@ as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${missing[@]}"
 echo "install-deps: installed ${missing[*]}"
+kafka_libs

@@ -113,6 +113,36 @@ static const char apply_sql_rejections_insert[] =
     "$7::text[], $8::int[], $9::bigint[], $10::bigint[]) AS v(e, a, t, amt, r, why, tp, p, o, ms) "
     "ON CONFLICT (event_id) DO NOTHING";
 
+/*
+ * The credit lots of the batch's accounts that hold something, oldest first, and for accounts
+ * that may get credit back without a recharge ($2: usage refunds) also those with room. Read under
+ * the account locks: lots are written only under them.
+ */
+static const char apply_sql_lots_read[] =
+    "SELECT account_id, id, paid_fen, left_fen FROM credit_lots "
+    "WHERE account_id = ANY($1::text[]) AND (left_fen > 0 OR "
+    "(account_id = ANY($2::text[]) AND left_fen < paid_fen)) ORDER BY account_id, id";
+
+static const char apply_sql_lots_update[] =
+    "UPDATE credit_lots AS l SET left_fen = v.l, updated_at = now() "
+    "FROM unnest($1::bigint[], $2::bigint[]) AS v(id, l) WHERE l.id = v.id";
+
+/*
+ * A lot per recharge flow of the batch, with its lineage: the order's match decision names the
+ * statement record, whose counterparty is the remitter as the bank reported it. ORDER BY ord:
+ * lot ids follow flow order, so "oldest first" is id order.
+ */
+static const char apply_sql_lots_open[] =
+    "INSERT INTO credit_lots (account_id, flow_id, order_code, record_id, remitter_name, "
+    "remitter_account, remitter_bank, paid_fen, left_fen) "
+    "SELECT f.account_id, f.id, f.reference, r.id, r.counterparty_name, r.counterparty_account, "
+    "r.counterparty_bank, f.amount_fen, v.l "
+    "FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS v(e, l, ord) "
+    "JOIN account_flows f ON f.event_id = v.e "
+    "JOIN topup_orders o ON o.code = f.reference "
+    "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
+    "JOIN statement_records r ON r.id = d.record_id ORDER BY v.ord";
+
 enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
 {
     static const struct {
@@ -133,6 +163,9 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_balances_update", apply_sql_balances_update, 3},
         {"ledger_orders_complete", apply_sql_orders_complete, 3},
         {"ledger_rejections_insert", apply_sql_rejections_insert, 10},
+        {"ledger_lots_read", apply_sql_lots_read, 2},
+        {"ledger_lots_update", apply_sql_lots_update, 2},
+        {"ledger_lots_open", apply_sql_lots_open, 2},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         enum tp_status st = pg_prepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, err);
@@ -423,6 +456,85 @@ static enum tp_status apply_read_usages(struct pg_conn *c, struct apply_ctx *x,
     return TP_OK;
 }
 
+static enum tp_status apply_read_lots(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
+{
+    struct batch *b = x->b;
+    lots_reset(b);
+    apply_begin_arrays(x, 2);
+    for (int i = 0; i < b->n_accounts; i++) {
+        apply_array_str(&x->arr[0], b->accounts[i].account_id);
+    }
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome != BATCH_INVALID && it->ev.type == LEDGER_FLOW_REFUND &&
+            it->ev.amount_fen > 0) {
+            apply_array_str(&x->arr[1], it->ev.account_id);
+        }
+    }
+    const char *p[2];
+    apply_params(x, 2, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_lots_read", 2, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        lots_add_read(b, pg_get_str(r, row, 0), pg_get_i64(r, row, 1), pg_get_i64(r, row, 2),
+                      pg_get_i64(r, row, 3));
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
+/* After the flows: the lots read that moved, then the lots the recharges open. */
+static enum tp_status apply_write_lots(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 4);
+    int moved = 0, opened = 0;
+    for (int i = 0; i < b->n_lots; i++) {
+        const struct batch_lot *l = &b->lots[i];
+        if (l->item < 0 && l->left_fen != l->left_read_fen) {
+            apply_array_i64(&x->arr[0], l->id);
+            apply_array_i64(&x->arr[1], l->left_fen);
+            moved++;
+        } else if (l->item >= 0) {
+            apply_array_str(&x->arr[2], b->items[l->item].ev.event_id);
+            apply_array_i64(&x->arr[3], l->left_fen);
+            opened++;
+        }
+    }
+    const char *p[4];
+    apply_params(x, 4, p);
+    PGresult *r = NULL;
+    enum tp_status st = TP_OK;
+    if (moved > 0) {
+        st = pg_exec_prepared(c, "ledger_lots_update", 2, p, &r, err);
+        if (st != TP_OK) {
+            return st;
+        }
+        int rows = atoi(PQcmdTuples(r));
+        PQclear(r);
+        r = NULL;
+        if (rows != moved) {
+            return error_set(err, TP_RETRY, "updated %d credit lots of %d planned", rows, moved);
+        }
+    }
+    if (opened > 0) {
+        st = pg_exec_prepared(c, "ledger_lots_open", 2, &p[2], &r, err);
+        if (st != TP_OK) {
+            return st;
+        }
+        int rows = atoi(PQcmdTuples(r));
+        PQclear(r);
+        if (rows != opened) {
+            /* Every recharge applied had its decision and record, read under the same locks. */
+            return error_set(err, TP_RETRY, "opened %d credit lots of %d recharges", rows, opened);
+        }
+    }
+    return TP_OK;
+}
+
 static enum tp_status apply_insert_flows(struct pg_conn *c, struct apply_ctx *x, int expected,
                                          struct tp_error *err)
 {
@@ -682,10 +794,14 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     if (st == TP_OK) {
         st = apply_read_usages(c, x, err);
     }
+    if (st == TP_OK) {
+        st = apply_read_lots(c, x, err);
+    }
     if (st != TP_OK) {
         return st;
     }
     batch_plan(b);
+    lots_plan(b);
     int planned = b->applied[LEDGER_FLOW_RECHARGE] + b->applied[LEDGER_FLOW_CONSUME] +
                   b->applied[LEDGER_FLOW_REFUND];
     if (planned > 0) {
@@ -695,6 +811,9 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
         }
         if (st == TP_OK) {
             st = apply_complete_orders(c, x, err);
+        }
+        if (st == TP_OK) {
+            st = apply_write_lots(c, x, err);
         }
     }
     if (st == TP_OK) {

@@ -50,6 +50,7 @@ void batch_deinit(struct batch *b)
     free(b->orders);
     free(b->usages);
     free(b->plan_order);
+    free(b->lots);
     memset(b, 0, sizeof(*b));
 }
 

@@ -130,9 +130,13 @@ struct batch_item {
 
 struct batch_account {
     const char *account_id; /* points into an item */
-    bool loaded;            /* row read (and locked) */
-    int64_t balance_fen;    /* as read */
-    int64_t version;        /* as read */
+    /* Its credit lots (lots.c): read ones at lots[lot_first .. lot_first + lot_n - 1] (oldest
+     * first), then those its recharges open in this batch, linked oldest first from new_first. */
+    int lot_first, lot_n;
+    int new_first, new_last; /* -1 when none */
+    bool loaded;             /* row read (and locked) */
+    int64_t balance_fen;     /* as read */
+    int64_t version;         /* as read */
     int64_t new_balance_fen;
     int64_t new_version; /* after the update (filled by apply.c) */
     int flows;           /* flows applied in this batch */
@@ -171,6 +175,18 @@ struct batch_usage {
     int64_t refunded_fen;           /* >= 0: usage refunds of it already committed */
 };
 
+/* A credit lot of one of the batch's accounts: read from credit_lots, or opened by a recharge. */
+struct batch_lot {
+    int64_t id;  /* credit_lots.id; 0 for a lot opened in this batch */
+    int item;    /* opened in this batch: the recharge item; -1 for a lot read */
+    int account; /* index into accounts */
+    int next;    /* opened in this batch: the account's next newer one, -1 */
+    int prev;    /* opened in this batch: the account's next older one, -1 */
+    int64_t paid_fen;
+    int64_t left_read_fen; /* as read (0 for an opened one) */
+    int64_t left_fen;      /* after the plan */
+};
+
 /* Everything one batch needs; sized once for LEDGER_BATCH_MAX items and reused. */
 struct batch {
     struct batch_item *items;
@@ -193,6 +209,12 @@ struct batch {
      * inserted in this order, so ids follow balance_after. */
     int *plan_order;
     int n_planned;
+    /* Credit lots of the batch's accounts (lots.c): n_lots_read read, then those opened. */
+    struct batch_lot *lots;
+    int n_lots, n_lots_read, lots_cap;
+    /* What the plan could not draw from or give back to lots (lots out of step with the
+     * balance: topupctl verify lots_left_mismatch). 0 unless the database was changed by hand. */
+    int64_t lots_short_fen;
 };
 
 /* limits: the ceilings batch_plan applies (every one > 0). */
@@ -231,6 +253,22 @@ struct batch_usage *batch_find_usage(struct batch *b, const char *key);
  * totals and plan_order.
  */
 void batch_plan(struct batch *b);
+
+/* ---- lots.c: credit lots, what is left of each recharge (issue #14 item 1) ---- */
+
+/* Forgets the lots read and planned (keeps the memory). */
+void lots_reset(struct batch *b);
+/* Records a lot read under the account locks; rows must come grouped by account, oldest first. */
+void lots_add_read(struct batch *b, const char *account_id, int64_t id, int64_t paid_fen,
+                   int64_t left_fen);
+/*
+ * After batch_plan: walks the applied flows in plan order and moves lots by the change of each
+ * account's positive balance part. A recharge opens a lot holding what it raised (a debt is paid
+ * first); a fall draws from the oldest lots first; a rise that is no recharge (usage refund)
+ * gives back to the newest lots with room first. Afterwards each account's lots left add up to
+ * max(new balance, 0), unless they were out of step before (lots_short_fen).
+ */
+void lots_plan(struct batch *b);
 
 /* ---- apply.c: the batch transaction in PostgreSQL ---- */
 

@@ -33,6 +33,10 @@ static const char verify_usage[] =
     "  usage_refund_without_usage  a usage refund (positive refund) naming no usage of its\n"
     "                              account\n"
     "  usage_refund_above_usage    usage refunds of one usage giving back more than it took\n"
+    "  lots_left_mismatch          an account's credit lots left do not add up to the\n"
+    "                              positive part of its balance\n"
+    "  recharge_without_lot        a recharge flow that opened no credit lot (or one of\n"
+    "                              another account or amount)\n"
     "  amount_above_ceiling        a flow above the ledger's ceiling of its kind\n"
     "                              (LEDGER_MAX_RECHARGE_FEN, _USAGE_FEN, _REFUND_FEN)\n"
     "Exit 0 when there is none, 5 when there are violations, 1 when the check could not run.\n";
@@ -114,6 +118,17 @@ static const struct verify_check verify_checks[] = {
      "c.flow_type = 'consume' AND c.account_id = f.account_id AND c.reference = f.refund_of "
      "WHERE f.flow_type = 'refund' GROUP BY c.account_id, c.reference, c.amount_fen "
      "HAVING sum(f.amount_fen) > -c.amount_fen ORDER BY c.account_id, c.reference"},
+    /* Credit lots (issue #14): what is left of each recharge adds up to the balance. */
+    {"lots_left_mismatch",
+     "SELECT a.account_id AS account, a.balance_fen, COALESCE(l.left_fen, 0) AS lots_left_fen "
+     "FROM accounts a LEFT JOIN (SELECT account_id, sum(left_fen) AS left_fen FROM credit_lots "
+     "GROUP BY account_id) l USING (account_id) "
+     "WHERE GREATEST(a.balance_fen, 0) <> COALESCE(l.left_fen, 0) ORDER BY a.account_id"},
+    {"recharge_without_lot",
+     "SELECT f.id AS flow_id, f.account_id AS account, f.reference AS order_code, f.amount_fen "
+     "FROM account_flows f WHERE f.flow_type = 'recharge' AND NOT EXISTS (SELECT 1 FROM "
+     "credit_lots l WHERE l.flow_id = f.id AND l.account_id = f.account_id AND "
+     "l.paid_fen = f.amount_fen) ORDER BY f.id"},
 };
 
 /* Checks whose sql takes $1..$3: the recharge, usage and refund ceilings. */

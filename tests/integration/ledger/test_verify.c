@@ -178,6 +178,10 @@ int main(int argc, char **argv)
     h_event_id(eid);
     plant_flow(accts[8], "consume", "-2000000", "req-big", eid);
 
+    /* lots_left_mismatch: accts[1]'s lot (10000 paid, 100 used) says 1 fen less is left */
+    h_exec("UPDATE credit_lots SET left_fen = left_fen - 1 WHERE account_id = $1", 1,
+           (const char *const[]){accts[1]});
+
     rc = h_topupctl(out, sizeof(out), (const char *const[]){"verify", NULL});
     fprintf(stderr, "%s", out);
     CHECK_MSG(rc == 5, "verify with violations exited %d, want 5", rc);
@@ -201,7 +205,21 @@ int main(int argc, char **argv)
     expect_line(out, "usage_refund_above_usage", accts[4]);
     expect_line(out, "usage_refund_without_usage", "rf-nothing");
     expect_line(out, "amount_above_ceiling", "req-big");
-    CHECK_MSG(strstr(out, "\n20 violations (") != NULL, "expected exactly 20 violations");
+    /* Credit lots: the planted recharges (ghost, o3, o4, o5 twice, o6) opened no lot, and the
+     * accounts whose balance they raised (3, 5, 6, 7) have no lots for it; accts[4]'s planted
+     * refund raised its balance past its lots; accts[1]'s lot was changed. */
+    expect_line(out, "lots_left_mismatch", accts[1]);
+    expect_line(out, "lots_left_mismatch", accts[3]);
+    expect_line(out, "lots_left_mismatch", accts[4]);
+    expect_line(out, "lots_left_mismatch", accts[5]);
+    expect_line(out, "lots_left_mismatch", accts[6]);
+    expect_line(out, "lots_left_mismatch", accts[7]);
+    expect_line(out, "recharge_without_lot", ghost);
+    expect_line(out, "recharge_without_lot", o3);
+    expect_line(out, "recharge_without_lot", o4);
+    expect_line(out, "recharge_without_lot", o5);
+    expect_line(out, "recharge_without_lot", o6);
+    CHECK_MSG(strstr(out, "\n32 violations (") != NULL, "expected exactly 32 violations");
 
     h_step("verify cannot run: exit 1, not 0 or 5");
     setenv("PG_CONNINFO", "host=127.0.0.1 port=1 dbname=none connect_timeout=1", 1);
