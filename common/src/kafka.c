@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "topup/config.h"
+#include "topup/kafka_probe.h"
 #include "topup/log.h"
 #include "topup/mem.h"
 
@@ -138,6 +139,25 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
              LF_S("error", rd_kafka_err2name((rd_kafka_resp_err_t)err)), LF_S("reason", reason));
 }
 
+/*
+ * Refuses a client whose broker lacks what it depends on (kafka_probe.h): the bootstrap list and
+ * security protocol are those of the finished configuration, KAFKA_* included.
+ */
+static enum tp_status kafka_conf_probe(rd_kafka_conf_t *conf, int needs, struct tp_error *err)
+{
+    char bootstrap[1024] = "";
+    char proto[64] = "";
+    size_t len = sizeof(bootstrap);
+    if (rd_kafka_conf_get(conf, "bootstrap.servers", bootstrap, &len) != RD_KAFKA_CONF_OK) {
+        bootstrap[0] = '\0';
+    }
+    len = sizeof(proto);
+    if (rd_kafka_conf_get(conf, "security.protocol", proto, &len) != RD_KAFKA_CONF_OK) {
+        proto[0] = '\0';
+    }
+    return kafka_probe_check(bootstrap, proto, needs, err);
+}
+
 static rd_kafka_conf_t *kafka_conf_base(void)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -233,7 +253,8 @@ struct kafka_producer *kafka_producer_new(const char *client_id, kafka_delivery_
     if (kafka_conf_set(conf, "client.id", client_id, err) != TP_OK ||
         kafka_conf_set_all(conf, defaults, err) != TP_OK ||
         config_apply_kafka_env(kafka_conf_set_kv, conf, err) != TP_OK ||
-        kafka_conf_set_all(conf, required, err) != TP_OK) {
+        kafka_conf_set_all(conf, required, err) != TP_OK ||
+        kafka_conf_probe(conf, KAFKA_PROBE_IDEMPOTENCE, err) != TP_OK) {
         goto out;
     }
     kafka_warn_overridden(required);
@@ -399,7 +420,8 @@ struct kafka_consumer *kafka_consumer_new(const char *group, const char *const *
         config_apply_kafka_env(kafka_conf_set_kv, conf, err) != TP_OK ||
         kafka_conf_set(conf, "group.id", group, err) != TP_OK ||
         kafka_conf_set(conf, "client.id", group, err) != TP_OK ||
-        kafka_conf_set_all(conf, required, err) != TP_OK) {
+        kafka_conf_set_all(conf, required, err) != TP_OK ||
+        kafka_conf_probe(conf, KAFKA_PROBE_GROUPS, err) != TP_OK) {
         goto out;
     }
     kafka_warn_overridden(required);

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Local stack: PostgreSQL 15, Redis and the dev broker on loopback, for development and tests.
+# Local stack: PostgreSQL 15, Redis and Kafka on loopback, for development and tests. Kafka is an
+# Apache Kafka 3.9 broker (single-node KRaft, jars from deploy/install-deps.sh) or, with
+# TOPUP_KAFKA=devbroker, the dev broker (librdkafka's mock cluster, with fault injection).
 #
 #   deploy/local/stack.sh start|stop|restart|status|env|clean [pg|redis|broker]
 #
 # start   starts what is not running (all three, or the one named), applies the migrations with
 #         topupctl migrate, writes $TOPUP_STACK_DIR/env and prints where everything listens.
-# stop    stops what is running: pg_ctl stop -m fast, redis SHUTDOWN, SIGTERM to the broker.
+# stop    stops what is running: pg_ctl stop -m fast, redis SHUTDOWN, SIGTERM to the broker
+#         (Kafka: a controlled shutdown, SIGKILL after 60 s).
 # restart stop then start (tests restart one piece: `stack.sh restart pg`).
 # status  prints each piece's state; exit 0 when all three run, 3 otherwise.
 # env     prints the env file (`source <(deploy/local/stack.sh env)`).
@@ -14,8 +17,14 @@
 # Environment:
 #   TOPUP_STACK_DIR    state, data and logs (default <checkout>/.local/stack)
 #   TOPUP_BUILD_DIR    where topup-devbroker and topupctl are built (default <checkout>/build)
-#   TOPUP_STACK_PORTS  "fixed" (default: PostgreSQL 55432, Redis 56379) or "free" (pick unused)
-#   TOPUP_PG_PORT, TOPUP_REDIS_PORT  override the fixed ports
+#   TOPUP_STACK_PORTS  "fixed" (default: PostgreSQL 55432, Redis 56379, Kafka 59092 and its
+#                      controller 59093) or "free" (pick unused)
+#   TOPUP_PG_PORT, TOPUP_REDIS_PORT, TOPUP_KAFKA_PORT, TOPUP_KAFKA_CONTROLLER_PORT  fixed ports
+#   TOPUP_KAFKA        "kafka" (default: Apache Kafka) or "devbroker"; a running stack keeps the
+#                      kind it was started with until it is stopped
+#   TOPUP_KAFKA_LIBS   the broker's jars (default <checkout>/.local/kafka/libs)
+#   TOPUP_KAFKA_HEAP   the broker JVM's heap (default 512m)
+#   TOPUP_KAFKA_PARTITIONS  partitions of every topic of deploy/kafka/topics.list (default: the list's)
 #   TOPUP_PG_BIN       PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   TOPUP_PG_DURABLE   "on": fsync and full_page_writes on, as in production (for benchmarks);
 #                      default "off" (faster; a killed server still loses nothing committed)
@@ -33,6 +42,15 @@ PORTS_MODE=${TOPUP_STACK_PORTS:-fixed}
 PG_BIN=${TOPUP_PG_BIN:-/usr/lib/postgresql/15/bin}
 FIXED_PG_PORT=${TOPUP_PG_PORT:-55432}
 FIXED_REDIS_PORT=${TOPUP_REDIS_PORT:-56379}
+FIXED_KAFKA_PORT=${TOPUP_KAFKA_PORT:-59092}
+FIXED_KAFKA_CTL_PORT=${TOPUP_KAFKA_CONTROLLER_PORT:-59093}
+KAFKA_KIND_WANTED=${TOPUP_KAFKA:-kafka}
+KAFKA_LIBS=${TOPUP_KAFKA_LIBS:-$CHECKOUT/.local/kafka/libs}
+KAFKA_HEAP=${TOPUP_KAFKA_HEAP:-512m}
+KAFKA_TOPICS_LIST=$CHECKOUT/deploy/kafka/topics.list
+KAFKA_TOPICS_TOOL=$CHECKOUT/deploy/kafka/StackTopics.java
+KAFKA_START_TIMEOUT_S=120
+KAFKA_STOP_TIMEOUT_S=60
 HOST=127.0.0.1
 # Free ports are drawn below Linux's ephemeral range (32768+), where the broker's listeners live.
 FREE_PORT_MIN=20000
@@ -49,6 +67,10 @@ case "$PORTS_MODE" in
 fixed | free) ;;
 *) die "TOPUP_STACK_PORTS must be fixed or free, not '$PORTS_MODE'" ;;
 esac
+case "$KAFKA_KIND_WANTED" in
+kafka | devbroker) ;;
+*) die "TOPUP_KAFKA must be kafka or devbroker, not '$KAFKA_KIND_WANTED'" ;;
+esac
 
 mkdir -p "$STACK_DIR"
 STACK_DIR=$(cd "$STACK_DIR" && pwd)
@@ -57,6 +79,7 @@ PG_DATA=$PG_DIR/data
 PG_LOG=$PG_DIR/postgres.log
 REDIS_DIR=$STACK_DIR/redis
 BROKER_DIR=$STACK_DIR/broker
+KAFKA_DIR=$STACK_DIR/kafka
 STATE_FILE=$STACK_DIR/state
 ENV_FILE=$STACK_DIR/env
 BROKER_BIN=$BUILD_DIR/services/dev-broker/topup-devbroker
@@ -106,25 +129,46 @@ alive() {
     [ "$st" != Z ]
 }
 
+# term_then_kill PID SECONDS WHAT: SIGTERM, wait up to SECONDS for it to exit, then SIGKILL.
+term_then_kill() {
+    local pid=$1 secs=$2 what=$3 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 $((secs * 10))); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    say "$what (pid $pid) did not stop within $secs s of SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- ports
 declare -A PORT=()
+# The broker kind of this stack: the one recorded while a broker runs, else the one asked for.
+KAFKA_KIND=""
 
 load_state() {
     PORT[pg]=""
     PORT[redis]=""
+    PORT[kafka]=""
+    PORT[kafka_ctl]=""
     if [ -f "$STATE_FILE" ]; then
         local k v
         while IFS='=' read -r k v; do
             case "$k" in
             PG_PORT) PORT[pg]=$v ;;
             REDIS_PORT) PORT[redis]=$v ;;
+            KAFKA_PORT) PORT[kafka]=$v ;;
+            KAFKA_CONTROLLER_PORT) PORT[kafka_ctl]=$v ;;
+            KAFKA_KIND) KAFKA_KIND=$v ;;
             esac
         done <"$STATE_FILE"
     fi
 }
 
 save_state() {
-    printf 'PG_PORT=%s\nREDIS_PORT=%s\n' "${PORT[pg]}" "${PORT[redis]}" >"$STATE_FILE.tmp"
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\nKAFKA_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\nKAFKA_KIND=%s\n' \
+        "${PORT[pg]}" "${PORT[redis]}" "${PORT[kafka]}" "${PORT[kafka_ctl]}" "$KAFKA_KIND" \
+        >"$STATE_FILE.tmp"
     mv "$STATE_FILE.tmp" "$STATE_FILE"
 }
 
@@ -146,7 +190,8 @@ choose_port() {
     fi
     for _ in $(seq 1 50); do
         p=$((FREE_PORT_MIN + RANDOM % FREE_PORT_SPAN))
-        if ! port_in_use "$p"; then
+        if ! port_in_use "$p" && [ "$p" != "${PORT[kafka]}" ] && [ "$p" != "${PORT[kafka_ctl]}" ] &&
+            [ "$p" != "${PORT[pg]}" ] && [ "$p" != "${PORT[redis]}" ]; then
             PORT[$piece]=$p
             return 0
         fi
@@ -369,17 +414,211 @@ broker_stop() {
         rm -f "$BROKER_DIR/broker.pid"
         return 0
     fi
-    kill -TERM "$pid"
-    for i in $(seq 1 100); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "dev broker (pid $pid) ignored SIGTERM for 10 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    term_then_kill "$pid" 10 "dev broker"
     rm -f "$BROKER_DIR/broker.pid" "$BROKER_DIR/bootstrap" "$BROKER_DIR/control"
     say "dev broker stopped"
+}
+
+# ---------------------------------------------------------------- Apache Kafka (KRaft, one node)
+kafka_pid() {
+    local pid
+    pid=$(cat "$KAFKA_DIR/kafka.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && alive "$pid" &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' kafka.Kafka ' && echo "$pid"
+}
+
+# Running and ready: the process lives, its listener answers and its topics were created.
+kafka_running() {
+    kafka_pid >/dev/null && [ -s "$KAFKA_DIR/bootstrap" ] && [ -n "${PORT[kafka]}" ] &&
+        port_in_use "${PORT[kafka]}"
+}
+
+# Kafka's cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-'.
+kafka_cluster_id() {
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+        [ "${id:0:1}" != - ] && break
+    done
+    echo "$id"
+}
+
+# The topics of deploy/kafka/topics.list and their .dlq twins, as NAME=PARTITIONS arguments.
+kafka_topic_args() {
+    local name parts
+    while read -r name parts; do
+        case "$name" in '' | '#'*) continue ;; esac
+        parts=${TOPUP_KAFKA_PARTITIONS:-$parts}
+        printf '%s=%s\n%s.dlq=%s\n' "$name" "$parts" "$name" "$parts"
+    done <"$KAFKA_TOPICS_LIST"
+}
+
+kafka_write_conf() {
+    # Rewritten at every start: the ports may change in free mode.
+    cat >"$KAFKA_DIR/server.properties" <<EOF
+# Written by deploy/local/stack.sh at every start: one KRaft node, broker and controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:${PORT[kafka_ctl]}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://$HOST:${PORT[kafka]},CONTROLLER://$HOST:${PORT[kafka_ctl]}
+advertised.listeners=PLAINTEXT://$HOST:${PORT[kafka]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+# Every topic is created by the stack with its partition count (deploy/kafka/topics.list).
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+# Tests join many groups: no 3 s wait for more members before the first assignment.
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=168
+log.segment.bytes=67108864
+EOF
+    cat >"$KAFKA_DIR/log4j.properties" <<EOF
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$KAFKA_DIR/kafka.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.state.change.logger=WARN
+EOF
+}
+
+kafka_java() {
+    java -Xshare:auto -Djava.awt.headless=true \
+        -Dlog4j.configuration="file:$KAFKA_DIR/log4j-tools.properties" -cp "$KAFKA_LIBS/*" "$@"
+}
+
+kafka_start() {
+    if kafka_running; then
+        say "Kafka already running at $(cat "$KAFKA_DIR/bootstrap")"
+        return 0
+    fi
+    command -v java >/dev/null || die "no java for the Kafka broker: run deploy/install-deps.sh"
+    compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null ||
+        die "Kafka jars missing in $KAFKA_LIBS: run deploy/install-deps.sh"
+    mkdir -p "$KAFKA_DIR"
+    printf 'log4j.rootLogger=WARN, err\nlog4j.appender.err=org.apache.log4j.ConsoleAppender\nlog4j.appender.err.Target=System.err\nlog4j.appender.err.layout=org.apache.log4j.PatternLayout\nlog4j.appender.err.layout.ConversionPattern=%%p %%m%%n\n' \
+        >"$KAFKA_DIR/log4j-tools.properties"
+    local pid="" old i attempt p
+    if old=$(kafka_pid); then
+        say "Kafka (pid $old) runs but does not answer; stopping it"
+        kafka_stop
+    fi
+    rm -f "$KAFKA_DIR/bootstrap"
+    for attempt in 1 2 3; do
+        choose_port kafka "$FIXED_KAFKA_PORT"
+        choose_port kafka_ctl "$FIXED_KAFKA_CTL_PORT"
+        [ "${PORT[kafka]}" != "${PORT[kafka_ctl]}" ] || PORT[kafka_ctl]=$((PORT[kafka] + 1))
+        for p in "${PORT[kafka]}" "${PORT[kafka_ctl]}"; do
+            if [ "$PORTS_MODE" = fixed ] && port_in_use "$p"; then
+                die "Kafka port $p is taken by another process (set TOPUP_KAFKA_PORT and" \
+                    "TOPUP_KAFKA_CONTROLLER_PORT, or TOPUP_STACK_PORTS=free)"
+            fi
+        done
+        kafka_write_conf
+        if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+            say "formatting Kafka storage in $KAFKA_DIR/data"
+            kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$(kafka_cluster_id)" \
+                -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1 || {
+                cat "$KAFKA_DIR/format.log" >&2
+                die "Kafka storage format failed; log: $KAFKA_DIR/format.log"
+            }
+        fi
+        : >"$KAFKA_DIR/kafka.log"
+        # Own session, no inherited descriptors; bounded heap; exits (not limps) on OOM.
+        setsid java -Xmx"$KAFKA_HEAP" -Xms128m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+            -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+            -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -cp "$KAFKA_LIBS/*" \
+            kafka.Kafka "$KAFKA_DIR/server.properties" </dev/null >>"$KAFKA_DIR/kafka.out" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$KAFKA_DIR/kafka.pid"
+        for i in $(seq 1 $((KAFKA_START_TIMEOUT_S * 10))); do
+            grep -qs 'Kafka Server started\|KafkaRaftServer.*started' "$KAFKA_DIR/kafka.log" && break
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid" && port_in_use "${PORT[kafka]}"; then
+            break
+        fi
+        alive "$pid" && kill -KILL "$pid" 2>/dev/null
+        if [ "$PORTS_MODE" = free ] && grep -qs 'Address already in use' "$KAFKA_DIR/kafka.log"; then
+            PORT[kafka]=""
+            PORT[kafka_ctl]=""
+            say "Kafka did not start (attempt $attempt, port taken), trying other ports"
+            continue
+        fi
+        tail -n 20 "$KAFKA_DIR/kafka.log" "$KAFKA_DIR/kafka.out" >&2 || true
+        die "Kafka did not start within $KAFKA_START_TIMEOUT_S s; log: $KAFKA_DIR/kafka.log"
+    done
+    [ -n "$pid" ] && alive "$pid" || die "Kafka did not start; log: $KAFKA_DIR/kafka.log"
+    local args
+    mapfile -t args < <(kafka_topic_args)
+    if ! kafka_java "$KAFKA_TOPICS_TOOL" "$HOST:${PORT[kafka]}" "${args[@]}" \
+        >"$KAFKA_DIR/topics.log" 2>&1; then
+        cat "$KAFKA_DIR/topics.log" >&2
+        die "Kafka topics could not be created; log: $KAFKA_DIR/topics.log"
+    fi
+    printf '%s\n' "$HOST:${PORT[kafka]}" >"$KAFKA_DIR/bootstrap.tmp"
+    mv "$KAFKA_DIR/bootstrap.tmp" "$KAFKA_DIR/bootstrap"
+    say "Kafka ($(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" | head -1)" .jar)) ready" \
+        "at $HOST:${PORT[kafka]} with ${#args[@]} topics"
+}
+
+kafka_stop() {
+    local pid i
+    if ! pid=$(kafka_pid); then
+        say "Kafka not running"
+        rm -f "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR/bootstrap"
+        return 0
+    fi
+    kill -CONT "$pid" 2>/dev/null || true # a test may have stopped it with SIGSTOP
+    term_then_kill "$pid" "$KAFKA_STOP_TIMEOUT_S" Kafka
+    rm -f "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR/bootstrap"
+    say "Kafka stopped"
+}
+
+# The broker piece is either kind: the one this stack runs, else the one asked for.
+kafka_kind() {
+    if [ "$KAFKA_KIND" = kafka ] && kafka_pid >/dev/null; then
+        echo kafka
+    elif [ "$KAFKA_KIND" = devbroker ] && broker_pid >/dev/null; then
+        echo devbroker
+    else
+        echo "$KAFKA_KIND_WANTED"
+    fi
+}
+
+any_broker_start() {
+    KAFKA_KIND=$(kafka_kind)
+    if [ "$KAFKA_KIND" = kafka ]; then kafka_start; else broker_start; fi
+    save_state
+}
+
+any_broker_stop() {
+    # Both, whichever runs: a stack switched from one kind to the other leaves nothing behind.
+    kafka_stop
+    broker_stop
+}
+
+any_broker_bootstrap() {
+    if [ "$(kafka_kind)" = kafka ]; then
+        cat "$KAFKA_DIR/bootstrap" 2>/dev/null || true
+    else
+        cat "$BROKER_DIR/bootstrap" 2>/dev/null || true
+    fi
 }
 
 # ---------------------------------------------------------------- env file and report
@@ -396,17 +635,27 @@ token_secret() {
 write_env() {
     local bootstrap="" control="" secret
     secret=$(token_secret)
-    bootstrap=$(cat "$BROKER_DIR/bootstrap" 2>/dev/null || true)
-    control=$(cat "$BROKER_DIR/control" 2>/dev/null || true)
+    bootstrap=$(any_broker_bootstrap)
+    if [ "$(kafka_kind)" = devbroker ]; then
+        control=$(cat "$BROKER_DIR/control" 2>/dev/null || true)
+    fi
     {
         echo "# Written by deploy/local/stack.sh start: the local stack's addresses. Source it."
         printf 'export PG_CONNINFO=%q\n' "host=$HOST port=${PORT[pg]} dbname=topup user=topup"
         printf 'export REDIS_HOST=%q\n' "$HOST"
         printf 'export REDIS_PORT=%q\n' "${PORT[redis]}"
         printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$bootstrap"
+        echo "# The broker: kafka (Apache Kafka; its pid file for SIGSTOP/SIGKILL tests) or devbroker"
+        printf 'export TOPUP_KAFKA=%q\n' "$(kafka_kind)"
+        if [ "$(kafka_kind)" = kafka ]; then
+            printf 'export TOPUP_KAFKA_PID_FILE=%q\n' "$KAFKA_DIR/kafka.pid"
+        else
+            printf 'export TOPUP_KAFKA_PID_FILE=\n'
+        fi
+        printf 'export TOPUP_KAFKA_LIBS=%q\n' "$KAFKA_LIBS"
         echo "# Signs and verifies API bearer tokens: topupctl token issue --account ID"
         printf 'export TOKEN_SECRET=%q\n' "$secret"
-        echo "# The dev broker's fault-injection channel: topup-devbroker ctl broker-down 1"
+        echo "# The dev broker's fault-injection channel: topup-devbroker ctl broker-down 1 (empty with Kafka)"
         printf 'export DEVBROKER_CONTROL=%q\n' "$control"
         echo "# PostgreSQL administration (tests that create databases or restart the server)."
         printf 'export TOPUP_PG_ADMIN_CONNINFO=%q\n' "host=$HOST port=${PORT[pg]} dbname=postgres user=topup"
@@ -426,8 +675,12 @@ write_env() {
 report() {
     say "PostgreSQL  $HOST:${PORT[pg]} (database topup, user topup; socket $PG_SOCKET_DIR; log $PG_LOG)"
     say "Redis       $HOST:${PORT[redis]} (log $REDIS_DIR/redis.log)"
-    say "dev broker  $(cat "$BROKER_DIR/bootstrap" 2>/dev/null || echo '?')" \
-        "(control $(cat "$BROKER_DIR/control" 2>/dev/null || echo '?'); log $BROKER_DIR/broker.log)"
+    if [ "$(kafka_kind)" = kafka ]; then
+        say "Kafka       $(any_broker_bootstrap) (Apache Kafka, KRaft; log $KAFKA_DIR/kafka.log)"
+    else
+        say "dev broker  $(cat "$BROKER_DIR/bootstrap" 2>/dev/null || echo '?')" \
+            "(control $(cat "$BROKER_DIR/control" 2>/dev/null || echo '?'); log $BROKER_DIR/broker.log)"
+    fi
     say "env file    $ENV_FILE  (source it: . $ENV_FILE)"
 }
 
@@ -445,7 +698,14 @@ status() {
         say "Redis       stopped"
         bad=1
     fi
-    if broker_running; then
+    if [ "$(kafka_kind)" = kafka ]; then
+        if kafka_running; then
+            say "Kafka       running at $(cat "$KAFKA_DIR/bootstrap") (pid $(kafka_pid))"
+        else
+            say "Kafka       stopped"
+            bad=1
+        fi
+    elif broker_running; then
         say "dev broker  running at $(cat "$BROKER_DIR/bootstrap") (control $(cat "$BROKER_DIR/control"))"
     else
         say "dev broker  stopped"
@@ -468,7 +728,7 @@ do_start() {
     local t0=$SECONDS
     want pg && pg_start
     want redis && redis_start
-    want broker && broker_start
+    want broker && any_broker_start
     want pg && pg_migrate
     save_state
     write_env
@@ -477,7 +737,7 @@ do_start() {
 }
 
 do_stop() {
-    want broker && broker_stop
+    want broker && any_broker_stop
     want redis && redis_stop
     want pg && pg_stop
     return 0
@@ -521,7 +781,7 @@ clean)
     say "removed $STACK_DIR"
     ;;
 *)
-    sed -n '2,21p' "$STACK_SH" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$STACK_SH" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2
     ;;
 esac

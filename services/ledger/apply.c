@@ -72,12 +72,21 @@ static const char apply_sql_flows_insert[] =
     "$7::bigint[], $8::text[]) WITH ORDINALITY AS v(e, a, t, amt, bal, r, ms, rf, ord) "
     "ORDER BY ord ON CONFLICT (event_id) DO NOTHING";
 
-/* Waiting usage refunds of the batch's accounts (read under their locks), oldest first. */
+/*
+ * Waiting usage refunds of the batch's accounts (read under their locks) that this batch can
+ * decide, oldest first: their usage is in the batch ($3) or already charged, or they have waited
+ * LEDGER_REFUND_WAIT_S ($4) and are refused. Refunds still waiting for their usage take no slot, so
+ * they never crowd out the ones whose usage has come.
+ */
 static const char apply_sql_pending_read[] =
-    "SELECT event_id, account_id, refund_id, refund_of, amount_fen, "
-    "(extract(epoch FROM occurred_at) * 1000)::bigint, source_partition, source_offset, "
-    "extract(epoch FROM now() - created_at)::bigint FROM ledger_pending_refunds "
-    "WHERE account_id = ANY($1::text[]) ORDER BY created_at, event_id LIMIT $2";
+    "SELECT p.event_id, p.account_id, p.refund_id, p.refund_of, p.amount_fen, "
+    "(extract(epoch FROM p.occurred_at) * 1000)::bigint, p.source_partition, p.source_offset, "
+    "extract(epoch FROM now() - p.created_at)::bigint FROM ledger_pending_refunds p "
+    "WHERE p.account_id = ANY($1::text[]) AND (p.refund_of = ANY($3::text[]) "
+    "OR p.created_at <= now() - make_interval(secs => $4::bigint) "
+    "OR EXISTS (SELECT 1 FROM account_flows f WHERE f.account_id = p.account_id "
+    "AND f.flow_type = 'consume' AND f.reference = p.refund_of)) "
+    "ORDER BY p.created_at, p.event_id LIMIT $2";
 
 static const char apply_sql_pending_insert[] =
     "INSERT INTO ledger_pending_refunds (event_id, account_id, refund_id, refund_of, amount_fen, "
@@ -143,6 +152,12 @@ static const char apply_sql_lots_open[] =
     "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
     "JOIN statement_records r ON r.id = d.record_id ORDER BY v.ord";
 
+/* The refund requests the batch's bank payouts name (their reference is the refund id). */
+static const char apply_sql_payout_requests[] =
+    "SELECT refund_id, COALESCE(account_id, ''), amount_fen, state, "
+    "COALESCE(reserve_event_id, ''), COALESCE(lot_id, 0) FROM refund_requests "
+    "WHERE refund_id = ANY($1::text[])";
+
 enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
 {
     static const struct {
@@ -156,7 +171,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_orders_lock", apply_sql_orders_lock, 1},
         {"ledger_orders_credited", apply_sql_orders_credited, 1},
         {"ledger_usages", apply_sql_usages, 2},
-        {"ledger_pending_read", apply_sql_pending_read, 2},
+        {"ledger_pending_read", apply_sql_pending_read, 4},
         {"ledger_pending_insert", apply_sql_pending_insert, 8},
         {"ledger_pending_delete", apply_sql_pending_delete, 1},
         {"ledger_flows_insert", apply_sql_flows_insert, 8},
@@ -166,6 +181,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_lots_read", apply_sql_lots_read, 2},
         {"ledger_lots_update", apply_sql_lots_update, 2},
         {"ledger_lots_open", apply_sql_lots_open, 2},
+        {"ledger_payout_requests", apply_sql_payout_requests, 1},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         enum tp_status st = pg_prepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, err);
@@ -486,6 +502,55 @@ static enum tp_status apply_read_lots(struct pg_conn *c, struct apply_ctx *x, st
     return TP_OK;
 }
 
+static bool apply_is_payout(const struct batch_item *it)
+{
+    return it->outcome != BATCH_INVALID && it->ev.type == LEDGER_FLOW_REFUND &&
+           !it->ev.usage_refund;
+}
+
+static enum tp_status apply_read_payouts(struct pg_conn *c, struct apply_ctx *x,
+                                         struct tp_error *err)
+{
+    struct batch *b = x->b;
+    int n = 0;
+    apply_begin_arrays(x, 1);
+    for (int i = 0; i < b->n; i++) {
+        struct batch_item *it = &b->items[i];
+        it->payout_request = false;
+        if (apply_is_payout(it)) {
+            apply_array_str(&x->arr[0], it->ev.reference);
+            n++;
+        }
+    }
+    if (n == 0) {
+        return TP_OK;
+    }
+    const char *p[1];
+    apply_params(x, 1, p);
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_payout_requests", 1, p, &r, err);
+    if (st != TP_OK) {
+        return st;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *refund_id = pg_get_str(r, row, 0);
+        for (int i = 0; i < b->n; i++) {
+            struct batch_item *it = &b->items[i];
+            if (!apply_is_payout(it) || strcmp(it->ev.reference, refund_id) != 0) {
+                continue;
+            }
+            it->payout_request = true;
+            snprintf(it->payout_account, sizeof(it->payout_account), "%s", pg_get_str(r, row, 1));
+            it->payout_amount_fen = pg_get_i64(r, row, 2);
+            snprintf(it->payout_state, sizeof(it->payout_state), "%s", pg_get_str(r, row, 3));
+            snprintf(it->payout_event_id, sizeof(it->payout_event_id), "%s", pg_get_str(r, row, 4));
+            it->payout_lot_id = pg_get_i64(r, row, 5);
+        }
+    }
+    PQclear(r);
+    return TP_OK;
+}
+
 /* After the flows: the lots read that moved, then the lots the recharges open. */
 static enum tp_status apply_write_lots(struct pg_conn *c, struct apply_ctx *x, struct tp_error *err)
 {
@@ -688,17 +753,25 @@ static enum tp_status apply_read_pending(struct pg_conn *c, struct apply_ctx *x,
 {
     struct batch *b = x->b;
     *added = false;
-    apply_begin_arrays(x, 1);
+    apply_begin_arrays(x, 2);
     for (int i = 0; i < b->n_accounts; i++) {
         apply_array_str(&x->arr[0], b->accounts[i].account_id);
     }
-    char limit[16];
+    for (int i = 0; i < b->n_polled; i++) {
+        if (b->items[i].ev.type == LEDGER_FLOW_CONSUME) {
+            apply_array_str(&x->arr[1], b->items[i].ev.reference);
+        }
+    }
+    char limit[16], wait_s[24];
     snprintf(limit, sizeof(limit), "%d", LEDGER_PENDING_PER_BATCH);
-    const char *p[2];
-    apply_params(x, 1, p);
+    snprintf(wait_s, sizeof(wait_s), "%" PRId64, b->limits.refund_wait_s);
+    const char *p[4];
+    apply_params(x, 2, p);
+    p[2] = p[1];
     p[1] = limit;
+    p[3] = wait_s;
     PGresult *r = NULL;
-    enum tp_status st = pg_exec_prepared(c, "ledger_pending_read", 2, p, &r, err);
+    enum tp_status st = pg_exec_prepared(c, "ledger_pending_read", 4, p, &r, err);
     if (st != TP_OK) {
         return st;
     }
@@ -797,11 +870,13 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     if (st == TP_OK) {
         st = apply_read_lots(c, x, err);
     }
+    if (st == TP_OK) {
+        st = apply_read_payouts(c, x, err);
+    }
     if (st != TP_OK) {
         return st;
     }
     batch_plan(b);
-    lots_plan(b);
     int planned = b->applied[LEDGER_FLOW_RECHARGE] + b->applied[LEDGER_FLOW_CONSUME] +
                   b->applied[LEDGER_FLOW_REFUND];
     if (planned > 0) {

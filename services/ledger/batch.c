@@ -154,6 +154,8 @@ void batch_index(struct batch *b)
     b->n_keys = batch_sort_unique(b->keys, nk, sizeof(b->keys[0]));
     b->n_orders = batch_sort_unique(b->orders, no, sizeof(b->orders[0]));
     b->n_usages = batch_sort_unique(b->usages, nu, sizeof(b->usages[0]));
+    /* Lots point at accounts by index: those read for another index are gone. */
+    b->n_lots = b->n_lots_read = 0;
 }
 
 struct batch_account *batch_find_account(struct batch *b, const char *account_id)
@@ -354,6 +356,40 @@ static void batch_note_usage(struct batch *b, const struct batch_item *it,
     }
 }
 
+/*
+ * A bank payout naming a refund request is the reservation its approval queued: it must be that
+ * request's event, account and amount, and the request's credit lot must still hold the amount
+ * (a consume applied between the approval and now may have spent it: then nothing is reserved
+ * and the request cannot be paid out). A payout naming no request is taken as before.
+ */
+static bool batch_check_payout(struct batch *b, struct batch_item *it)
+{
+    if (it->ev.type != LEDGER_FLOW_REFUND || it->ev.usage_refund || !it->payout_request) {
+        return true;
+    }
+    if (strcmp(it->payout_account, it->ev.account_id) != 0 ||
+        strcmp(it->payout_event_id, it->ev.event_id) != 0 ||
+        it->payout_amount_fen != -it->ev.amount_fen || strcmp(it->payout_state, "requested") == 0 ||
+        strcmp(it->payout_state, "rejected") == 0) {
+        batch_reject(b, it, BATCH_REFUSED_PROVENANCE,
+                     "bank payout %s is not the reservation of refund request %s (%s, %" PRId64
+                     " fen on %s, reserved by event %s)",
+                     it->ev.event_id, it->ev.reference, it->payout_state, it->payout_amount_fen,
+                     it->payout_account[0] != '\0' ? it->payout_account : "no account",
+                     it->payout_event_id[0] != '\0' ? it->payout_event_id : "none");
+        return false;
+    }
+    int64_t left = lots_left_now(b, it->ev.account_id, it->payout_lot_id);
+    if (left < -it->ev.amount_fen) {
+        batch_reject(b, it, BATCH_REFUSED_STATE,
+                     "refund %s of %" PRId64 " fen: its credit lot %" PRId64 " has only %" PRId64
+                     " fen left (used since the approval); nothing reserved",
+                     it->ev.reference, -it->ev.amount_fen, it->payout_lot_id, left);
+        return false;
+    }
+    return true;
+}
+
 /* Decides one item (see batch_plan). */
 static void batch_plan_item(struct batch *b, struct batch_item *it, int i, int first[],
                             const char *applied_by[], struct batch_usage_plan used[])
@@ -419,6 +455,9 @@ static void batch_plan_item(struct batch *b, struct batch_item *it, int i, int f
     if (!batch_check_usage(b, it, used)) {
         return;
     }
+    if (!batch_check_payout(b, it)) {
+        return;
+    }
     struct batch_account *a = batch_find_account(b, it->ev.account_id);
     assert(a != NULL);
     int64_t after;
@@ -433,6 +472,7 @@ static void batch_plan_item(struct batch *b, struct batch_item *it, int i, int f
     it->outcome = BATCH_APPLY;
     b->applied[it->ev.type]++;
     b->plan_order[b->n_planned++] = i;
+    lots_apply(b, i);
     batch_note_usage(b, it, used);
     if (oi >= 0) {
         applied_by[oi] = it->ev.event_id;
@@ -461,6 +501,7 @@ void batch_plan(struct batch *b)
     }
     const char **applied_by = mem_calloc((size_t)b->n_orders + 1, sizeof(char *));
     struct batch_usage_plan *used = mem_calloc((size_t)b->n_usages + 1, sizeof(*used));
+    lots_begin(b);
     for (int i = 0; i < b->n_accounts; i++) {
         struct batch_account *a = &b->accounts[i];
         assert(a->loaded);

@@ -124,6 +124,14 @@ struct batch_item {
     int64_t pending_age_s;
     int32_t src_partition; /* from_pending: where it came from on refund.issued */
     int64_t src_offset;
+    /* A bank payout whose reference is a refund request's refund_id (read by apply.c): the
+     * request's account, amount, state, reserving event id and credit lot. */
+    bool payout_request;
+    char payout_account[LEDGER_ACCOUNT_MAX + 1];
+    int64_t payout_amount_fen;
+    char payout_state[16];
+    char payout_event_id[UUID_STR_LEN];
+    int64_t payout_lot_id;
     /* "<account>\x1f<consume reference>" of a consume or usage refund, "" otherwise. */
     char usage_key[LEDGER_ACCOUNT_MAX + 1 + LEDGER_REFERENCE_MAX + 1];
 };
@@ -261,14 +269,19 @@ void lots_reset(struct batch *b);
 /* Records a lot read under the account locks; rows must come grouped by account, oldest first. */
 void lots_add_read(struct batch *b, const char *account_id, int64_t id, int64_t paid_fen,
                    int64_t left_fen);
+/* Starts a plan from the lots as read (batch_plan calls it; a retried plan starts again). */
+void lots_begin(struct batch *b);
 /*
- * After batch_plan: walks the applied flows in plan order and moves lots by the change of each
+ * Moves lots for applied item i (batch_plan calls it in plan order) by the change of its
  * account's positive balance part. A recharge opens a lot holding what it raised (a debt is paid
- * first); a fall draws from the oldest lots first; a rise that is no recharge (usage refund)
- * gives back to the newest lots with room first. Afterwards each account's lots left add up to
- * max(new balance, 0), unless they were out of step before (lots_short_fen).
+ * first); a bank payout naming a refund request draws from that request's lot; any other fall
+ * draws from the oldest lots first; a rise that is no recharge (usage refund) gives back to the
+ * newest lots with room first. Each account's lots left then add up to max(balance, 0), unless
+ * they were out of step before (lots_short_fen).
  */
-void lots_plan(struct batch *b);
+void lots_apply(struct batch *b, int i);
+/* What the plan has left so far in lot lot_id of account_id; 0 if it was not read (empty). */
+int64_t lots_left_now(struct batch *b, const char *account_id, int64_t lot_id);
 
 /* ---- apply.c: the batch transaction in PostgreSQL ---- */
 

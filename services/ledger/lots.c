@@ -113,9 +113,8 @@ static void lots_open(struct batch *b, struct batch_account *a, int item, int64_
     a->new_last = li;
 }
 
-void lots_plan(struct batch *b)
+void lots_begin(struct batch *b)
 {
-    /* A plan can be made again (a retried transaction): start from the lots as read. */
     b->n_lots = b->n_lots_read;
     b->lots_short_fen = 0;
     for (int i = 0; i < b->n_lots; i++) {
@@ -124,29 +123,52 @@ void lots_plan(struct batch *b)
     for (int i = 0; i < b->n_accounts; i++) {
         b->accounts[i].new_first = b->accounts[i].new_last = -1;
     }
-    for (int j = 0; j < b->n_planned; j++) {
-        int i = b->plan_order[j];
-        const struct batch_item *it = &b->items[i];
-        assert(it->outcome == BATCH_APPLY);
-        struct batch_account *a = batch_find_account(b, it->ev.account_id);
-        assert(a != NULL);
-        /* balance_after - amount cannot overflow: it is the balance before, an int64. */
-        int64_t before = it->balance_after_fen - it->ev.amount_fen;
-        int64_t delta = lots_positive(it->balance_after_fen) - lots_positive(before);
-        int64_t short_fen = 0;
-        if (it->ev.type == LEDGER_FLOW_RECHARGE) {
-            assert(delta >= 0 && delta <= it->ev.amount_fen);
-            lots_open(b, a, i, it->ev.amount_fen, delta);
-        } else if (delta < 0) {
-            short_fen = lots_draw(b, a, -delta);
-        } else if (delta > 0) {
-            short_fen = lots_give_back(b, a, delta);
+}
+
+static struct batch_lot *lots_find(struct batch *b, struct batch_account *a, int64_t lot_id)
+{
+    for (int i = a->lot_first; i < a->lot_first + a->lot_n; i++) {
+        if (b->lots[i].id == lot_id) {
+            return &b->lots[i];
         }
-        if (short_fen > 0) {
-            b->lots_short_fen += short_fen;
-            log_warn("credit lots out of step with the balance; topupctl verify reports it",
-                     LF_S("account", a->account_id), LF_S("event_id", it->ev.event_id),
-                     LF_I("short_fen", short_fen));
-        }
+    }
+    return NULL;
+}
+
+int64_t lots_left_now(struct batch *b, const char *account_id, int64_t lot_id)
+{
+    struct batch_account *a = batch_find_account(b, account_id);
+    struct batch_lot *l = a != NULL ? lots_find(b, a, lot_id) : NULL;
+    return l != NULL ? l->left_fen : 0;
+}
+
+void lots_apply(struct batch *b, int i)
+{
+    const struct batch_item *it = &b->items[i];
+    assert(it->outcome == BATCH_APPLY);
+    struct batch_account *a = batch_find_account(b, it->ev.account_id);
+    assert(a != NULL);
+    /* balance_after - amount cannot overflow: it is the balance before, an int64. */
+    int64_t before = it->balance_after_fen - it->ev.amount_fen;
+    int64_t delta = lots_positive(it->balance_after_fen) - lots_positive(before);
+    int64_t short_fen = 0;
+    if (it->ev.type == LEDGER_FLOW_RECHARGE) {
+        assert(delta >= 0 && delta <= it->ev.amount_fen);
+        lots_open(b, a, i, it->ev.amount_fen, delta);
+    } else if (delta < 0 && it->payout_request) {
+        /* The plan checked that the request's lot holds the amount: it is what is paid back. */
+        struct batch_lot *l = lots_find(b, a, it->payout_lot_id);
+        assert(l != NULL && l->left_fen >= -delta);
+        l->left_fen += delta;
+    } else if (delta < 0) {
+        short_fen = lots_draw(b, a, -delta);
+    } else if (delta > 0) {
+        short_fen = lots_give_back(b, a, delta);
+    }
+    if (short_fen > 0) {
+        b->lots_short_fen += short_fen;
+        log_warn("credit lots out of step with the balance; topupctl verify reports it",
+                 LF_S("account", a->account_id), LF_S("event_id", it->ev.event_id),
+                 LF_I("short_fen", short_fen));
     }
 }

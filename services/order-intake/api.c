@@ -22,6 +22,7 @@ static const struct http_route api_routes[] = {
     {"GET", "/v1/balance", api_account_balance},
     {"GET", "/v1/account-flows", api_account_flows},
     {"GET", "/v1/topup-options", api_account_options},
+    {"GET", "/v1/settings", api_account_settings},
     {0},
 };
 
@@ -63,22 +64,44 @@ json_t *api_time_json(int64_t ms)
     return json_string(buf);
 }
 
+/*
+ * How to pay, only while the order waits for the transfer: a cancelled, expired, processing or
+ * completed order must not invite another transfer. The bank's field is named as Chinese banks
+ * label it (附言, or 备注 / 用途 on some), never as this form's own note.
+ */
+static void api_order_instructions(json_t *j, const struct intake *app, const struct store_order *o,
+                                   const char *amount)
+{
+    if (strcmp(o->status, "pending") != 0) {
+        json_object_set_new(j, "payee", json_null());
+        json_object_set_new(j, "instructions", json_null());
+        json_object_set_new(j, "instructions_zh", json_null());
+        return;
+    }
+    char en[512];
+    char zh[512];
+    snprintf(en, sizeof(en),
+             "Transfer exactly %s CNY to the account above and enter the reference code %s in "
+             "the transfer's remark field at your bank (附言 / 备注).",
+             amount, o->code);
+    snprintf(zh, sizeof(zh),
+             "请向上述账户转账 %s 元，并在银行转账的“附言”（或“备注”）栏填写参考码 %s。", amount,
+             o->code);
+    json_object_set_new(j, "payee",
+                        json_pack("{s:s, s:s, s:s}", "bank_name", app->cfg.payee_bank_name,
+                                  "account_name", app->cfg.payee_account_name, "account_number",
+                                  app->cfg.payee_account_number));
+    json_object_set_new(j, "instructions", json_string(en));
+    json_object_set_new(j, "instructions_zh", json_string(zh));
+}
+
 json_t *api_order_json(const struct intake *app, const struct store_order *o)
 {
     char amount[MONEY_STR_MAX];
     char credited[MONEY_STR_MAX];
     money_format(o->amount_fen, amount);
-    char en[256];
-    char zh[256];
-    snprintf(en, sizeof(en),
-             "Transfer %s CNY to the account above and write the reference code %s in the "
-             "transfer remarks.",
-             amount, o->code);
-    snprintf(zh, sizeof(zh), "请向上述账户转账 %s 元，并在转账附言中填写参考码 %s。", amount,
-             o->code);
     json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-        " s:{s:s, s:s, s:s}, s:s, s:s}",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "code", o->code, "status", o->status, "amount", amount, "currency", o->currency, "channel",
         o->channel, "remitter_name", o->remitter_name, "remitter_bank", o->remitter_bank, "remarks",
         o->remarks, "credited_amount",
@@ -86,14 +109,13 @@ json_t *api_order_json(const struct intake *app, const struct store_order *o)
         "amount_mismatch", o->amount_mismatch, "created_at", api_time_json(o->created_ms),
         "expires_at", api_time_json(o->expires_ms), "updated_at", api_time_json(o->updated_ms),
         "cancelled_at", api_time_json(o->cancelled_ms), "expired_at", api_time_json(o->expired_ms),
-        "matched_at", api_time_json(o->matched_ms), "completed_at", api_time_json(o->completed_ms),
-        "payee", "bank_name", app->cfg.payee_bank_name, "account_name", app->cfg.payee_account_name,
-        "account_number", app->cfg.payee_account_number, "instructions", en, "instructions_zh", zh);
+        "matched_at", api_time_json(o->matched_ms), "completed_at", api_time_json(o->completed_ms));
     if (j == NULL) {
         /* Only invalid UTF-8 from the database could do this: a broken invariant, not input. */
         log_error("order could not be rendered as JSON", LF_S("order", o->code));
-        j = json_pack("{s:s, s:s}", "code", o->code, "status", o->status);
+        return json_pack("{s:s, s:s}", "code", o->code, "status", o->status);
     }
+    api_order_instructions(j, app, o, amount);
     return j;
 }
 

@@ -10,8 +10,6 @@
 #include "topup/outbox.h"
 #include "topup/pg.h"
 
-static const int64_t account_presets_fen[] = {5000, 10000, 50000, 100000};
-
 static void account_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
                                  const struct tp_error *err, const char *what)
 {
@@ -55,27 +53,38 @@ void api_account_flows(void *ctx, struct http_request *req, const struct http_ro
     account_submit(call->app, job);
 }
 
+/* The body both /v1/topup-options and /v1/settings answer with; settings adds currency and the
+ * support address. Payee, bounds and presets come from the configuration, never from the page. */
+static json_t *account_options_body(const struct intake_settings *cfg)
+{
+    char min[MONEY_STR_MAX], max[MONEY_STR_MAX], p[MONEY_STR_MAX];
+    json_t *presets = json_array();
+    for (int i = 0; i < cfg->presets_n; i++) {
+        json_array_append_new(presets, json_string(money_format(cfg->presets_fen[i], p)));
+    }
+    return json_pack(
+        "{s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:[s], s:I, s:i, s:i}", "payee", "bank_name",
+        cfg->payee_bank_name, "account_name", cfg->payee_account_name, "account_number",
+        cfg->payee_account_number, "min_amount", money_format(cfg->min_amount_fen, min),
+        "max_amount", money_format(cfg->max_amount_fen, max), "presets", presets, "channels",
+        VALIDATE_CHANNEL, "order_ttl_s", (json_int_t)cfg->order_ttl_s, "remarks_max_chars",
+        VALIDATE_REMARKS_MAX_CHARS, "name_max_chars", VALIDATE_NAME_MAX_CHARS);
+}
+
 void api_account_options(void *ctx, struct http_request *req, const struct http_route_match *m)
 {
     struct api_call *call = ctx;
+    http_respond_json(req, 200, account_options_body(&call->app->cfg));
+}
+
+void api_account_settings(void *ctx, struct http_request *req, const struct http_route_match *m)
+{
+    struct api_call *call = ctx;
     const struct intake_settings *cfg = &call->app->cfg;
-    char min[MONEY_STR_MAX], max[MONEY_STR_MAX], p[MONEY_STR_MAX];
-    json_t *presets = json_array();
-    for (size_t i = 0; i < sizeof(account_presets_fen) / sizeof(account_presets_fen[0]); i++) {
-        if (account_presets_fen[i] >= cfg->min_amount_fen &&
-            account_presets_fen[i] <= cfg->max_amount_fen) {
-            json_array_append_new(presets, json_string(money_format(account_presets_fen[i], p)));
-        }
-    }
-    http_respond_json(
-        req, 200,
-        json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:[s], s:I, s:i, s:i}", "payee", "bank_name",
-                  cfg->payee_bank_name, "account_name", cfg->payee_account_name, "account_number",
-                  cfg->payee_account_number, "min_amount", money_format(cfg->min_amount_fen, min),
-                  "max_amount", money_format(cfg->max_amount_fen, max), "presets", presets,
-                  "channels", VALIDATE_CHANNEL, "order_ttl_s", (json_int_t)cfg->order_ttl_s,
-                  "remarks_max_chars", VALIDATE_REMARKS_MAX_CHARS, "name_max_chars",
-                  VALIDATE_NAME_MAX_CHARS));
+    json_t *body = account_options_body(cfg);
+    json_object_set_new(body, "currency", json_string("CNY"));
+    json_object_set_new(body, "support_url", json_string(cfg->support_url));
+    http_respond_json(req, 200, body);
 }
 
 static void account_run_balance(struct intake *app, struct pg_conn *pg, struct intake_job *job)

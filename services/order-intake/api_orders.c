@@ -92,6 +92,8 @@ void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct inta
             http_respond_json(req, 201, api_order_json(app, &it->order));
         } else {
             counters_incr(app->counters, "orders.replayed", 1);
+            /* RFC-style hint for clients: this answer is the stored one, nothing new happened. */
+            http_response_header(req, "Idempotent-Replayed", "true");
             http_respond_json(req, 200, api_order_json(app, &it->order));
         }
     }

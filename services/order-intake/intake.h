@@ -24,6 +24,8 @@ struct intake_expiry;
 
 /* ---- settings.c: configuration from the environment ---- */
 
+#define SETTINGS_PRESETS_MAX 8 /* preset amounts the form offers at most */
+
 struct intake_settings {
     char *http_addr;
     int64_t http_port;
@@ -46,6 +48,8 @@ struct intake_settings {
     char *payee_bank_name;
     char *payee_account_name;
     char *payee_account_number;
+    char *preset_amounts; /* INTAKE_PRESET_AMOUNTS as given; parsed into presets_fen */
+    char *support_url;
     char *web_dir;
     char *token_secret;
     int64_t outbox_poll_ms;
@@ -53,6 +57,9 @@ struct intake_settings {
     char *pg_conninfo;
     char *redis_host;
     int64_t redis_port;
+    /* Derived by settings_load: the preset amounts of the form, ascending, within min..max. */
+    int64_t presets_fen[SETTINGS_PRESETS_MAX];
+    int presets_n;
 };
 
 /* Loads and cross-checks every setting. TP_INVALID names the variable at fault. */
@@ -256,6 +263,8 @@ void api_orders_cancel(void *ctx, struct http_request *req, const struct http_ro
 void api_account_balance(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_account_flows(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_account_options(void *ctx, struct http_request *req, const struct http_route_match *m);
+/* GET /v1/settings: what the page builds its form from (same body as /v1/topup-options). */
+void api_account_settings(void *ctx, struct http_request *req, const struct http_route_match *m);
 
 /* Worker side: run on a database worker, answer job->req. */
 void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct intake_job **jobs,

@@ -5,6 +5,7 @@
 
 #include "intake.h"
 #include "topup/config.h"
+#include "topup/money.h"
 #include "topup/redis.h"
 
 #ifndef INTAKE_SOURCE_WEB_DIR
@@ -70,6 +71,15 @@ static const struct config_def settings_defs[] = {
      "payee account number shown with every order (the reconciliation worker's receiving account, "
      "spaces aside)",
      &settings_tmp.payee_account_number},
+    {"INTAKE_PRESET_AMOUNTS", CONFIG_STR, "50,100,500,1000", 1, 200,
+     "preset amounts the page offers, CNY, comma-separated, ascending (at most 8; each within "
+     "the minimum and maximum)",
+     &settings_tmp.preset_amounts},
+    {"INTAKE_SUPPORT_URL", CONFIG_STR, "mailto:support@wuliang.example?subject=Top-up%20{code}", 0,
+     1024,
+     "where the page sends a user whose payment needs support; {code} becomes the order's "
+     "reference code (else the page adds ?order=CODE)",
+     &settings_tmp.support_url},
     {"INTAKE_WEB_DIR", CONFIG_STR, INTAKE_SOURCE_WEB_DIR, 0, 4096,
      "static files of the Top Up page, served at /", &settings_tmp.web_dir},
     {"INTAKE_OUTBOX_POLL_MS", CONFIG_INT, "1000", 10, 60000,
@@ -89,6 +99,50 @@ static const struct config_def settings_defs[] = {
     {0},
 };
 
+/* INTAKE_PRESET_AMOUNTS: "50,100,500" (API amount syntax each), ascending, within min..max. */
+static enum tp_status settings_parse_presets(struct intake_settings *s, struct tp_error *err)
+{
+    char item[MONEY_STR_MAX + 1];
+    const char *p = s->preset_amounts;
+    s->presets_n = 0;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n > MONEY_STR_MAX) {
+            return error_set(err, TP_INVALID, "INTAKE_PRESET_AMOUNTS: an empty or too long item");
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        int64_t fen = 0;
+        struct tp_error e = {0};
+        if (money_parse(item, &fen, &e) != TP_OK) {
+            return error_set(err, TP_INVALID, "INTAKE_PRESET_AMOUNTS: \"%s\" is not an amount",
+                             item);
+        }
+        if (fen < s->min_amount_fen || fen > s->max_amount_fen) {
+            return error_set(err, TP_INVALID,
+                             "INTAKE_PRESET_AMOUNTS: %s is outside INTAKE_MIN_AMOUNT_FEN.."
+                             "INTAKE_MAX_AMOUNT_FEN",
+                             item);
+        }
+        if (s->presets_n == SETTINGS_PRESETS_MAX) {
+            return error_set(err, TP_INVALID, "INTAKE_PRESET_AMOUNTS: more than %d amounts",
+                             SETTINGS_PRESETS_MAX);
+        }
+        if (s->presets_n > 0 && fen <= s->presets_fen[s->presets_n - 1]) {
+            return error_set(err, TP_INVALID, "INTAKE_PRESET_AMOUNTS: not ascending at %s", item);
+        }
+        s->presets_fen[s->presets_n++] = fen;
+        p += n;
+        if (*p == ',') {
+            p++;
+            if (*p == '\0') {
+                return error_set(err, TP_INVALID, "INTAKE_PRESET_AMOUNTS: ends with a comma");
+            }
+        }
+    }
+    return TP_OK;
+}
+
 enum tp_status settings_load(struct intake_settings *s, struct tp_error *err)
 {
     memset(&settings_tmp, 0, sizeof(settings_tmp));
@@ -105,6 +159,10 @@ enum tp_status settings_load(struct intake_settings *s, struct tp_error *err)
                          "INTAKE_MIN_AMOUNT_FEN (%" PRId64
                          ") is above INTAKE_MAX_AMOUNT_FEN (%" PRId64 ")",
                          settings_tmp.min_amount_fen, settings_tmp.max_amount_fen);
+    }
+    st = settings_parse_presets(&settings_tmp, err);
+    if (st != TP_OK) {
+        return st;
     }
     *s = settings_tmp;
     return TP_OK;

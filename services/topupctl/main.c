@@ -21,6 +21,8 @@ static const struct topupctl_command commands[] = {
     {"verify", cmd_verify, "check the ledger invariants; print every violation (exit 5 if any)"},
     {"review", cmd_review, "reconciliation review queue: list, show, match, refund, ignore"},
     {"payers", cmd_payers, "an account's verified payer names (rule 2): add, remove, list"},
+    {"refund", cmd_refund, "refunds of unused paid credit: request, approve, reject, list"},
+    {"close", cmd_close, "close a business day: statement vs matches vs ledger (exit 1 breaks)"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
 };
 
@@ -47,6 +49,13 @@ static const struct config_def config_defs[] = {
     {"LEDGER_MAX_REFUND_FEN", CONFIG_INT, "100000000", 1, 100000000000,
      "verify: the ledger's refund ceiling, either sign (set it as the ledger's)",
      &topupctl_cfg.max_refund_fen},
+    {"TOPUPCTL_CLOSE_UNMATCHED_MAX_DAYS", CONFIG_INT, "5", 0, 3650,
+     "close: an unmatched credit older than this many days (value date to the closed day) is a "
+     "break; younger ones are listed as unmatched funds",
+     &topupctl_cfg.close_unmatched_max_days},
+    {"TOPUPCTL_CLOSE_LOCK_TIMEOUT_MS", CONFIG_INT, "60000", 10, 3600000,
+     "close: longest wait for another close of the same day to finish; past it exit 2",
+     &topupctl_cfg.close_lock_timeout_ms},
     {0},
 };
 

@@ -28,6 +28,11 @@ test('fen comparisons are exact beyond the range of floating point', () => {
     assert.equal(money.canonicalToFen('50.00'), 5000n);
     /* 2^53 + 1 fen: a float would round it. */
     assert.equal(money.canonicalToFen('90071992547409.93'), 9007199254740993n);
+    assert.equal(money.fenToAmount(12340n), '123.40');
+    assert.equal(money.fenToAmount(5n), '0.05');
+    assert.equal(money.fenToAmount(-2000n), '-20.00');
+    assert.equal(money.fenToAmount(0n), '0.00');
+    assert.equal(money.fenToAmount(9007199254740993n), '90071992547409.93');
     assert.ok(money.canonicalToFen('90071992547409.93') > money.canonicalToFen('90071992547409.92'));
 });
 

@@ -83,6 +83,7 @@ void tl_broker_start(struct tl_broker *b, int brokers, const char *topic_partiti
     free(ctl);
     setenv("KAFKA_BOOTSTRAP_SERVERS", b->bootstrap, 1);
     setenv("DEVBROKER_CONTROL", b->control, 1);
+    setenv("TOPUP_KAFKA", "devbroker", 1);
     tl_step("private dev broker: %d broker(s) at %s, control %s", brokers, b->bootstrap,
             b->control);
 }
@@ -168,8 +169,9 @@ void tl_stack_start(const char *dir, const char *const *env)
     char e_dir[TL_PATH_MAX + 32], e_build[TL_PATH_MAX + 32];
     snprintf(e_dir, sizeof(e_dir), "TOPUP_STACK_DIR=%s", dir);
     snprintf(e_build, sizeof(e_build), "TOPUP_BUILD_DIR=%s", tl_env("TOPUP_BUILD_DIR"));
-    const char *envs[24] = {e_dir, e_build, "TOPUP_STACK_PORTS=free"};
-    int k = 3;
+    /* The system tests inject broker faults through the dev broker's control channel. */
+    const char *envs[24] = {e_dir, e_build, "TOPUP_STACK_PORTS=free", "TOPUP_KAFKA=devbroker"};
+    int k = 4;
     for (int i = 0; env != NULL && env[i] != NULL && k < 23; i++) {
         envs[k++] = env[i];
     }
@@ -188,7 +190,7 @@ int tl_stack_sh(const char *dir, const char *cmd, const char *piece)
     char e_dir[TL_PATH_MAX + 32], e_build[TL_PATH_MAX + 32];
     snprintf(e_dir, sizeof(e_dir), "TOPUP_STACK_DIR=%s", dir);
     snprintf(e_build, sizeof(e_build), "TOPUP_BUILD_DIR=%s", tl_env("TOPUP_BUILD_DIR"));
-    const char *envs[] = {e_dir, e_build, "TOPUP_STACK_PORTS=free", NULL};
+    const char *envs[] = {e_dir, e_build, "TOPUP_STACK_PORTS=free", "TOPUP_KAFKA=devbroker", NULL};
     const char *argv[] = {"/bin/bash", tl_stack_script(), cmd, piece, NULL};
     return tl_run("stack", argv, envs, NULL, TL_STACK_START_MS);
 }

@@ -46,6 +46,13 @@
         return sign + '¥' + intPart + '.' + frac;
     }
 
+    /* 12340n -> "123.40", -5n -> "-0.05": the inverse of canonicalToFen, exact. */
+    function fenToAmount(fen) {
+        const neg = fen < 0n;
+        const digits = (neg ? -fen : fen).toString().padStart(3, '0');
+        return (neg ? '-' : '') + digits.slice(0, -2) + '.' + digits.slice(-2);
+    }
+
     function amountSign(value) {
         const s = String(value === null || value === undefined ? '' : value).trim();
         if (/^-/.test(s) && /[1-9]/.test(s)) {
@@ -59,7 +66,7 @@
         return obj && typeof obj[name] === 'string' ? obj[name] : null;
     }
 
-    const api = { amountCanonical, canonicalToFen, formatCny, amountSign, amountField };
+    const api = { amountCanonical, canonicalToFen, fenToAmount, formatCny, amountSign, amountField };
     if (typeof module !== 'undefined' && module.exports) {
         module.exports = api;
     } else {

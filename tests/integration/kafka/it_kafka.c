@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
 
 #define IT_CONTROL_LINE_MAX 1024
 #define IT_CONTROL_REPLY_MS 10000
@@ -108,6 +111,78 @@ void it_devbroker(const char *fmt, ...)
     if (strncmp(reply, "ok", 2) != 0) {
         fail_msg("dev broker control: %.*s -> %s", n - 1, line, reply);
     }
+}
+
+static bool it_topic_ready(rd_kafka_t *rk, const char *topic, int partitions)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    bool ready = false;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ready = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                md->topics[0].partition_cnt == partitions;
+        for (int i = 0; ready && i < md->topics[0].partition_cnt; i++) {
+            ready = md->topics[0].partitions[i].leader >= 0;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return ready;
+}
+
+void it_topic_create(const char *topic, int partitions)
+{
+    const char *kind = getenv("TOPUP_KAFKA");
+    if (kind == NULL || strcmp(kind, "kafka") != 0) {
+        it_devbroker("topic-create %s %d", topic, partitions);
+        return;
+    }
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", it_env("KAFKA_BOOTSTRAP_SERVERS"), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        fail_msg("admin client: %s", errstr);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fail_msg("admin client: %s", errstr);
+    }
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
+    if (nt == NULL) {
+        fail_msg("new topic %s: %s", topic, errstr);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, 30000, errstr, sizeof(errstr));
+    rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, IT_WAIT_MAX_MS);
+    if (ev == NULL) {
+        fail_msg("create topic %s: no answer in %d ms", topic, IT_WAIT_MAX_MS);
+    }
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **tr =
+        res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fail_msg("create topic %s: %s", topic, rd_kafka_event_error_string(ev));
+    }
+    if (cnt != 1 || rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fail_msg("create topic %s: %s", topic,
+                 cnt == 1 ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+    }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+    int64_t deadline = it_now_ms() + IT_WAIT_MAX_MS;
+    while (!it_topic_ready(rk, topic, partitions)) {
+        if (it_now_ms() > deadline) {
+            fail_msg("topic %s: not every partition has a leader after %d ms", topic,
+                     IT_WAIT_MAX_MS);
+        }
+        it_sleep_ms(100);
+    }
+    rd_kafka_destroy(rk);
 }
 
 static void it_copy(struct it_msg *out, const struct kafka_message *m)

@@ -38,6 +38,14 @@ const char *it_env(const char *name);
 void it_devbroker(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * Creates a topic with `partitions` partitions (replication factor 1) on the stack's broker:
+ * through the control channel of a dev broker, or with the Admin API (CreateTopics) on Apache
+ * Kafka ($TOPUP_KAFKA=kafka), then waits until every partition has a leader in the metadata.
+ * Fails the test otherwise.
+ */
+void it_topic_create(const char *topic, int partitions);
+
+/*
  * Consumes `topic` in `group` until `want` messages arrived (or IT_WAIT_MAX_MS), then keeps
  * polling for quiet_ms more so that extra (duplicate) messages show up too. Offsets of every
  * message are stored. Copies up to cap messages into out; returns how many arrived in total.

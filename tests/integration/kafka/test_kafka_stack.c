@@ -120,7 +120,7 @@ static void test_group_resumes_after_stored_offsets(void **state)
     char topic[96], group[96];
     it_unique(topic, sizeof(topic), "it.kafka.resume");
     it_unique(group, sizeof(group), "it-kafka-resume");
-    it_devbroker("topic-create %s %d", topic, PARTITIONS);
+    it_topic_create(topic, PARTITIONS);
     produce_keyed(topic, N_MSGS);
 
     int first[N_MSGS] = {0}, second[N_MSGS] = {0};
@@ -143,8 +143,8 @@ static void test_dead_letter_round_trip(void **state)
     snprintf(dlq, sizeof(dlq), "%s%s", topic, TOPIC_DLQ_SUFFIX);
     it_unique(group, sizeof(group), "it-kafka-dlq");
     snprintf(dgroup, sizeof(dgroup), "%s-reader", group);
-    it_devbroker("topic-create %s 2", topic);
-    it_devbroker("topic-create %s 2", dlq);
+    it_topic_create(topic, 2);
+    it_topic_create(dlq, 2);
     produce_keyed(topic, 1);
 
     const char *topics[] = {topic};

@@ -57,6 +57,24 @@ static void test_health_and_options(const char *token)
     CHECK(strcmp(it_str(&r, "max_amount"), "1000000.00") == 0);
     CHECK(json_array_size(json_object_get(r.json, "presets")) == 4);
     it_resp_free(&r);
+    /* The page's settings: presets, bounds, payee and support, all from the configuration. */
+    it_call(&svc, "GET", "/v1/settings", token, NULL, NULL, NULL, NULL, &r);
+    CHECK_MSG(r.status == 200, "settings: %d %s", r.status, r.raw.body);
+    CHECK(strcmp(it_str(&r, "min_amount"), "50.00") == 0);
+    CHECK(strcmp(it_str(&r, "max_amount"), "1000000.00") == 0);
+    CHECK(strcmp(it_str(&r, "currency"), "CNY") == 0);
+    json_t *presets = json_object_get(r.json, "presets");
+    CHECK(json_array_size(presets) == 4);
+    CHECK(strcmp(json_string_value(json_array_get(presets, 0)), "50.00") == 0);
+    CHECK(strcmp(json_string_value(json_array_get(presets, 3)), "1000.00") == 0);
+    CHECK(strcmp(json_string_value(
+                     json_object_get(json_object_get(r.json, "payee"), "account_number")),
+                 "1219 0951 0710 001") == 0);
+    CHECK(strstr(it_str(&r, "support_url"), "{code}") != NULL);
+    it_resp_free(&r);
+    it_call(&svc, "GET", "/v1/settings", NULL, NULL, NULL, NULL, NULL, &r);
+    expect_error(&r, 401, "unauthorized", NULL, "settings without a token");
+    it_resp_free(&r);
     it_call(&svc, "GET", "/v1/nothing-here", token, NULL, NULL, NULL, NULL, &r);
     expect_error(&r, 404, "not_found", NULL, "unknown endpoint");
     it_resp_free(&r);
@@ -155,6 +173,9 @@ static void test_create_and_replay(const char *account, const char *token, const
     CHECK(json_is_null(json_object_get(r.json, "cancelled_at")));
     CHECK(strstr(it_str(&r, "instructions"), code) != NULL);
     CHECK(strstr(it_str(&r, "instructions_zh"), code) != NULL);
+    CHECK(strstr(it_str(&r, "instructions_zh"), "附言") != NULL); /* the bank's field, named */
+    char first[16];
+    CHECK(hc_header(&r.raw, "Idempotent-Replayed", first, sizeof(first)) == NULL);
     json_t *payee = json_object_get(r.json, "payee");
     CHECK(strcmp(json_string_value(json_object_get(payee, "account_name")),
                  "上海无量智能科技有限公司") == 0);
@@ -195,6 +216,9 @@ static void test_create_and_replay(const char *account, const char *token, const
     it_create(&svc, token, key, same, &r);
     CHECK_MSG(r.status == 200, "replay: %d %s", r.status, r.raw.body);
     CHECK(strcmp(it_str(&r, "code"), code) == 0);
+    char replayed[16];
+    CHECK(hc_header(&r.raw, "Idempotent-Replayed", replayed, sizeof(replayed)) != NULL);
+    CHECK(strcmp(replayed, "true") == 0);
     it_resp_free(&r);
 
     /* Same key, another request: 409, and nothing new. */
@@ -220,6 +244,10 @@ static void test_create_and_replay(const char *account, const char *token, const
     it_resp_free(&r);
     it_create(&svc, token, key, same, &r);
     CHECK(r.status == 200 && strcmp(it_str(&r, "status"), "cancelled") == 0);
+    /* A cancelled order no longer tells anyone where to send money. */
+    CHECK(json_is_null(json_object_get(r.json, "instructions")));
+    CHECK(json_is_null(json_object_get(r.json, "instructions_zh")));
+    CHECK(json_is_null(json_object_get(r.json, "payee")));
     it_resp_free(&r);
 }
 

@@ -15,11 +15,17 @@ fail() {
     exit 1
 }
 
-for v in PG_CONNINFO REDIS_HOST REDIS_PORT KAFKA_BOOTSTRAP_SERVERS DEVBROKER_CONTROL \
+KIND=${TOPUP_KAFKA:-devbroker}
+case "$KIND" in
+kafka) broker_vars="TOPUP_KAFKA_PID_FILE TOPUP_KAFKA_LIBS" ;;
+devbroker) broker_vars=DEVBROKER_CONTROL ;;
+*) fail "TOPUP_KAFKA is kafka or devbroker (is '$KIND')" ;;
+esac
+for v in PG_CONNINFO REDIS_HOST REDIS_PORT KAFKA_BOOTSTRAP_SERVERS $broker_vars \
     TOPUP_TEST_DB TOPUP_SOURCE_DIR TOPUP_STACK_ENV; do
     [ -n "${!v:-}" ] || fail "$v is set"
 done
-ok "stack environment is complete"
+ok "stack environment is complete (broker: $KIND)"
 
 # ------------------------------------------------------------------ PostgreSQL
 psql_t() { psql -X -At -v ON_ERROR_STOP=1 "$PG_CONNINFO" "$@"; }
@@ -56,12 +62,13 @@ ok "Redis answers PING and stores a key"
 # ------------------------------------------------------------------ dev broker
 meta=$(kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -m 10 -L) || fail "kcat -L against $KAFKA_BOOTSTRAP_SERVERS"
 expect=${DEVBROKER_PARTITIONS:-4}
+[ "$KIND" = kafka ] && expect=${TOPUP_KAFKA_PARTITIONS:-4}
 for base in topup.requested topup.cancelled topup.expired bank.statement.records \
     payment.matched usage.recorded refund.issued account.flows; do
     for t in "$base" "$base.dlq"; do
         n=$(echo "$meta" | sed -n "s/^ *topic \"$t\" with \([0-9]*\) partitions:.*/\1/p")
         [ -n "$n" ] || fail "topic $t is listed by kcat -L"
-        if [ -z "${DEVBROKER_TOPIC_PARTITIONS:-}" ]; then
+        if [ "$KIND" = kafka ] || [ -z "${DEVBROKER_TOPIC_PARTITIONS:-}" ]; then
             [ "$n" = "$expect" ] || fail "topic $t has $expect partitions (has $n)"
         fi
     done
@@ -70,7 +77,13 @@ ok "the broker lists every topic and .dlq twin with $expect partitions"
 
 # A produce/consume round trip on a topic of this test's own (shared topics carry others' events).
 topic=stack.selftest.$$.$RANDOM
-out=$("$DEVBROKER" ctl topic-create "$topic" 1) || fail "control channel creates a topic ($out)"
+if [ "$KIND" = kafka ]; then
+    out=$(java -cp "$TOPUP_KAFKA_LIBS/*" -Dlog4j.configuration=file:/dev/null \
+        "$TOPUP_SOURCE_DIR/deploy/kafka/StackTopics.java" "$KAFKA_BOOTSTRAP_SERVERS" "$topic=1" 2>&1) ||
+        fail "StackTopics creates a topic ($out)"
+else
+    out=$("$DEVBROKER" ctl topic-create "$topic" 1) || fail "control channel creates a topic ($out)"
+fi
 payload="hello-$RANDOM"
 echo "$payload" | kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "$topic" -k k1 ||
     fail "kcat produces to $topic"
@@ -78,6 +91,28 @@ got=$(timeout 60 kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "$topic" -o beginning 
     2>/dev/null) || fail "kcat consumes from $topic"
 [ "$got" = "k1=$payload" ] || fail "consumed what was produced ($got)"
 ok "a message produced with kcat is consumed back"
+
+if [ "$KIND" = kafka ]; then
+    # Apache Kafka: the process the pid file names is the broker, and it creates no topic by
+    # itself (every topic is created with its partition count; a typo must fail, not appear).
+    pid=$(cat "$TOPUP_KAFKA_PID_FILE") || fail "the Kafka pid file is readable"
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q ' kafka.Kafka ' ||
+        fail "pid $pid in $TOPUP_KAFKA_PID_FILE is the Kafka broker"
+    ok "the Kafka broker runs as pid $pid"
+    missing=stack.no-such-topic.$$.$RANDOM
+    set +e
+    perr=$(echo x | timeout 60 kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "$missing" \
+        -X message.timeout.ms=5000 2>&1)
+    set -e
+    meta=$(kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -m 10 -L -t "$missing" 2>&1 || true)
+    echo "$meta" | grep -q "topic \"$missing\" with [1-9]" &&
+        fail "producing to an unknown topic does not create it ($meta)"
+    echo "$perr" | grep -qi 'unknown\|not.*exist\|not available\|timed out' ||
+        fail "producing to an unknown topic fails with a clear error ($perr)"
+    ok "an unknown topic is refused, not created (auto.create.topics.enable=false)"
+    echo "$passed passed, 0 failed"
+    exit 0
+fi
 
 # The control channel answers, and refuses what it cannot do.
 [ "$("$DEVBROKER" ctl ping)" = "ok pong" ] || fail "control channel answers ping"

@@ -46,3 +46,15 @@ fresh_db_name() {
     # shellcheck disable=SC2034 # read by the test that sourced this file
     FRESH_CI="$PG_CONNINFO dbname=$db"
 }
+
+# expect_rc WANT OUTFILE cmd...: runs cmd with stdout to OUTFILE, stderr to OUTFILE.err; fails
+# (showing both) unless its exit code is WANT.
+expect_rc() {
+    local want=$1 out=$2 rc=0
+    shift 2
+    "$@" >"$out" 2>"$out.err" || rc=$?
+    if [ "$rc" != "$want" ]; then
+        cat "$out" "$out.err" >&2
+        fail "exit $rc, want $want: $*"
+    fi
+}

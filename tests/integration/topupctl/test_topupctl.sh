@@ -18,16 +18,6 @@ CI2=$FRESH_CI
 NFILES=$(find "$MIGS" -maxdepth 1 -name '*.sql' ! -name '.*' | wc -l)
 [ "$NFILES" -ge 1 ] || fail "no migrations in $MIGS"
 
-expect_rc() { # expect_rc WANT OUTFILE cmd...
-    local want=$1 out=$2 rc=0
-    shift 2
-    "$@" >"$out" 2>"$out.err" || rc=$?
-    if [ "$rc" != "$want" ]; then
-        cat "$out" "$out.err" >&2
-        fail "exit $rc, want $want: $*"
-    fi
-}
-
 echo "== migrate a fresh database"
 expect_rc 0 "$WORK/m1" env PG_CONNINFO="$CI1" "$CTL" migrate --dir "$MIGS"
 grep -q '^applied 0001_init ' "$WORK/m1" || fail "0001_init not reported as applied: $(cat "$WORK/m1")"

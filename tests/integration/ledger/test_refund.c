@@ -1,0 +1,242 @@
+/*
+ * Refund requests through topupctl and the ledger: capped at the unused paid credit of the lot,
+ * paid to the lot's remitter, approved twice (concurrently) = one reservation, the reservation
+ * redelivered = one flow, a consume that spends the lot before the reservation applies makes the
+ * ledger refuse it (never both), a forged payout naming a request is refused, every transition
+ * audited.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testlib.h"
+#include "topup/ids.h"
+
+static char racct[H_ID_MAX];
+
+/* The last line topupctl wrote to stderr (its log in the run's folder) contains what. */
+static bool stderr_says(const char *what)
+{
+    char path[4096], line[2048], last[2048] = "";
+    snprintf(path, sizeof(path), "%s/topupctl.log", tl_logdir());
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        snprintf(last, sizeof(last), "%s", line);
+    }
+    fclose(f);
+    return strstr(last, what) != NULL;
+}
+
+static int refund_cmd(char *out, size_t len, const char *const *args)
+{
+    int rc = h_topupctl(out, len, args);
+    fprintf(stderr, "topupctl %s %s -> %d: %s", args[0], args[1], rc, out);
+    return rc;
+}
+
+/* topupctl refund request ... ; the refund id it printed into id (exit 0 expected). */
+static void request_ok(const char *order, const char *amount, char id[32])
+{
+    char out[4096];
+    int rc =
+        refund_cmd(out, sizeof(out),
+                   (const char *const[]){"refund", "request", "--order", order, "--amount", amount,
+                                         "--reason", "customer asked", "--by", "support-li", NULL});
+    CHECK_MSG(rc == 0, "refund request %s exited %d", amount, rc);
+    CHECK(sscanf(out, "%31s requested", id) == 1 && strncmp(id, "RF", 2) == 0);
+}
+
+static void request_refused(const char *order, const char *amount, const char *why)
+{
+    char out[4096];
+    int64_t before = h_i64("SELECT count(*) FROM refund_requests", 0, NULL);
+    int rc =
+        refund_cmd(out, sizeof(out),
+                   (const char *const[]){"refund", "request", "--order", order, "--amount", amount,
+                                         "--reason", "customer asked", "--by", "support-li", NULL});
+    CHECK_MSG(rc == 1, "refund request %s exited %d, want 1", amount, rc);
+    CHECK_MSG(stderr_says(why), "refusal does not say \"%s\"", why);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests", 0, NULL) == before);
+}
+
+/* Publishes the outbox row event_id as order-intake's relay would (the test stands in for it). */
+static void relay(const char *event_id)
+{
+    PGresult *r = h_sql("SELECT payload FROM outbox WHERE event_id = $1 AND topic = "
+                        "'refund.issued' AND source = 'order-intake' AND kafka_key = $2",
+                        2, (const char *const[]){event_id, racct});
+    CHECK_MSG(PQntuples(r) == 1, "outbox row of %s: %d", event_id, PQntuples(r));
+    size_t len = 0;
+    unsigned char *payload = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &len);
+    CHECK(payload != NULL && len > 0);
+    h_send_raw("refund.issued", racct, payload, len);
+    PQfreemem(payload);
+    PQclear(r);
+}
+
+/* The event id of the reservation that approving refund_id queued. */
+static void reserve_event(const char *refund_id, char out[UUID_STR_LEN])
+{
+    PGresult *r = h_sql("SELECT reserve_event_id FROM refund_requests WHERE refund_id = $1 AND "
+                        "state = 'approved' AND reserve_event_id IS NOT NULL",
+                        1, (const char *const[]){refund_id});
+    CHECK(PQntuples(r) == 1);
+    snprintf(out, UUID_STR_LEN, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+int main(int argc, char **argv)
+{
+    h_init(argc, argv, "ledger_refund");
+    char group[H_ID_MAX];
+    h_id(group, "ledger-refund");
+    h_id(racct, "refund");
+    h_group_at_end(group);
+    h_mark_topics();
+    struct h_proc led;
+    h_ledger_start(&led, "ledger", group, NULL);
+
+    h_step("a 100.00 credit from 张三, 30.00 of it used");
+    char o1[REFCODE_STR_LEN], eid[UUID_STR_LEN];
+    ids_refcode_new(o1);
+    h_order(o1, racct, 10000, "processing");
+    h_event_id(eid);
+    h_record_match(o1, eid, 10000);
+    h_exec("UPDATE statement_records SET counterparty_name = '张三', counterparty_account = "
+           "'6217000011112222', counterparty_bank = '中国工商银行' WHERE bank_txn_id = $1",
+           1, (const char *const[]){eid});
+    h_send_matched_unrecorded(eid, racct, o1, 10000, 10000, eid);
+    h_wait_i64("the recharge", "SELECT count(*) FROM account_flows WHERE account_id = $1", 1,
+               (const char *const[]){racct}, 1);
+    request_refused(o1, "150.00", "is more than the 100.00 of unused paid credit");
+    {
+        char bad[4096];
+        CHECK(refund_cmd(bad, sizeof(bad),
+                         (const char *const[]){"refund", "request", "--order", o1, "--amount",
+                                               "100.001", "--reason", "r", "--by", "x", NULL}) ==
+              2);
+        CHECK(h_i64("SELECT count(*) FROM refund_requests", 0, NULL) == 0);
+    }
+    h_event_id(eid);
+    h_send_usage(eid, racct, "req-1", -3000);
+    h_wait_i64("the usage", "SELECT count(*) FROM account_flows WHERE account_id = $1", 1,
+               (const char *const[]){racct}, 2);
+
+    h_step("capped at the 70.00 left; a second request only for what the first leaves");
+    request_refused(o1, "80.00", "is more than the 70.00 of unused paid credit");
+    char rf1[32];
+    request_ok(o1, "60.00", rf1);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = "
+                "'requested' AND account_id = $2 AND amount_fen = 6000 AND dest_name = '张三' "
+                "AND dest_account = '6217000011112222' AND dest_bank = '中国工商银行' AND "
+                "requested_by = 'support-li'",
+                2, (const char *const[]){rf1, racct}) == 1);
+    request_refused(o1, "20.00", "is more than the 10.00 of unused paid credit");
+    char out[4096];
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "request", "--order", o1, "--amount", "10.00",
+                                           NULL}) == 2); /* no --reason */
+
+    h_step("approved twice at once: one reservation, one audit row");
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        CHECK(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char o[4096];
+            int rc =
+                h_topupctl(o, sizeof(o),
+                           (const char *const[]){"refund", "approve", rf1, "--reason",
+                                                 "checked the lot", "--by", "lead-wang", NULL});
+            _exit(rc);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int ws = 0;
+        CHECK(waitpid(kids[k], &ws, 0) == kids[k]);
+        CHECK_MSG(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "approve %d: status %d", k, ws);
+    }
+    CHECK(h_i64("SELECT count(*) FROM outbox WHERE topic = 'refund.issued' AND kafka_key = $1", 1,
+                (const char *const[]){racct}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.to_state = 'approved' AND "
+                "t.from_state = 'requested' AND t.actor = 'lead-wang' AND t.reason = "
+                "'checked the lot'",
+                1, (const char *const[]){rf1}) == 1);
+    char res1[UUID_STR_LEN];
+    reserve_event(rf1, res1);
+
+    h_step("the reservation, delivered twice, takes 60.00 once, from the lot");
+    relay(res1);
+    relay(res1);
+    h_wait_i64("the reservation", "SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
+               (const char *const[]){res1}, 1);
+    CHECK(h_i64("SELECT amount_fen FROM account_flows WHERE event_id = $1 AND flow_type = "
+                "'refund' AND reference = $2",
+                2, (const char *const[]){res1, rf1}) == -6000);
+    CHECK(h_balance(racct) == 1000);
+    CHECK(h_i64("SELECT left_fen FROM credit_lots WHERE order_code = $1", 1,
+                (const char *const[]){o1}) == 1000);
+
+    h_step("refund vs consume: a usage spends the lot before the reservation applies");
+    char rf2[32];
+    request_ok(o1, "10.00", rf2);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "approve", rf2, "--reason", "ok", "--by",
+                                           "lead-wang", NULL}) == 0);
+    char res2[UUID_STR_LEN];
+    reserve_event(rf2, res2);
+    h_event_id(eid);
+    h_send_usage(eid, racct, "req-2", -800);
+    h_wait_i64("the second usage", "SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
+               (const char *const[]){eid}, 1);
+    relay(res2);
+    h_wait_i64("the refused reservation",
+               "SELECT count(*) FROM ledger_rejections WHERE event_id = $1 AND reason LIKE "
+               "'%has only 200 fen left%'",
+               1, (const char *const[]){res2}, 1);
+    CHECK(h_i64("SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
+                (const char *const[]){res2}) == 0);
+    CHECK(h_balance(racct) == 200);
+
+    h_step("a forged payout naming an approved refund under another event id is refused");
+    char forged[UUID_STR_LEN];
+    h_event_id(forged);
+    h_send_refund(forged, racct, rf1, -6000, 2);
+    h_wait_i64("the forged payout's refusal",
+               "SELECT count(*) FROM ledger_rejections WHERE event_id = $1 AND reason LIKE "
+               "'%is not the reservation of refund request%'",
+               1, (const char *const[]){forged}, 1);
+    CHECK(h_balance(racct) == 200);
+
+    h_step("reject: audited; a rejected refund cannot be approved");
+    char rf3[32];
+    request_ok(o1, "1.00", rf3);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "reject", rf3, "--reason", "duplicate ticket",
+                                           "--by", "lead-wang", NULL}) == 0);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "approve", rf3, "--reason", "x", "--by",
+                                           "lead-wang", NULL}) == 1);
+    CHECK(stderr_says("only a requested refund can be approved"));
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1",
+                1, (const char *const[]){rf3}) == 2);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "list", "--account", racct, NULL}) == 0);
+    CHECK(strstr(out, rf1) != NULL && strstr(out, "approved") != NULL &&
+          strstr(out, "rejected") != NULL && strstr(out, "6217000011112222") != NULL);
+    CHECK(h_ledger_stop(&led, SIGTERM, 30000) == 0);
+
+    h_step("verify: no violations (lots left = balance)");
+    int rc = h_topupctl(out, sizeof(out), (const char *const[]){"verify", NULL});
+    fprintf(stderr, "%s", out);
+    CHECK_MSG(rc == 0, "verify exited %d", rc);
+    h_step("ok");
+    return 0;
+}
