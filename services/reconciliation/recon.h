@@ -350,6 +350,12 @@ struct review_request {
     const char *order_code; /* REVIEW_MATCH only */
     const char *actor;      /* who: 1..100 characters */
     const char *reason;     /* why: 1..1000 characters */
+    /* MATCH of an above_ceiling item: support confirms the amount (audited in the decision);
+     * without it such an item is refused. */
+    bool over_ceiling;
+    /* MATCH: the ledger's LEDGER_MAX_RECHARGE_FEN; a transfer above it is never matched (the
+     * ledger would refuse the credit and leave the order processing): refund it instead. */
+    int64_t max_credit_fen;
 };
 
 /*
@@ -357,8 +363,9 @@ struct review_request {
  * claim_orders() and writes the same PaymentMatched (rule manual) through claim_write_events().
  * TP_NOT_FOUND: no such item or order. TP_CONFLICT: the item is resolved already, the order is not
  * pending, or the action does not fit the item (an amount_mismatch item is credited already: it
- * can only be ignored, i.e. acknowledged). Details in err. On TP_OK, summary (if non-NULL) gets a
- * one-line description of what was done.
+ * can only be ignored, i.e. acknowledged; an above_ceiling item is matched only with over_ceiling;
+ * nothing above max_credit_fen is ever matched). Details in err. On TP_OK, summary (if non-NULL)
+ * gets a one-line description of what was done.
  */
 enum tp_status review_apply(struct pg_conn *c, const struct review_request *req, char *summary,
                             size_t summary_len, struct tp_error *err) TP_MUST_CHECK;

@@ -42,7 +42,8 @@ static const struct config_def config_defs[] = {
      "file rolls back, the holder is named, exit 4",
      &topupctl_cfg.migrate_lock_timeout_ms},
     {"LEDGER_MAX_RECHARGE_FEN", CONFIG_INT, "100000000", 1, 100000000000,
-     "verify: the ledger's recharge ceiling (set it as the ledger's); a flow above it is reported",
+     "verify: the ledger's recharge ceiling (set it as the ledger's); a flow above it is reported; "
+     "review match never credits a transfer above it",
      &topupctl_cfg.max_recharge_fen},
     {"LEDGER_MAX_USAGE_FEN", CONFIG_INT, "1000000", 1, 100000000000,
      "verify: the ledger's usage ceiling (set it as the ledger's)", &topupctl_cfg.max_usage_fen},

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -204,6 +205,118 @@ static void counter_exactly(const char *name, int64_t base, int64_t want)
              (long long)d);
 }
 
+/* Runs `[env] topupctl review match ID --order CODE ... [extra]` with stderr; its exit code. */
+static int review_match_sh(char *out, size_t len, const char *env, const char *review_id,
+                           const char *code, const char *extra)
+{
+    const char *build = getenv("TOPUP_BUILD_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "%s '%s/services/topupctl/topupctl' review match %s --order %s --actor rt-support "
+             "--reason 'the payer sent a contract for this amount' %s 2>&1",
+             env, build != NULL ? build : "build", review_id, code, extra);
+    FILE *p = popen(cmd, "r");
+    rt_check(&t, p != NULL, "popen %s", cmd);
+    if (p == NULL) {
+        return -1;
+    }
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* What a refused manual match must leave: the order pending, no match, no PaymentMatched. */
+static void nothing_credited(const struct order *o, const char *review_id, const char *what)
+{
+    char buf[256];
+    const char *const p[1] = {o->code};
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), o), "pending") == 0, "%s: order pending",
+             what);
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT count(*) FROM match_decisions d JOIN topup_orders o"
+                              " ON o.id = d.order_id WHERE o.code = $1 AND d.outcome = 'matched'",
+                              1, p),
+                    "0") == 0,
+             "%s: no match decision names the order", what);
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT count(*) FROM outbox WHERE source = 'reconciliation'"
+                              " AND strpos(encode(payload, 'escape'), $1) > 0",
+                              1, p),
+                    "0") == 0,
+             "%s: no PaymentMatched queued", what);
+    const char *const q[1] = {review_id};
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT status FROM review_queue WHERE id = $1::bigint", 1, q),
+                    "open") == 0,
+             "%s: the review item stays open", what);
+}
+
+/*
+ * Support cannot credit an above_ceiling transfer by a plain `review match`: never above the
+ * ledger's recharge ceiling (it would refuse the credit), and below it only with --over-ceiling,
+ * audited. Exit 1, a clear message, nothing credited.
+ */
+static void test_match_above_ceiling(const struct order *oc)
+{
+    char buf[4096], max_id[32], above_id[32];
+    snprintf(max_id, sizeof(max_id), "%s", review_of(buf, sizeof(buf), "t-max", "above_ceiling"));
+    snprintf(above_id, sizeof(above_id), "%s",
+             review_of(buf, sizeof(buf), "t-above", "above_ceiling"));
+    int rc = review_match_sh(buf, sizeof(buf), "", max_id, oc->code, "");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match of the INT64_MAX record: exit 1, ledger ceiling named (exit %d: %s)", rc,
+             buf);
+    nothing_credited(oc, max_id, "INT64_MAX, plain match");
+    rc = review_match_sh(buf, sizeof(buf), "LEDGER_MAX_RECHARGE_FEN=100000000000", max_id, oc->code,
+                         "--over-ceiling");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match --over-ceiling of INT64_MAX fen: exit 1 whatever the ceiling (exit %d: "
+             "%s)",
+             rc, buf);
+    nothing_credited(oc, max_id, "INT64_MAX, --over-ceiling");
+    rc = review_match_sh(buf, sizeof(buf), "", above_id, oc->code, "--over-ceiling");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match --over-ceiling just above the default ledger ceiling: exit 1 (exit %d: "
+             "%s)",
+             rc, buf);
+    nothing_credited(oc, above_id, "just above, --over-ceiling, default ledger ceiling");
+    /* A ledger that takes more (LEDGER_MAX_RECHARGE_FEN raised): still not without the flag. */
+    const char *raised = "LEDGER_MAX_RECHARGE_FEN=200000000";
+    rc = review_match_sh(buf, sizeof(buf), raised, above_id, oc->code, "");
+    rt_check(&t, rc == 1 && strstr(buf, "--over-ceiling") != NULL,
+             "plain review match of an above_ceiling item: exit 1, --over-ceiling asked for (exit "
+             "%d: %s)",
+             rc, buf);
+    nothing_credited(oc, above_id, "just above, plain match, raised ledger ceiling");
+    /* The audited override: credited once, the decision says so. */
+    rc = review_match_sh(buf, sizeof(buf), raised, above_id, oc->code, "--over-ceiling");
+    rt_check(&t, rc == 0,
+             "review match --over-ceiling under a raised ledger ceiling: exit 0 (%d: %s)", rc, buf);
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), oc), "processing") == 0,
+             "the override claimed the order");
+    const char *const p[1] = {oc->code};
+    rt_check(&t,
+             strcmp(rt_scalar(
+                        &t, buf, sizeof(buf),
+                        "SELECT (d.details->>'over_ceiling') || ' ' || (d.details->>'credited_fen')"
+                        " FROM match_decisions d JOIN topup_orders o ON o.id = d.order_id"
+                        " WHERE o.code = $1 AND d.outcome = 'matched'",
+                        1, p),
+                    "true 100000001") == 0,
+             "the decision records the override and the amount (%s)", buf);
+    const char *const q[1] = {above_id};
+    rt_check(
+        &t,
+        strcmp(rt_scalar(&t, buf, sizeof(buf),
+                         "SELECT actor FROM review_actions WHERE review_id = $1::bigint", 1, q),
+               "rt-support") == 0,
+        "the override is audited with its actor (%s)", buf);
+}
+
 static int64_t count_about(const char *tag, const char *sql)
 {
     char out[64];
@@ -286,6 +399,7 @@ static void test_trust(int64_t created_ms)
     rt_check(&t, strcmp(order_status(buf, sizeof(buf), &oc), "pending") == 0,
              "the 50.00 order they name stays pending");
     counter_exactly("recon.review.above_ceiling", c_ceiling, 2);
+    test_match_above_ceiling(&oc);
 
     /* 3. 王伟 / 500.00 squatted: an account with a pending 500.00 order for a name it does not
      * own does not collect a stranger's code-less transfer. */
