@@ -30,6 +30,7 @@
 /* Bounded waits: everything settles in seconds on a laptop; a slow CI machine gets slack. */
 #define SETTLE_MS 90000
 #define HTTP_MS   10000
+#define TOOL_MS   120000 /* a topupctl run */
 /* Our receiving account: the payee account the orders show, spaces and all. */
 #define PAYEE_ACCOUNT     "6225 8802 1234 5678"
 #define RECEIVING_ACCOUNT "6225880212345678"
@@ -40,13 +41,14 @@ enum order_kind {
     K_REF,       /* rule 1: the transfer names the code, same amount */
     K_MISMATCH,  /* rule 1 with another amount: credited what arrived, flagged */
     K_RULE2,     /* rule 2: no code, name (written differently) and amount match one account */
+    K_SQUAT,     /* rule 2 shape, but the name is no verified payer of the account: review */
     K_PENDING,   /* never paid */
     K_CANCEL,    /* cancelled by the user, never paid */
     K_CANCEL_TX, /* cancelled, then a transfer naming it arrives: review, no credit */
     K_OLD,       /* two orders of one account with the same name and amount: the older is paid */
     K_YOUNG,     /* ... the younger stays pending */
     K_AMBIG,     /* two accounts with the same name and amount: review, neither is paid */
-    K_LATE,      /* the transfer (rule 2) is imported before the order exists */
+    K_LATE,      /* the transfer (rule 2) is imported before the order exists: review late_order */
     K_WRONG_ACC, /* its code arrives in a transfer to another receiving account: stays pending */
     K_OVERLAP,   /* paid by a new transfer in an overlapping statement */
 };
@@ -62,6 +64,7 @@ struct m_order {
     const char *status;
     int64_t credited; /* 0: null */
     bool mismatch;
+    bool payer; /* its name is a verified payer of its account (topupctl payers add) */
 };
 
 struct m_txn {
@@ -225,13 +228,15 @@ static int acct_file(int a)
 /*
  * Orders of every account: a rule-1 payment, a rule-2 payment and an unpaid order each; then,
  * spread over the accounts, amount mismatches, cancellations (with and without a transfer),
- * the older-of-two rule, a late order, and the ambiguous pair across accounts 0 and 1.
+ * the older-of-two rule, a late order, a name the account does not own (a squatted name), and
+ * the ambiguous pair across accounts 0 and 1. Rule 2 credits only a verified payer's transfer: the
+ * orders marked payer have their name added with `topupctl payers add`.
  */
 static void plan_orders(void)
 {
     for (int a = 0; a < ACCOUNTS; a++) {
         add_order(a, K_REF, NULL, rand_amount());
-        add_order(a, K_RULE2, NULL, rand_amount());
+        M.orders[add_order(a, K_RULE2, NULL, rand_amount())].payer = true;
         add_order(a, K_PENDING, NULL, rand_amount());
         if (a % 3 == 0) {
             add_order(a, K_MISMATCH, NULL, rand_amount());
@@ -246,18 +251,22 @@ static void plan_orders(void)
             char name[64];
             next_name(name, sizeof(name), acct_pinyin(a));
             int64_t amt = rand_amount();
-            add_order(a, K_OLD, name, amt);
+            M.orders[add_order(a, K_OLD, name, amt)].payer = true; /* the name, once for both */
             add_order(a, K_YOUNG, name, amt);
         }
         if (a % 4 == 1) {
-            add_order(a, K_LATE, NULL, rand_amount());
+            M.orders[add_order(a, K_LATE, NULL, rand_amount())].payer = true;
+        }
+        if (a % 4 == 3) {
+            add_order(a, K_SQUAT, NULL, rand_amount());
         }
     }
     char amb[64];
     next_name(amb, sizeof(amb), false);
     int64_t amt = rand_amount();
-    add_order(0, K_AMBIG, amb, amt);
-    add_order(1, K_AMBIG, amb, amt);
+    /* Both accounts own the name (two people of one name are common): ambiguous, not a guess. */
+    M.orders[add_order(0, K_AMBIG, amb, amt)].payer = true;
+    M.orders[add_order(1, K_AMBIG, amb, amt)].payer = true;
     add_order(2, K_WRONG_ACC, NULL, rand_amount());
     add_order(3, K_OVERLAP, NULL, rand_amount());
 }
@@ -319,6 +328,15 @@ static void plan_transfers(void)
             o->status = "completed";
             o->credited = o->amount;
             break;
+        case K_SQUAT:
+            /* Name and amount fit, but the account never proved it owns the name: someone typing
+             * a stranger's name into an order must not collect that stranger's transfer. */
+            x = add_txn(file, i, false, o->amount, spelled);
+            snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", py ? "TOPUP" : "充值");
+            x->state = "review";
+            x->review = "unverified_payer";
+            o->status = "pending";
+            break;
         case K_CANCEL_TX:
             x = add_txn(file, i, true, o->amount, o->name);
             remit_code(x, o->code, py);
@@ -351,12 +369,14 @@ static void plan_transfers(void)
             o->status = "pending";
             break;
         case K_LATE:
-            /* Imported before the order exists: unmatched until the order arrives. */
+            /* Imported before the order exists: unmatched until the order arrives; then an order
+             * created after the transfer never collects it by name alone (a verified payer or
+             * not): review late_order, and support matches it by hand (phase 4). */
             x = add_txn(F_LATE, i, false, o->amount, spelled);
             snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", "充值");
-            x->state = "matched";
-            o->status = "completed";
-            o->credited = o->amount;
+            x->state = "review";
+            x->review = "late_order";
+            o->status = "pending";
             break;
         case K_WRONG_ACC:
             /* Into an account that is not ours: ignored, never credited. */
@@ -374,8 +394,7 @@ static void plan_transfers(void)
             o->status = "pending";
             break;
         }
-        /* A late order's flow enters the model when the order is created (phase 3). */
-        if (o->credited > 0 && o->kind != K_LATE) {
+        if (o->credited > 0) {
             add_flow(o->acct, "recharge", o->credited, o->code);
         }
     }
@@ -752,12 +771,14 @@ static void compare_records(struct diffs *d, bool include_late)
         if (PQntuples(res) != 1) {
             diff(d, "transfer %s: %d statement records, want 1", x->t.txn_id, PQntuples(res));
         } else {
-            const char *state = x->late && !include_late ? "unmatched" : x->state;
+            bool waiting = x->late && !include_late;
+            const char *state = waiting ? "unmatched" : x->state;
+            const char *review = waiting ? REVIEW_NONE : x->review;
             if (strcmp(PQgetvalue(res, 0, 0), state) != 0 ||
-                strcmp(PQgetvalue(res, 0, 1), x->review) != 0) {
+                strcmp(PQgetvalue(res, 0, 1), review) != 0) {
                 diff(d, "transfer %s (order %s): state %s review [%s]; model %s [%s]", x->t.txn_id,
                      x->order >= 0 ? M.orders[x->order].code : "-", PQgetvalue(res, 0, 0),
-                     PQgetvalue(res, 0, 1), state, x->review);
+                     PQgetvalue(res, 0, 1), state, review);
             }
         }
         PQclear(res);
@@ -985,7 +1006,7 @@ static void run_refunds(void)
     }
     R.active = true;
     write_and_import(F_REFUND, false);
-    settle("phase 4a (a credit lot for each refund account)", true);
+    settle("phase 5a (a credit lot for each refund account)", true);
 
     struct m_refund *f = refund_request(0, R.lot_left[0] / 2, 0);
     refund_decide(f, "approve", "reservation queued");
@@ -997,10 +1018,10 @@ static void run_refunds(void)
     f = refund_request(3, R.lot_left[3] - 1, 0);
     refund_decide(f, "approve", "reservation queued");
     refund_request(3, 200, 1);
-    tl_step("phase 4: %d refund requests (approved, approved twice, rejected, left requested), "
+    tl_step("phase 5: %d refund requests (approved, approved twice, rejected, left requested), "
             "2 refused over the cap",
             R.nrefunds);
-    settle("phase 4b (refunds reserved by the ledger)", true);
+    settle("phase 5b (refunds reserved by the ledger)", true);
 }
 
 /* One CSV line split at commas outside quotes (quotes kept out); returns the field count. */
@@ -1224,6 +1245,45 @@ static void check_close_aged_credit(void)
 
 /* ------------------------------------------------------------------ scenario */
 
+/* Each late transfer waits in review (late_order); support matches it to its order by hand. */
+static void match_late_by_hand(void)
+{
+    for (int i = 0; i < M.ntxns; i++) {
+        struct m_txn *x = &M.txns[i];
+        if (x->file != F_LATE) {
+            continue;
+        }
+        struct m_order *o = &M.orders[x->order];
+        const char *p[1] = {x->t.txn_id};
+        int64_t id = tl_pg_i64("SELECT q.id FROM review_queue q JOIN statement_records r ON "
+                               "r.id = q.record_id WHERE r.bank_txn_id = $1 AND q.status = 'open' "
+                               "AND q.reason = 'late_order'",
+                               1, p);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%" PRId64, id);
+        const char *argv[] = {tl_bin("topupctl"),
+                              "review",
+                              "match",
+                              ids,
+                              "--order",
+                              o->code,
+                              "--actor",
+                              "e2e-support",
+                              "--reason",
+                              "the payer phoned: this transfer pays the order made afterwards",
+                              NULL};
+        char *out = NULL;
+        int rc = tl_run("topupctl", argv, NULL, &out, TOOL_MS);
+        TL_CHECK_MSG(rc == 0, "topupctl review match %s --order %s: exit %d: %s", ids, o->code, rc,
+                     out != NULL ? out : "");
+        free(out);
+        x->state = "matched"; /* the review item stays, resolved: the reason is kept */
+        o->status = "completed";
+        o->credited = o->amount;
+        add_flow(o->acct, "recharge", o->credited, o->code);
+    }
+}
+
 static void check_isolation(void)
 {
     /* Accounts see only their own orders: another account's code is a 404. */
@@ -1299,6 +1359,9 @@ int main(void)
         if (M.orders[i].kind != K_LATE) {
             create_order(&M.orders[i]);
         }
+        if (M.orders[i].payer) {
+            tl_payer_add(M.acct[M.orders[i].acct], M.orders[i].name);
+        }
     }
     check_idempotency(&M.orders[0]);
     for (int i = 0; i < M.norders; i++) {
@@ -1333,7 +1396,6 @@ int main(void)
         struct m_order *o = &M.orders[i];
         if (o->kind == K_LATE) {
             create_order(o);
-            add_flow(o->acct, "recharge", o->credited, o->code);
         }
     }
     for (int i = 0; i < M.ntxns; i++) {
@@ -1371,7 +1433,11 @@ int main(void)
     }
     settle("phase 3 (late orders, more usage, re-import, overlap)", true);
 
-    /* Phase 4: refund requests, approvals and a rejection through topupctl. */
+    /* Phase 4: support matches the late transfers by hand (topupctl review match, audited). */
+    match_late_by_hand();
+    settle("phase 4 (late transfers matched by support)", true);
+
+    /* Phase 5: refund requests, approvals and a rejection through topupctl. */
     run_refunds();
 
     check_isolation();
