@@ -26,7 +26,7 @@ struct topupctl_config {
     /* verify: the ledger's per-event ceilings (the ledger's settings of the same names). */
     int64_t max_recharge_fen, max_usage_fen, max_refund_fen;
     /* close: unmatched credits older than this many days are breaks; wait for the day lock. */
-    int64_t close_unmatched_max_days, close_lock_timeout_ms;
+    int64_t close_unmatched_max_days, close_lock_timeout_ms, close_payout_max_days;
 };
 extern struct topupctl_config topupctl_cfg;
 
@@ -44,6 +44,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_review(int argc, char **argv);
+int cmd_payers(int argc, char **argv);
 /* cmd_review_claims.c: `review claims` and the claims fitting a review item (`review show`). */
 struct pg_conn;
 int review_claims_cmd(struct pg_conn *c, int argc, char **argv);
