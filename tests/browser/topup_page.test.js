@@ -1121,6 +1121,34 @@ test('a short and an over payment: what arrived, what was credited, what to do, 
     }
 });
 
+test('an "I have paid" claim filed for an order shows on its view with its state', async () => {
+    const create = await apiCall('POST', '/v1/topup-orders', {
+        amount: '150.00', channel: 'bank_transfer', remitter_name: '张三',
+        remitter_bank: '招商银行', agreement_accepted: true,
+    }, { 'Idempotency-Key': crypto.randomUUID() });
+    assert.equal(create.status, 201);
+    const code = create.body.code;
+    const today = new Date().toISOString().slice(0, 10);
+    const claim = await apiCall('POST', `/v1/topup-orders/${code}/claim`,
+                                { payer_name: '张三', amount: '150.00', transfer_date: today });
+    assert.equal(claim.status, 201);
+    const want = { en: /You told us you sent ¥150\.00 on .* as 张三.*support team is looking/s,
+                   zh: /您申报已于 .* 以 张三 的名义转账 ¥150\.00.*客服正在/s };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#orders/' + code);
+            const box = p.locator('#detail-claim');
+            await box.waitFor({ state: 'visible' });
+            assert.equal(await box.getAttribute('data-claim'), 'open');
+            assert.match(await box.textContent(), want[lang]);
+            await shotOf(p, `order-claim-${lang}-${layout.name}`);
+            await expectAccessible(p, `an order with a claim at ${layout.name} in ${lang}`);
+            assert.deepEqual(await overflowOf(p), []);
+            await ctx.close();
+        }
+    }
+});
+
 test('the page raised no script errors and broke no CSP rule', () => {
     assert.deepEqual(pageErrors, []);
 });

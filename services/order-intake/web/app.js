@@ -1150,6 +1150,21 @@
         a.textContent = t('mismatch.support', { code: o.code });
     }
 
+    /* The user's "I have paid" claim (filed through the API) and where support is with it. */
+    function renderClaim(o) {
+        const c = o.claim && typeof o.claim === 'object' ? o.claim : null;
+        $('detail-claim').hidden = !c;
+        if (!c) {
+            return;
+        }
+        $('claim-stated').replaceChildren(t('claim.stated', {
+            amount: formatCny(amountField(c, 'amount')), date: String(c.transfer_date || ''),
+            payer: String(c.payer_name || ''),
+        }), ' ', timeElement(c.filed_at));
+        $('detail-claim').setAttribute('data-claim', String(c.status || ''));
+        $('claim-state').textContent = t(c.status === 'matched' ? 'claim.matched' : 'claim.open');
+    }
+
     /* While pending: every value the bank asks for, each with its own copy button. */
     function renderPay(o) {
         const box = $('detail-pay');
@@ -1226,12 +1241,14 @@
             parts.forEach((id) => $(id).replaceChildren());
             $('detail-pay').hidden = true;
             $('detail-mismatch').hidden = true;
+            $('detail-claim').hidden = true;
             $('detail-cancel').hidden = true;
             return;
         }
         $('detail-status').replaceChildren(statusBadge(o.status));
         $('detail-summary').textContent = summaryText(o);
         renderMismatch(o);
+        renderClaim(o);
         renderPay(o);
         renderTimeline(o);
         $('detail-remitter').textContent = o.remitter_name || '—';

@@ -181,6 +181,10 @@ window.TOPUP_I18N = {
             'and you can use it for API usage. If you sent more than you meant to, contact ' +
             'support with the order code {code} to have the difference refunded.',
         'mismatch.support': 'Contact support about order {code}',
+        'claim.title': 'Your "I have paid" report',
+        'claim.stated': 'You told us you sent {amount} on {date} as {payer}. Filed',
+        'claim.open': 'Our support team is looking for your transfer among those not yet matched.',
+        'claim.matched': 'Support matched your transfer to this order: it is credited or being credited.',
         'credit.done': 'Order {code}: {credited} was credited.',
         'credit.mismatch': 'Order {code}: {credited} was credited (the order was for {amount}).',
 
@@ -436,6 +440,10 @@ window.TOPUP_I18N = {
             '您的转账比订单金额多 {gap}，到账的全部金额已计入余额，可用于 API 调用。如果多转了，' +
             '请携带订单号 {code} 联系客服退还差额。',
         'mismatch.support': '就订单 {code} 联系客服',
+        'claim.title': '您的“我已付款”申报',
+        'claim.stated': '您申报已于 {date} 以 {payer} 的名义转账 {amount}。申报时间',
+        'claim.open': '客服正在未匹配的转账中查找您的这笔转账。',
+        'claim.matched': '客服已将您的转账与此订单匹配：款项已入账或正在入账。',
         'credit.done': '订单 {code}：已入账 {credited}。',
         'credit.mismatch': '订单 {code}：已入账 {credited}（订单金额为 {amount}）。',
 
