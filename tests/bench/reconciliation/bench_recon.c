@@ -1,12 +1,12 @@
 /*
  * Reconciliation benchmark: 100,000 pending orders in PostgreSQL and 100,000 statement records
- * through the dev broker into the worker binary. Prints records/s matched end to end (first record
- * produced -> last record matched and committed), the time until every PaymentMatched was
- * published, and the worker's peak RSS, against the targets (>= 20,000 records/s, <= 64 MiB).
- * Fails only when the result is wrong (a record not matched, or matched to another order).
- * BENCH_RECORDS changes the size (default 100000); BENCH_LAG_MAX bounds how far production runs
- * ahead of the worker (the dev broker keeps only ~5 MiB per partition); BENCH_LOG_LEVEL is the
- * worker's log level (debug prints each batch's step timings).
+ * through the stack's Kafka (Apache Kafka by default) into the worker binary. Prints records/s
+ * matched end to end (first record produced -> last record matched and committed), the time until
+ * every PaymentMatched was published, and the worker's peak RSS, against the targets (>= 20,000
+ * records/s, <= 64 MiB). Fails only when the result is wrong (a record not matched, or matched to
+ * another order). BENCH_RECORDS changes the size (default 100000); BENCH_LAG_MAX bounds how far
+ * production runs ahead of the worker (the dev broker keeps only ~5 MiB per partition);
+ * BENCH_LOG_LEVEL is the worker's log level (debug prints each batch's step timings).
  */
 #include <signal.h>
 #include <stdio.h>
