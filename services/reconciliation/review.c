@@ -404,8 +404,8 @@ enum tp_status review_show(struct pg_conn *c, int64_t review_id, FILE *out, stru
         " d.details::text AS details FROM review_queue q"
         " JOIN match_decisions d ON d.record_id = q.record_id WHERE q.id = $1::bigint"
         " ORDER BY d.id",
-        "SELECT a.id AS action_id, a.action, a.actor, a.reason, a.created_at FROM review_actions a"
-        " WHERE a.review_id = $1::bigint ORDER BY a.id",
+        ("SELECT a.id AS action_id, a.action, a.actor, a.reason, a.created_at FROM review_actions a"
+         " WHERE a.review_id = $1::bigint ORDER BY a.id"),
     };
     static const char *const headings[] = {"review item", "statement record", "order referenced",
                                            "decision", "action"};

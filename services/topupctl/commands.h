@@ -25,7 +25,7 @@ struct topupctl_config {
     /* verify: the ledger's per-event ceilings (the ledger's settings of the same names). */
     int64_t max_recharge_fen, max_usage_fen, max_refund_fen;
     /* close: unmatched credits older than this many days are breaks; wait for the day lock. */
-    int64_t close_unmatched_max_days, close_lock_timeout_ms;
+    int64_t close_unmatched_max_days, close_lock_timeout_ms, close_payout_max_days;
 };
 extern struct topupctl_config topupctl_cfg;
 

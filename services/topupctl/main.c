@@ -57,6 +57,10 @@ static const struct config_def config_defs[] = {
     {"TOPUPCTL_CLOSE_LOCK_TIMEOUT_MS", CONFIG_INT, "60000", 10, 3600000,
      "close: longest wait for another close of the same day to finish; past it exit 2",
      &topupctl_cfg.close_lock_timeout_ms},
+    {"TOPUPCTL_CLOSE_PAYOUT_MAX_DAYS", CONFIG_INT, "3", 0, 3650,
+     "close: a refund sent to the bank (payout file) and neither paid out nor failed after this "
+     "many days is a break; younger ones are listed as outstanding payouts",
+     &topupctl_cfg.close_payout_max_days},
     {0},
 };
 
