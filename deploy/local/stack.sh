@@ -29,7 +29,8 @@
 #                      SASL_PLAINTEXT listener with SCRAM-SHA-256, one principal per service, the
 #                      ACLs of deploy/production/kafka-acls.sh (StandardAuthorizer, nothing granted
 #                      is refused); passwords in $TOPUP_STACK_DIR/kafka/secrets/<principal>.password.
-#                      Fixed when the storage is formatted: switching needs `stack.sh clean`.
+#                      Fixed when the storage is formatted (unset: what it was formatted
+#                      with); switching needs `stack.sh clean`.
 #   TOPUP_PG_BIN       PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   TOPUP_PG_DURABLE   "on": fsync and full_page_writes on, as in production (for benchmarks);
 #                      default "off" (faster; a killed server still loses nothing committed)
@@ -618,6 +619,8 @@ kafka_start() {
         kafka_stop
     fi
     rm -f "$KAFKA_DIR/bootstrap"
+    # Unset, TOPUP_KAFKA_AUTH keeps what the storage was formatted with (restarts, `start broker`).
+    [ -n "${TOPUP_KAFKA_AUTH:-}" ] || KAFKA_AUTH_WANTED=$(kafka_auth)
     if [ "$(kafka_auth)" != "$KAFKA_AUTH_WANTED" ]; then
         die "Kafka storage in $KAFKA_DIR/data was formatted with TOPUP_KAFKA_AUTH=$(kafka_auth), not" \
             "$KAFKA_AUTH_WANTED: start it with that, or start afresh with" \
