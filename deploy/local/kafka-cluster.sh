@@ -381,11 +381,12 @@ topic_args() {
 write_env() {
     {
         echo "# Written by deploy/local/kafka-cluster.sh start. Source it."
-        printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$(bootstrap)"
+        # Addresses only (no character the shell would need quoted): read as is by tests/lib.
+        printf 'export KAFKA_BOOTSTRAP_SERVERS=%s\n' "$(bootstrap)"
         printf 'export TOPUP_KAFKA=kafka\n'
         printf 'export TOPUP_KCLUSTER_DIR=%q\n' "$DIR"
         printf 'export TOPUP_KCLUSTER_SH=%q\n' "$SELF"
-        printf 'export TOPUP_KCLUSTER_NET=%q\n' "$NET"
+        printf 'export TOPUP_KCLUSTER_NET=%s\n' "$NET"
     } >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
