@@ -205,6 +205,8 @@ int tl_producer_poll(struct tl_producer *p, int timeout_ms);
 void tl_producer_flush(struct tl_producer *p, int timeout_ms);
 /* Deliveries that failed and were re-sent so far. */
 int64_t tl_producer_resent(const struct tl_producer *p);
+/* How often the client was recreated after a fatal error (its unacknowledged events resent). */
+int tl_producer_recreated(const struct tl_producer *p);
 void tl_producer_free(struct tl_producer *p);
 
 /* Partitions of topic (from the metadata). */

@@ -141,8 +141,9 @@ static void *gateway_thread(void *arg)
     /* Brokers may be down right now: the producer (and its re-sends) wait them out. */
     tl_producer_flush(p, SETTLE_MS);
     tl_step("gateway: %" PRId64 " usage and refund events acknowledged (%" PRId64
-            " deliveries failed and were sent again with the same event id)",
-            C.usage_n, tl_producer_resent(p));
+            " deliveries failed and were sent again with the same event id; client recreated "
+            "after a fatal error %d times)",
+            C.usage_n, tl_producer_resent(p), tl_producer_recreated(p));
     tl_producer_free(p);
     atomic_store(&C.gateway_done, true);
     return NULL;
@@ -455,8 +456,8 @@ static void *broker_thread(void *arg)
         tl_sleep_ms((int)away);
         static const char *const undo[NBF] = {"restart", "restart", "resume", "heal"};
         broker_cmd(undo[k], node);
-        tl_step("INJECT t=%5.1fs broker %s node %d", (double)(tl_now_ms() - t0) / 1000.0, undo[k],
-                node);
+        tl_step("INJECT t=%5.1fs broker %s node %d done", (double)(tl_now_ms() - t0) / 1000.0,
+                undo[k], node);
     }
     wait_cluster_whole("after the last broker fault");
     atomic_store(&C.brokers_done, true);
