@@ -15,6 +15,8 @@
 #define TL_KC_META_MS  10000
 
 static char tl_kc_dir[TL_PATH_MAX];
+/* The metadata client of tl_kafka_leader and tl_kafka_under_replicated (made on first use). */
+static rd_kafka_t *tl_kc_rk;
 
 static int tl_kc_run(const char *cmd, const char *node, char **out)
 {
@@ -70,6 +72,11 @@ void tl_kcluster_stop(void)
     if (tl_kc_dir[0] == '\0') {
         return;
     }
+    /* No client of ours may keep dialling the nodes' addresses once they are gone. */
+    if (tl_kc_rk != NULL) {
+        rd_kafka_destroy(tl_kc_rk);
+        tl_kc_rk = NULL;
+    }
     /* system(), not tl_run: this runs from atexit, also after tl_fail. */
     char cmd[TL_PATH_MAX * 2 + 128];
     snprintf(cmd, sizeof(cmd),
@@ -102,9 +109,8 @@ int tl_kcluster_controller(void)
 
 static rd_kafka_t *tl_kc_meta_handle(void)
 {
-    static rd_kafka_t *rk;
-    if (rk != NULL) {
-        return rk;
+    if (tl_kc_rk != NULL) {
+        return tl_kc_rk;
     }
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -112,9 +118,9 @@ static rd_kafka_t *tl_kc_meta_handle(void)
                           sizeof(errstr)) != RD_KAFKA_CONF_OK) {
         tl_fail("metadata client: %s", errstr);
     }
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    TL_CHECK_MSG(rk != NULL, "metadata client: %s", errstr);
-    return rk;
+    tl_kc_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    TL_CHECK_MSG(tl_kc_rk != NULL, "metadata client: %s", errstr);
+    return tl_kc_rk;
 }
 
 int tl_kafka_leader(const char *topic, int partition)
