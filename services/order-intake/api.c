@@ -23,6 +23,9 @@ static const struct http_route api_routes[] = {
     {"GET", "/v1/account-flows", api_account_flows},
     {"GET", "/v1/topup-options", api_account_options},
     {"GET", "/v1/settings", api_account_settings},
+    {"POST", "/v1/refunds", api_refunds_create},
+    {"GET", "/v1/refunds", api_refunds_list},
+    {"GET", "/v1/refunds/{id}", api_refunds_get},
     {0},
 };
 

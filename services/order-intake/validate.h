@@ -72,6 +72,22 @@ bool validate_flow_type(const char *s, const char **type_out, struct validate_er
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF). */
 bool validate_utf8(const char *s, size_t len);
 
+/* A validated POST /v1/refunds body. */
+#define VALIDATE_REFUND_REASON_MAX_CHARS 500 /* reason (code points) */
+#define VALIDATE_REFUND_ID_MAX           24  /* "RF" and digits, NUL included */
+struct validate_refund {
+    int64_t amount_fen;                                    /* > 0; the cap is the database's */
+    char reason[VALIDATE_REFUND_REASON_MAX_CHARS * 4 + 1]; /* trimmed, non-empty */
+    unsigned char hash[VALIDATE_HASH_BYTES];               /* idempotency fingerprint */
+};
+
+/* {"amount": "100.00", "reason": "..."}: true and out filled, or false with verr. */
+bool validate_refund_body(const char *body, size_t len, struct validate_refund *out,
+                          struct validate_error *verr);
+
+/* A refund id in a URL (RF and digits, case-insensitive), upper-cased into out. */
+bool validate_refund_id(const char *s, char out[VALIDATE_REFUND_ID_MAX]);
+
 /* Reference codes in URLs: case-insensitive, upper-cased into out; false when not a valid code. */
 bool validate_order_code(const char *s, char out[16]);
 
