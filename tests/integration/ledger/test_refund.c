@@ -203,6 +203,15 @@ int main(int argc, char **argv)
     CHECK(h_i64("SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
                 (const char *const[]){res2}) == 0);
     CHECK(h_balance(racct) == 200);
+    h_step("the refused reservation ends its request: refused, with the reason, audited");
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'refused' "
+                "AND state_reason LIKE '%has only 200 fen left%'",
+                1, (const char *const[]){rf2}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.from_state = 'approved' AND "
+                "t.to_state = 'refused' AND t.actor = 'ledger'",
+                1, (const char *const[]){rf2}) == 1);
+    relay(res2); /* redelivered: refused again; checked once the next event (same key) is in */
 
     h_step("a forged payout naming an approved refund under another event id is refused");
     char forged[UUID_STR_LEN];
@@ -213,6 +222,12 @@ int main(int argc, char **argv)
                "'%is not the reservation of refund request%'",
                1, (const char *const[]){forged}, 1);
     CHECK(h_balance(racct) == 200);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1",
+                1, (const char *const[]){rf2}) == 3); /* requested, approved, refused: once */
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = "
+                "'approved' AND state_reason IS NULL",
+                1, (const char *const[]){rf1}) == 1);
 
     h_step("reject: audited; a rejected refund cannot be approved");
     char rf3[32];
