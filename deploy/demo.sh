@@ -64,9 +64,14 @@ done
 curl -fsS "$INTAKE_URL/healthz" >/dev/null 2>&1 ||
     die "order-intake does not answer at $INTAKE_URL (bash deploy/dev.sh status)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/topup-demo.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 ACCOUNT=${DEMO_ACCOUNT:-demo-$(date +%s)-$RANDOM}
+# The files of the story are kept (git-ignored), so every command shown runs again as printed
+# (a second run changes nothing: the order is a replay, the statement a duplicate, the usage
+# event the same event id).
+WORK=$CHECKOUT/.local/demo/$ACCOUNT
+mkdir -p "$WORK"
+# "(set -a; . env; set +a; CMD)": a shown command with the stack's environment it needs.
+ENV_PREFIX="set -a; . $ENV_FILE; set +a"
 
 # A string field of a flat JSON object ("" when absent): enough for the API's answers here.
 json_field() {
@@ -91,15 +96,17 @@ wait_for() {
 
 # ---------------------------------------------------------------- 1. token
 step "1. A sign-in token for account $ACCOUNT"
-say "\$ topupctl token issue --account $ACCOUNT --ttl 1h"
+say "\$ ($ENV_PREFIX; $TOPUPCTL token issue --account $ACCOUNT --ttl 1h)"
 TOKEN=$("$TOPUPCTL" token issue --account "$ACCOUNT" --ttl 1h)
-say "token: ${TOKEN:0:24}...  (every /v1 call sends it as 'Authorization: Bearer <token>')"
+say "token (valid 1 h; every /v1 call sends it as 'Authorization: Bearer <token>'; the page's"
+say "sign-in card takes it as it is):"
+printf '%s\n' "$TOKEN"
 say "balance now: $(api_get /v1/balance | json_field balance) CNY"
 
 # ---------------------------------------------------------------- 2. order
 step "2. A top-up order of $AMOUNT CNY, created over HTTP"
 BODY="{\"amount\":\"$AMOUNT\",\"channel\":\"bank_transfer\",\"remitter_name\":\"张三\",\"remitter_bank\":\"中国工商银行\",\"agreement_accepted\":true}"
-say "\$ curl -X POST $INTAKE_URL/v1/topup-orders -H 'Idempotency-Key: $ACCOUNT-1' -d '$BODY'"
+say "\$ curl -sS -X POST $INTAKE_URL/v1/topup-orders -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -H 'Idempotency-Key: $ACCOUNT-1' -d '$BODY'"
 ORDER=$(curl -sS -X POST "$INTAKE_URL/v1/topup-orders" -H "Authorization: Bearer $TOKEN" \
     -H "Content-Type: application/json" -H "Idempotency-Key: $ACCOUNT-1" -d "$BODY")
 CODE=$(printf '%s' "$ORDER" | json_field code)
@@ -136,7 +143,7 @@ cat >"$STATEMENT" <<XML
 </Document>
 XML
 say "camt.053 statement of account $OUR_ACCOUNT: one credit of $AMOUNT CNY from 张三, remarks \"充值 $CODE\""
-say "\$ statement-import $(basename "$STATEMENT")"
+say "\$ ($ENV_PREFIX; $IMPORT $STATEMENT)"
 if ! "$IMPORT" "$STATEMENT" >"$WORK/import.out" 2>"$WORK/import.err"; then
     cat "$WORK/import.err" >&2
     die "statement-import failed"
@@ -175,7 +182,8 @@ model: "wuliang-chat"
 units: 2048
 MSG
 say "UsageRecorded {request_id: req-$TXN_ID, amount_fen: -$USAGE_FEN}, key $ACCOUNT, topic usage.recorded"
-say "\$ protoc --encode=topup.v1.UsageRecorded ... | kcat -P -t usage.recorded -k $ACCOUNT"
+say "\$ protoc --proto_path=$PROTO_DIR --encode=topup.v1.UsageRecorded $PROTO_DIR/topup/v1/events.proto < $WORK/usage.txt > $WORK/usage.bin"
+say "\$ ($ENV_PREFIX; kcat -P -b \"\$KAFKA_BOOTSTRAP_SERVERS\" -t usage.recorded -k $ACCOUNT $WORK/usage.bin)"
 protoc --proto_path="$PROTO_DIR" --encode=topup.v1.UsageRecorded "$PROTO_DIR/topup/v1/events.proto" \
     <"$WORK/usage.txt" >"$WORK/usage.bin"
 kcat -P -b "$KAFKA_BOOTSTRAP_SERVERS" -t usage.recorded -k "$ACCOUNT" "$WORK/usage.bin" 2>"$WORK/kcat.err" ||
@@ -195,4 +203,6 @@ printf '%s\n' "$FLOWS" | sed 's/},{/}\n{/g' | while read -r f; do
 done
 printf '\n%sDone.%s Account %s: topped up %s CNY by bank transfer, used %s CNY, balance %s CNY.\n' \
     "$bold" "$plain" "$ACCOUNT" "$AMOUNT" "$USAGE" "$BALANCE"
-say "More: the Top Up page at $INTAKE_URL/ (sign in with the token above), topupctl stats, topupctl verify."
+say "More: the Top Up page at $INTAKE_URL/ (sign in with the token above), and"
+say "\$ ($ENV_PREFIX; $TOPUPCTL stats)"
+say "\$ ($ENV_PREFIX; $TOPUPCTL verify)"

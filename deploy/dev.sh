@@ -5,6 +5,9 @@
 #                          stack (.local/stack) and every service that is built, in the background
 #   deploy/dev.sh down     stop the services, then the stack
 #   deploy/dev.sh status   the stack's and the services' state
+#   deploy/dev.sh token [ACCOUNT]
+#                          a sign-in token for ACCOUNT (default acct-demo, valid 24 h), the page's
+#                          address and a curl that uses it (up ends with this)
 #   deploy/dev.sh test     install missing packages, build (Debug) into build/, check formatting,
 #                          run the unit, integration and chaos tests (ctest starts a stack of
 #                          its own on free ports), then all of them again built with ASan+UBSan
@@ -20,6 +23,10 @@ cd "$CHECKOUT"
 
 BUILD_DIR=$CHECKOUT/build
 LOCAL_DIR=$CHECKOUT/.local
+# The account `up` and `token` sign in as.
+DEMO_ACCOUNT=acct-demo
+# Your own settings for the services (git-ignored); TOPUP_DEV_ENV names another file.
+DEV_ENV=${TOPUP_DEV_ENV:-$LOCAL_DIR/dev.env}
 LOG_DIR=$LOCAL_DIR/logs
 RUN_DIR=$LOCAL_DIR/run
 STACK_SH=$CHECKOUT/deploy/local/stack.sh
@@ -86,9 +93,9 @@ service_start() {
         # shellcheck source=/dev/null
         . "$STACK_ENV"
         # Your own settings for the services (git-ignored), e.g. RECON_RECEIVING_ACCOUNTS=...
-        if [ -f "$LOCAL_DIR/dev.env" ]; then
+        if [ -f "$DEV_ENV" ]; then
             # shellcheck source=/dev/null
-            . "$LOCAL_DIR/dev.env"
+            . "$DEV_ENV"
         fi
         set +a
         exec setsid "$bin" </dev/null >>"$LOG_DIR/$name.log" 2>&1
@@ -134,10 +141,51 @@ cmd_up() {
         service_start "$s" || failed+=("$s")
     done
     if [ ${#failed[@]} -gt 0 ]; then
-        die "did not start: ${failed[*]} (settings of your own go in $LOCAL_DIR/dev.env)"
+        die "did not start: ${failed[*]} (settings of your own go in $DEV_ENV)"
     fi
-    say "everything is up; environment: . $STACK_ENV ; stop with: deploy/dev.sh down"
-    say "sign-in token: (. $STACK_ENV && $BUILD_DIR/services/topupctl/topupctl token issue --account ACCOUNT_ID)"
+    say "everything is up; stop with: bash $CHECKOUT/deploy/dev.sh down"
+    say "the stack's environment, for the commands of the READMEs:"
+    printf '  $ %s\n' "set -a; . $STACK_ENV; set +a"
+    cmd_token "$DEMO_ACCOUNT"
+}
+
+# order-intake's address as the services see it (INTAKE_HTTP_PORT from .local/dev.env, or 8080).
+intake_url() {
+    (
+        set -a
+        # shellcheck source=/dev/null
+        . "$STACK_ENV"
+        if [ -f "$DEV_ENV" ]; then
+            # shellcheck source=/dev/null
+            . "$DEV_ENV"
+        fi
+        echo "http://127.0.0.1:${INTAKE_HTTP_PORT:-8080}"
+    )
+}
+
+# A ready sign-in token and the commands that use it, each line after "$ " runnable as printed.
+cmd_token() {
+    local account=${1:-$DEMO_ACCOUNT} token url
+    local topupctl=${TOPUP_BUILD_DIR:-$BUILD_DIR}/services/topupctl/topupctl
+    # TOPUP_DEV_STACK_ENV: another stack's env file (the test of these commands uses its own).
+    STACK_ENV=${TOPUP_DEV_STACK_ENV:-${STACK_ENV:-$LOCAL_DIR/stack/env}}
+    [ -f "$STACK_ENV" ] || die "no stack env at $STACK_ENV: run 'bash deploy/dev.sh up' first"
+    [ -x "$topupctl" ] || die "topupctl is not built at $topupctl: run 'bash deploy/dev.sh up' first"
+    token=$( (
+        set -a
+        # shellcheck source=/dev/null
+        . "$STACK_ENV"
+        set +a
+        "$topupctl" token issue --account "$account" --ttl 24h
+    )) || die "topupctl token issue failed"
+    url=$(intake_url)
+    say "the Top Up page: $url/"
+    say "sign in as account $account with this token (valid 24 h; paste it into the page's sign-in card):"
+    printf '%s\n' "$token"
+    say "the API with it, as a gateway would call it:"
+    printf '  $ %s\n' "curl -sS -H 'Authorization: Bearer $token' $url/v1/balance"
+    say "a token for another account (any id of 1..64 printable characters):"
+    printf '  $ %s\n' "(set -a; . $STACK_ENV; $topupctl token issue --account acct-2 --ttl 24h)"
 }
 
 cmd_down() {
@@ -189,9 +237,10 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+token) cmd_token "${2:-}" ;;
 test) cmd_test ;;
 *)
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

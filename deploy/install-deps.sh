@@ -18,7 +18,7 @@ PACKAGES=(
     librdkafka-dev libpq-dev libhiredis-dev libprotobuf-c-dev protobuf-c-compiler
     protobuf-compiler libmicrohttpd-dev libjansson-dev libxml2-dev libutf8proc-dev libssl-dev
     # tests
-    libcmocka-dev kcat curl
+    libcmocka-dev kcat curl jq
     # local stack (servers run by deploy/local/stack.sh, not as system services); Java and Maven
     # for the Apache Kafka broker, whose jars come from Maven Central (see kafka_libs below)
     postgresql redis-server openjdk-17-jre-headless maven

@@ -669,6 +669,43 @@ const char *http_request_query(const struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+#define HTTP_QUERY_KNOWN_MAX 16
+
+struct http_query_scan {
+    const char *const *known;
+    int seen[HTTP_QUERY_KNOWN_MAX];
+    const char *bad;
+    bool duplicate;
+};
+
+static enum MHD_Result http_query_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct http_query_scan *q = cls;
+    for (int i = 0; q->known[i] != NULL && i < HTTP_QUERY_KNOWN_MAX; i++) {
+        if (strcmp(q->known[i], key) == 0) {
+            if (++q->seen[i] == 1) {
+                return MHD_YES;
+            }
+            q->duplicate = true;
+            break;
+        }
+    }
+    q->bad = key;
+    return MHD_NO; /* stops the walk at the first refusal */
+}
+
+const char *http_request_query_check(const struct http_request *r, const char *const *known,
+                                     bool *duplicate)
+{
+    struct http_query_scan q = {.known = known};
+    (void)MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, http_query_visit, &q);
+    *duplicate = q.duplicate;
+    return q.bad;
+}
+
 void http_response_header(struct http_request *r, const char *name, const char *value)
 {
     if (r->nheaders >= HTTP_RESPONSE_HEADERS_MAX) {

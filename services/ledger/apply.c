@@ -88,6 +88,18 @@ static const char apply_sql_pending_read[] =
     "AND f.flow_type = 'consume' AND f.reference = p.refund_of)) "
     "ORDER BY p.created_at, p.event_id LIMIT $2";
 
+/*
+ * The sweep's accounts: those with a waiting usage refund that can be decided now (its usage is
+ * charged, or its wait is over), the longest waiting first. Read without locks: the sweep's
+ * transaction then locks them and reads their refunds again with apply_sql_pending_read.
+ */
+static const char apply_sql_pending_accounts[] =
+    "SELECT p.account_id FROM ledger_pending_refunds p "
+    "WHERE p.created_at <= now() - make_interval(secs => $2::bigint) "
+    "OR EXISTS (SELECT 1 FROM account_flows f WHERE f.account_id = p.account_id "
+    "AND f.flow_type = 'consume' AND f.reference = p.refund_of) "
+    "GROUP BY p.account_id ORDER BY min(p.created_at), p.account_id LIMIT $1";
+
 static const char apply_sql_pending_insert[] =
     "INSERT INTO ledger_pending_refunds (event_id, account_id, refund_id, refund_of, amount_fen, "
     "occurred_at, source_partition, source_offset) "
@@ -184,6 +196,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_orders_credited", apply_sql_orders_credited, 1},
         {"ledger_usages", apply_sql_usages, 2},
         {"ledger_pending_read", apply_sql_pending_read, 4},
+        {"ledger_pending_accounts", apply_sql_pending_accounts, 2},
         {"ledger_pending_insert", apply_sql_pending_insert, 8},
         {"ledger_pending_delete", apply_sql_pending_delete, 1},
         {"ledger_flows_insert", apply_sql_flows_insert, 8},
@@ -284,6 +297,8 @@ static const char *apply_array_end(struct apply_array *a)
 struct apply_ctx {
     struct batch *b;
     const struct apply_source *sources;
+    /* A sweep (apply_sweep): the text[] literal of its accounts; NULL for a polled batch. */
+    const char *sweep_accounts;
     struct apply_array arr[APPLY_ARRAYS_MAX];
 };
 
@@ -799,11 +814,16 @@ static enum tp_status apply_read_pending(struct pg_conn *c, struct apply_ctx *x,
             apply_array_str(&x->arr[1], b->items[i].ev.reference);
         }
     }
+    /* A sweep has no polled items: its refunds fill the whole batch. */
     char limit[16], wait_s[24];
-    snprintf(limit, sizeof(limit), "%d", LEDGER_PENDING_PER_BATCH);
+    snprintf(limit, sizeof(limit), "%d",
+             x->sweep_accounts != NULL ? b->max : LEDGER_PENDING_PER_BATCH);
     snprintf(wait_s, sizeof(wait_s), "%" PRId64, b->limits.refund_wait_s);
     const char *p[4];
     apply_params(x, 2, p);
+    if (x->sweep_accounts != NULL) {
+        p[0] = x->sweep_accounts;
+    }
     p[2] = p[1];
     p[1] = limit;
     p[3] = wait_s;
@@ -883,12 +903,21 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     b->n = b->n_polled; /* waiting refunds added by an earlier attempt are read again */
     batch_index(b);
     enum tp_status st = pg_exec_prepared(c, "ledger_flows_barrier", 0, NULL, NULL, err);
-    if (st == TP_OK) {
+    if (st == TP_OK && x->sweep_accounts != NULL) {
+        /* The same lock statement as a batch (one go, one order): instances never deadlock. */
+        const char *p[1] = {x->sweep_accounts};
+        st = pg_exec_prepared(c, "ledger_accounts_lock", 1, p, NULL, err);
+    } else if (st == TP_OK) {
         st = apply_lock_accounts(c, x, err);
     }
     bool added = false;
     if (st == TP_OK) {
         st = apply_read_pending(c, x, &added, err);
+    }
+    if (st == TP_OK && !added && x->sweep_accounts != NULL) {
+        /* Another instance decided them meanwhile: nothing to write. */
+        batch_plan(b);
+        return TP_OK;
     }
     if (st == TP_OK && added) {
         /* Same accounts, now with the waiting refunds' keys: index and read again. */
@@ -940,6 +969,38 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     return st;
 }
 
+static void apply_ctx_deinit(struct apply_ctx *x)
+{
+    for (int i = 0; i < APPLY_ARRAYS_MAX; i++) {
+        free(x->arr[i].buf);
+        x->arr[i].buf = NULL;
+    }
+}
+
+/* The batch transaction, retried; accounts missing at the lock are created and it runs again. */
+static enum tp_status apply_run(struct pg_conn *c, struct apply_ctx *x, int max_attempts,
+                                struct tp_error *err)
+{
+    struct batch *b = x->b;
+    enum tp_status st = TP_OK;
+    /* At most twice: the second attempt finds every account, unless one was deleted meanwhile. */
+    for (int round = 0; round < 3; round++) {
+        st = pg_transaction(c, apply_tx, x, max_attempts, err);
+        if (st != TP_NOT_FOUND) {
+            break;
+        }
+        st = apply_create_accounts(c, x, err);
+        if (st != TP_OK) {
+            break;
+        }
+        st = error_set(err, TP_RETRY, "accounts vanished after they were created");
+    }
+    if (st != TP_OK) {
+        b->n = b->n_polled; /* what was not committed is read again by the next attempt */
+    }
+    return st;
+}
+
 enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct apply_source *sources,
                            int max_attempts, struct tp_error *err)
 {
@@ -952,24 +1013,44 @@ enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct appl
         batch_plan(b);
         goto out;
     }
-    /* At most twice: the second attempt finds every account, unless one was deleted meanwhile. */
-    for (int round = 0; round < 3; round++) {
-        st = pg_transaction(c, apply_tx, &x, max_attempts, err);
-        if (st != TP_NOT_FOUND) {
-            break;
-        }
-        st = apply_create_accounts(c, &x, err);
-        if (st != TP_OK) {
-            break;
-        }
-        st = error_set(err, TP_RETRY, "accounts vanished after they were created");
-    }
-    if (st != TP_OK) {
-        b->n = b->n_polled; /* what was not committed is read again by the next attempt */
-    }
+    st = apply_run(c, &x, max_attempts, err);
 out:
-    for (int i = 0; i < APPLY_ARRAYS_MAX; i++) {
-        free(x.arr[i].buf);
+    apply_ctx_deinit(&x);
+    return st;
+}
+
+enum tp_status apply_sweep(struct pg_conn *c, struct batch *b, int accounts_max, int max_attempts,
+                           struct tp_error *err)
+{
+    struct apply_ctx x = {.b = b};
+    batch_reset(b);
+    b->n_polled = 0;
+    batch_index(b);
+    batch_plan(b);
+    char limit[16], wait_s[24];
+    snprintf(limit, sizeof(limit), "%d", accounts_max);
+    snprintf(wait_s, sizeof(wait_s), "%" PRId64, b->limits.refund_wait_s);
+    const char *p[2] = {limit, wait_s};
+    PGresult *r = NULL;
+    enum tp_status st = pg_exec_prepared(c, "ledger_pending_accounts", 2, p, &r, err);
+    if (st != TP_OK) {
+        goto out;
     }
+    int n = PQntuples(r);
+    apply_begin_arrays(&x, 1);
+    for (int row = 0; row < n; row++) {
+        apply_array_str(&x.arr[0], pg_get_str(r, row, 0));
+    }
+    PQclear(r);
+    if (n == 0) {
+        goto out;
+    }
+    /* arr[0] is reused by the transaction: keep the accounts' literal in a copy of its own. */
+    char *accounts = mem_strdup(apply_array_end(&x.arr[0]));
+    x.sweep_accounts = accounts;
+    st = apply_run(c, &x, max_attempts, err);
+    free(accounts);
+out:
+    apply_ctx_deinit(&x);
     return st;
 }

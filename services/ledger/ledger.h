@@ -304,6 +304,17 @@ struct apply_source {
 enum tp_status apply_batch(struct pg_conn *c, struct batch *b, const struct apply_source *sources,
                            int max_attempts, struct tp_error *err) TP_MUST_CHECK;
 
+/*
+ * The sweep of waiting usage refunds (ledger_pending_refunds): picks at most accounts_max accounts
+ * with a refund that can be decided now (its usage charged, or its wait over), then in one
+ * transaction under the same rules as a batch (apply_batch: the accounts locked in one go, in one
+ * order) reads up to b->max of their decidable refunds and decides them: applied (capped by what
+ * is left of their usage) or refused. b is reset first; on TP_OK it holds what was committed
+ * (every item from_pending; b->n == 0 when there was nothing to decide).
+ */
+enum tp_status apply_sweep(struct pg_conn *c, struct batch *b, int accounts_max, int max_attempts,
+                           struct tp_error *err) TP_MUST_CHECK;
+
 struct counters;
 
 /* ---- flows_publisher.c: account.flows from the flows table (its own outbox) ---- */
@@ -376,6 +387,7 @@ struct ledger_config {
     int64_t dlq_timeout_ms;
     int64_t publish_batch_max;
     int64_t publish_poll_ms;
+    int64_t refund_sweep_ms;
     int64_t cache_pending_max;
     int64_t cache_ttl_s;
     const char *cache_key_prefix;

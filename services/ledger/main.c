@@ -63,6 +63,10 @@ static const struct config_def ledger_config_defs[] = {
      "it may come later) before it is refused (refused.provenance); meanwhile it is credited "
      "nothing",
      &ledger.cfg.limits.refund_wait_s},
+    {"LEDGER_REFUND_SWEEP_MS", CONFIG_INT, "10000", 100, 86400000,
+     "how often waiting usage refunds are decided without an event on their account: applied "
+     "once their usage is charged, refused once LEDGER_REFUND_WAIT_S is over",
+     &ledger.cfg.refund_sweep_ms},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 0,
      "PostgreSQL connection string", &ledger.cfg.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis for counters and the balance cache",

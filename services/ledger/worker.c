@@ -14,6 +14,10 @@
 #define WORKER_BACKOFF_MAX_MS 5000
 #define WORKER_FLUSH_EVERY_MS 1000
 #define WORKER_STATS_EVERY_MS 10000
+/* A sweep of waiting usage refunds: accounts per transaction, transactions per sweep at most (the
+ * next sweep goes on; between its transactions the loop is not polling). */
+#define WORKER_SWEEP_ACCOUNTS_MAX 100
+#define WORKER_SWEEP_ROUNDS_MAX   20
 
 static int64_t worker_now_ms(void)
 {
@@ -293,6 +297,47 @@ static bool worker_handle(struct ledger *l, int n)
     return worker_after_commit(l, &l->batch);
 }
 
+/*
+ * Decides the waiting usage refunds that no event on their account would read back: more than a
+ * batch takes (LEDGER_PENDING_PER_BATCH), or whose usage never comes and whose wait is over. Each
+ * round is one transaction under the batch's rules (apply_sweep); an error leaves the refunds
+ * waiting for the next sweep. Uses l->batch, free between polls.
+ */
+static void worker_sweep(struct ledger *l)
+{
+    struct batch *b = &l->batch;
+    for (int round = 0; round < WORKER_SWEEP_ROUNDS_MAX && !signals_stop_requested(); round++) {
+        struct tp_error err = {0};
+        int64_t t0 = worker_now_ms();
+        enum tp_status st =
+            apply_sweep(l->pg, b, WORKER_SWEEP_ACCOUNTS_MAX, (int)l->cfg.tx_attempts, &err);
+        if (st != TP_OK) {
+            log_error("refund sweep not committed; the refunds wait for the next sweep",
+                      LF_S("status", error_status_name(st)), LF_S("error", err.msg));
+            return;
+        }
+        if (b->n == 0) {
+            return;
+        }
+        int decided = 0;
+        for (int i = 0; i < b->n; i++) {
+            const struct batch_item *it = &b->items[i];
+            if (it->outcome == BATCH_APPLY || (it->outcome == BATCH_REJECT && !it->conflict)) {
+                decided++;
+            }
+        }
+        worker_count_commit(l, worker_now_ms() - t0, b->n);
+        log_info("waiting usage refunds decided by the sweep", LF_I("refunds", b->n),
+                 LF_I("applied", b->applied[LEDGER_FLOW_REFUND]), LF_I("rejected", b->rejects),
+                 LF_I("still_waiting", b->deferred), LF_I("accounts", b->n_accounts),
+                 LF_I("commit_ms", worker_now_ms() - t0));
+        counters_incr(l->counters, "refund.swept", decided);
+        if (!worker_after_commit(l, b) || decided == 0) {
+            return;
+        }
+    }
+}
+
 static int64_t worker_percentile(const struct ledger_stats *s, int pct)
 {
     int64_t total = 0;
@@ -327,6 +372,7 @@ void worker_run(struct ledger *l)
 {
     int64_t next_flush = worker_now_ms() + WORKER_FLUSH_EVERY_MS;
     int64_t next_stats = worker_now_ms() + WORKER_STATS_EVERY_MS;
+    int64_t next_sweep = worker_now_ms() + l->cfg.refund_sweep_ms;
     while (!signals_stop_requested()) {
         int n = kafka_consumer_poll_batch(l->consumer, l->msgs, (int)l->cfg.batch_max,
                                           (int)l->cfg.batch_wait_ms);
@@ -349,6 +395,10 @@ void worker_run(struct ledger *l)
         if (now >= next_stats) {
             worker_log_stats(l, "ledger stats");
             next_stats = now + WORKER_STATS_EVERY_MS;
+        }
+        if (now >= next_sweep) {
+            worker_sweep(l);
+            next_sweep = worker_now_ms() + l->cfg.refund_sweep_ms;
         }
     }
 }

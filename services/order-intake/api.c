@@ -29,6 +29,68 @@ static const struct http_route api_routes[] = {
     {0},
 };
 
+/* The query parameters each handler takes (NULL-terminated); any other is 400. */
+static const char *const api_no_query[] = {NULL};
+static const char *const api_list_orders_query[] = {"limit", "cursor", "status", NULL};
+static const char *const api_list_flows_query[] = {"limit", "cursor", "type", NULL};
+static const char *const api_list_refunds_query[] = {"limit", "cursor", NULL};
+static const struct {
+    http_route_fn *fn;
+    const char *const *query;
+} api_route_queries[] = {
+    {api_orders_create, api_no_query},   {api_orders_list, api_list_orders_query},
+    {api_orders_get, api_no_query},      {api_orders_cancel, api_no_query},
+    {api_account_balance, api_no_query}, {api_account_flows, api_list_flows_query},
+    {api_account_options, api_no_query}, {api_account_settings, api_no_query},
+    {api_refunds_create, api_no_query},  {api_refunds_list, api_list_refunds_query},
+    {api_refunds_get, api_no_query},
+};
+
+/* The query list of a handler; NULL for a handler not listed (it checks its own). */
+static const char *const *api_query_of(http_route_fn *fn)
+{
+    for (size_t i = 0; i < sizeof(api_route_queries) / sizeof(api_route_queries[0]); i++) {
+        if (api_route_queries[i].fn == fn) {
+            return api_route_queries[i].query;
+        }
+    }
+    return NULL;
+}
+
+/* Refuses a query parameter the route does not take, or one given twice (which would be read
+ * differently by different layers). True when the request may go on. */
+static bool api_query_ok(struct intake *app, struct http_request *req, const struct http_route *rt)
+{
+    const char *const *known = api_query_of(rt->fn);
+    if (known == NULL) {
+        return true;
+    }
+    bool dup = false;
+    const char *bad = http_request_query_check(req, known, &dup);
+    if (bad == NULL) {
+        return true;
+    }
+    char msg[256];
+    if (dup) {
+        snprintf(msg, sizeof(msg), "query parameter \"%.64s\" is given more than once", bad);
+        api_error(app, req, 400, "duplicate_query_parameter", msg, bad, false);
+        return false;
+    }
+    size_t n = 0;
+    int w =
+        snprintf(msg, sizeof(msg), "unknown query parameter \"%.64s\"; this endpoint takes ", bad);
+    n = w > 0 ? (size_t)w : 0;
+    for (int i = 0; known[i] != NULL && n < sizeof(msg); i++) {
+        w = snprintf(msg + n, sizeof(msg) - n, "%s%s", i ? ", " : "", known[i]);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    if (known[0] == NULL) {
+        snprintf(msg + n, sizeof(msg) - n, "none");
+    }
+    api_error(app, req, 400, "unknown_query_parameter", msg, bad, false);
+    return false;
+}
+
 void api_error(struct intake *app, struct http_request *req, unsigned status, const char *code,
                const char *message, const char *field, bool order_create)
 {
@@ -155,6 +217,22 @@ static bool api_authenticate(struct intake *app, struct http_request *req, char 
     return true;
 }
 
+/* The OpenAPI 3.1 document of this API (openapi.json, compiled in by CMake). */
+extern const unsigned char intake_openapi_json[];
+extern const size_t intake_openapi_json_len;
+
+static void api_openapi(struct intake *app, struct http_request *req)
+{
+    bool dup = false;
+    const char *bad = http_request_query_check(req, api_no_query, &dup);
+    if (bad != NULL) {
+        api_error(app, req, 400, dup ? "duplicate_query_parameter" : "unknown_query_parameter",
+                  "this endpoint takes no query parameter", bad, false);
+        return;
+    }
+    http_respond(req, 200, "application/json", intake_openapi_json, intake_openapi_json_len);
+}
+
 static void api_health(struct intake *app, struct http_request *req)
 {
     http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
@@ -186,6 +264,15 @@ void api_handle(void *ctx, struct http_request *req)
         }
         return;
     }
+    if (strcmp(path, "/v1/openapi.json") == 0) { /* public, like the page: no token */
+        if (!get) {
+            http_response_header(req, "Allow", "GET");
+            api_error(app, req, 405, "method_not_allowed", "use GET", NULL, false);
+        } else {
+            api_openapi(app, req);
+        }
+        return;
+    }
     if (strncmp(path, "/v1/", 4) != 0 && strcmp(path, "/v1") != 0) {
         static_serve(app, req);
         return;
@@ -207,7 +294,8 @@ void api_handle(void *ctx, struct http_request *req)
     }
     struct api_call call = {.app = app};
     /* A refused creation counts as orders.rejected.<code>, whatever refused it. */
-    if (!api_authenticate(app, req, call.account, rt->fn == api_orders_create)) {
+    if (!api_authenticate(app, req, call.account, rt->fn == api_orders_create) ||
+        !api_query_ok(app, req, rt)) {
         return;
     }
     rt->fn(&call, req, &m);

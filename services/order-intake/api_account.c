@@ -43,9 +43,12 @@ void api_account_flows(void *ctx, struct http_request *req, const struct http_ro
     struct api_call *call = ctx;
     struct validate_error v;
     struct intake_job *job = pool_job_new(JOB_LIST_FLOWS, req, call->account);
-    if (!validate_limit(http_request_query(req, "limit"), &job->limit, &v) ||
-        !validate_cursor_decode(http_request_query(req, "cursor"), &job->before_id, &v) ||
-        !validate_flow_type(http_request_query(req, "type"), &job->filter, &v)) {
+    bool ok = validate_limit(http_request_query(req, "limit"), &job->limit, &v) &&
+              validate_flow_type(http_request_query(req, "type"), &job->filter, &v);
+    /* The cursor pages this list only: this account's flows of this type ("all" is no filter). */
+    struct validate_cursor_scope sc = {'f', job->filter, call->account};
+    if (!ok || !validate_cursor_decode(call->app->cfg.cursor_key, &sc,
+                                       http_request_query(req, "cursor"), &job->before_id, &v)) {
         pool_job_free(job);
         api_validation_error(call->app, req, &v, false);
         return;
@@ -133,7 +136,8 @@ static void account_run_flows(struct intake *app, struct pg_conn *pg, struct int
     json_t *next = json_null();
     if (n > job->limit) {
         char cursor[VALIDATE_CURSOR_MAX];
-        validate_cursor_encode(rows[shown - 1].id, cursor);
+        struct validate_cursor_scope sc = {'f', job->filter, job->account};
+        validate_cursor_encode(app->cfg.cursor_key, &sc, rows[shown - 1].id, cursor);
         next = json_string(cursor);
     }
     http_respond_json(job->req, 200, json_pack("{s:o, s:o}", "flows", arr, "next_cursor", next));

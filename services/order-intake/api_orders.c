@@ -110,7 +110,6 @@ void api_orders_list(void *ctx, struct http_request *req, const struct http_rout
     struct intake_job *job = pool_job_new(JOB_LIST_ORDERS, req, call->account);
     const char *status = http_request_query(req, "status");
     if (!validate_limit(http_request_query(req, "limit"), &job->limit, &v) ||
-        !validate_cursor_decode(http_request_query(req, "cursor"), &job->before_id, &v) ||
         !validate_order_status(status, &v)) {
         pool_job_free(job);
         api_validation_error(call->app, req, &v, false);
@@ -122,6 +121,14 @@ void api_orders_list(void *ctx, struct http_request *req, const struct http_rout
         if (strcmp(statuses[i], status) == 0) {
             job->filter = statuses[i];
         }
+    }
+    /* The cursor pages this list only: this account's orders with this status filter. */
+    struct validate_cursor_scope sc = {'o', job->filter, call->account};
+    if (!validate_cursor_decode(call->app->cfg.cursor_key, &sc, http_request_query(req, "cursor"),
+                                &job->before_id, &v)) {
+        pool_job_free(job);
+        api_validation_error(call->app, req, &v, false);
+        return;
     }
     orders_submit(call->app, job);
 }
@@ -191,7 +198,8 @@ static void orders_run_list(struct intake *app, struct pg_conn *pg, struct intak
     json_t *next = json_null();
     if (n > job->limit) {
         char cursor[VALIDATE_CURSOR_MAX];
-        validate_cursor_encode(rows[shown - 1].id, cursor);
+        struct validate_cursor_scope sc = {'o', job->filter, job->account};
+        validate_cursor_encode(app->cfg.cursor_key, &sc, rows[shown - 1].id, cursor);
         next = json_string(cursor);
     }
     http_respond_json(job->req, 200, json_pack("{s:o, s:o}", "orders", arr, "next_cursor", next));

@@ -402,7 +402,8 @@ static void refunds_run_list(struct intake *app, struct pg_conn *pg, struct inta
     json_t *next = json_null();
     if (n > job->limit) {
         char cursor[VALIDATE_CURSOR_MAX];
-        validate_cursor_encode(pg_get_i64(r, shown - 1, 0), cursor);
+        struct validate_cursor_scope sc = {'r', NULL, job->account};
+        validate_cursor_encode(app->cfg.cursor_key, &sc, pg_get_i64(r, shown - 1, 0), cursor);
         next = json_string(cursor);
     }
     PQclear(r);
@@ -500,8 +501,11 @@ void api_refunds_list(void *ctx, struct http_request *req, const struct http_rou
     struct api_call *call = ctx;
     struct validate_error v;
     struct intake_job *job = pool_job_new(JOB_REFUND_LIST, req, call->account);
+    /* The cursor pages this list only: this account's refunds. */
+    struct validate_cursor_scope sc = {'r', NULL, call->account};
     if (!validate_limit(http_request_query(req, "limit"), &job->limit, &v) ||
-        !validate_cursor_decode(http_request_query(req, "cursor"), &job->before_id, &v)) {
+        !validate_cursor_decode(call->app->cfg.cursor_key, &sc, http_request_query(req, "cursor"),
+                                &job->before_id, &v)) {
         pool_job_free(job);
         api_validation_error(call->app, req, &v, false);
         return;

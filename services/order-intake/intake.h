@@ -52,6 +52,7 @@ struct intake_settings {
     char *support_url;
     char *web_dir;
     char *token_secret;
+    char *cursor_secret; /* "" : the cursor key is derived from token_secret */
     int64_t outbox_poll_ms;
     int64_t shutdown_grace_ms;
     char *pg_conninfo;
@@ -60,6 +61,7 @@ struct intake_settings {
     /* Derived by settings_load: the preset amounts of the form, ascending, within min..max. */
     int64_t presets_fen[SETTINGS_PRESETS_MAX];
     int presets_n;
+    unsigned char cursor_key[VALIDATE_CURSOR_KEY_BYTES]; /* validate_cursor_key of the secret */
 };
 
 /* Loads and cross-checks every setting. TP_INVALID names the variable at fault. */

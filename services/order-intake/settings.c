@@ -90,6 +90,10 @@ static const struct config_def settings_defs[] = {
     {"TOKEN_SECRET", CONFIG_STR, NULL, 0, 4096,
      "bearer-token signing secret, at least 32 bytes; no default (the local stack generates one)",
      &settings_tmp.token_secret},
+    {"INTAKE_CURSOR_SECRET", CONFIG_STR, "", 0, 4096,
+     "key of the list cursors' HMAC-SHA256, at least 32 bytes, the same on every instance; empty: "
+     "derived from TOKEN_SECRET. Changing it makes outstanding cursors 400 invalid_cursor",
+     &settings_tmp.cursor_secret},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,
      "libpq connection string or URI", &settings_tmp.pg_conninfo},
     {"REDIS_HOST", CONFIG_STR, "127.0.0.1", 0, 255, "Redis host (monitoring counters)",
@@ -160,6 +164,13 @@ enum tp_status settings_load(struct intake_settings *s, struct tp_error *err)
                          ") is above INTAKE_MAX_AMOUNT_FEN (%" PRId64 ")",
                          settings_tmp.min_amount_fen, settings_tmp.max_amount_fen);
     }
+    const char *cs = settings_tmp.cursor_secret;
+    if (cs[0] != '\0' && strlen(cs) < TOKEN_SECRET_MIN_BYTES) {
+        return error_set(err, TP_INVALID, "INTAKE_CURSOR_SECRET must be empty or at least %d bytes",
+                         TOKEN_SECRET_MIN_BYTES);
+    }
+    cs = cs[0] != '\0' ? cs : settings_tmp.token_secret;
+    validate_cursor_key(cs, strlen(cs), settings_tmp.cursor_key);
     st = settings_parse_presets(&settings_tmp, err);
     if (st != TP_OK) {
         return st;

@@ -3,7 +3,9 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,68 +484,133 @@ bool validate_limit(const char *s, int *out, struct validate_error *v)
 static const char validate_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void validate_cursor_encode(int64_t id, char out[VALIDATE_CURSOR_MAX])
+/* Cursor layout before base64url: version, list, the row id (8 bytes, big-endian), MAC. */
+#define CURSOR_VERSION   1
+#define CURSOR_MAC_BYTES 16 /* HMAC-SHA256 truncated to 128 bits */
+#define CURSOR_RAW_BYTES (2 + 8 + CURSOR_MAC_BYTES)
+
+void validate_cursor_key(const void *secret, size_t secret_len,
+                         unsigned char key[VALIDATE_CURSOR_KEY_BYTES])
 {
-    char digits[24];
-    int n = snprintf(digits, sizeof(digits), "%" PRId64, id);
-    const unsigned char *in = (const unsigned char *)digits;
+    /* A key of its own, so a cursor's MAC can never serve as anything else (a token's). */
+    static const char label[] = "topup order-intake list cursor key v1";
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)label, sizeof(label) - 1,
+             key, &n) == NULL ||
+        n != VALIDATE_CURSOR_KEY_BYTES) {
+        abort(); /* HMAC-SHA256 over a constant cannot fail but for a broken libcrypto */
+    }
+}
+
+static void cursor_mac(const unsigned char key[VALIDATE_CURSOR_KEY_BYTES],
+                       const struct validate_cursor_scope *sc, const unsigned char raw[10],
+                       unsigned char mac[CURSOR_MAC_BYTES])
+{
+    /* MAC over the version, the list, its filter, the account and the id: length-prefixed. */
+    unsigned char msg[10 + 2 + 255 + 2 + 255];
+    size_t n = 0;
+    memcpy(msg, raw, 10);
+    n = 10;
+    const char *parts[2] = {sc->filter != NULL ? sc->filter : "", sc->account};
+    for (int i = 0; i < 2; i++) {
+        size_t len = strlen(parts[i]);
+        len = len > 255 ? 255 : len;
+        msg[n++] = (unsigned char)len;
+        memcpy(msg + n, parts[i], len);
+        n += len;
+    }
+    unsigned char full[32];
+    unsigned int flen = 0;
+    if (HMAC(EVP_sha256(), key, VALIDATE_CURSOR_KEY_BYTES, msg, n, full, &flen) == NULL) {
+        abort();
+    }
+    memcpy(mac, full, CURSOR_MAC_BYTES);
+}
+
+void validate_cursor_encode(const unsigned char key[VALIDATE_CURSOR_KEY_BYTES],
+                            const struct validate_cursor_scope *sc, int64_t id,
+                            char out[VALIDATE_CURSOR_MAX])
+{
+    unsigned char raw[CURSOR_RAW_BYTES];
+    raw[0] = CURSOR_VERSION;
+    raw[1] = (unsigned char)sc->list;
+    for (int i = 0; i < 8; i++) {
+        raw[2 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+    }
+    cursor_mac(key, sc, raw, raw + 10);
     size_t o = 0;
-    for (int i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        int k = n - i >= 3 ? 3 : n - i;
-        if (k > 1) {
-            v |= (uint32_t)in[i + 1] << 8;
-        }
-        if (k > 2) {
-            v |= in[i + 2];
-        }
-        for (int j = 0; j <= k; j++) {
+    for (size_t i = 0; i < sizeof(raw); i += 3) {
+        size_t k = sizeof(raw) - i >= 3 ? 3 : sizeof(raw) - i;
+        uint32_t v = (uint32_t)raw[i] << 16;
+        v |= k > 1 ? (uint32_t)raw[i + 1] << 8 : 0;
+        v |= k > 2 ? raw[i + 2] : 0;
+        for (size_t j = 0; j <= k; j++) {
             out[o++] = validate_b64[(v >> (18 - 6 * j)) & 63];
         }
     }
     out[o] = '\0';
 }
 
-bool validate_cursor_decode(const char *s, int64_t *id_out, struct validate_error *v)
+/* Strict base64url without padding of exactly CURSOR_RAW_BYTES bytes. */
+static bool cursor_b64_decode(const char *s, unsigned char raw[CURSOR_RAW_BYTES])
 {
-    if (s == NULL || s[0] == '\0') {
-        *id_out = INT64_MAX;
-        return true;
-    }
-    char digits[24];
-    size_t nd = 0;
     size_t len = strlen(s);
+    if (len != (CURSOR_RAW_BYTES * 4 + 2) / 3) {
+        return false;
+    }
     uint32_t acc = 0;
     int bits = 0;
-    bool ok = len < VALIDATE_CURSOR_MAX && len % 4 != 1;
-    for (size_t i = 0; ok && i < len; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
         const char *p = strchr(validate_b64, s[i]);
-        ok = p != NULL && s[i] != '\0';
-        if (!ok) {
-            break;
+        if (p == NULL) {
+            return false;
         }
         acc = (acc << 6) | (uint32_t)(p - validate_b64);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            ok = nd < sizeof(digits) - 1;
-            if (ok) {
-                digits[nd++] = (char)(acc >> bits);
-            }
+            raw[n++] = (unsigned char)(acc >> bits);
             acc &= (1u << bits) - 1;
         }
     }
-    ok = ok && acc == 0 && nd > 0 && nd <= 19 && digits[0] >= '1' && digits[0] <= '9';
-    int64_t id = 0;
-    for (size_t i = 0; ok && i < nd; i++) {
-        ok = digits[i] >= '0' && digits[i] <= '9' && id <= (INT64_MAX - (digits[i] - '0')) / 10;
-        id = ok ? id * 10 + (digits[i] - '0') : id;
+    return n == CURSOR_RAW_BYTES && acc == 0; /* no stray bits: one spelling per cursor */
+}
+
+bool validate_cursor_decode(const unsigned char key[VALIDATE_CURSOR_KEY_BYTES],
+                            const struct validate_cursor_scope *sc, const char *s, int64_t *id_out,
+                            struct validate_error *v)
+{
+    if (s == NULL || s[0] == '\0') {
+        *id_out = INT64_MAX;
+        return true;
     }
-    if (!ok) {
+    unsigned char raw[CURSOR_RAW_BYTES];
+    if (!cursor_b64_decode(s, raw) || raw[0] != CURSOR_VERSION) {
         return validate_fail(v, 400, "invalid_cursor", "cursor",
-                             "cursor is not one this API returned");
+                             "cursor is not one this API returned: pass back next_cursor as it "
+                             "came, or leave cursor out for the first page");
     }
-    *id_out = id;
+    if (raw[1] != (unsigned char)sc->list) {
+        return validate_fail(v, 400, "invalid_cursor", "cursor",
+                             "this cursor belongs to another list: a cursor only pages the list "
+                             "that returned it");
+    }
+    unsigned char mac[CURSOR_MAC_BYTES];
+    cursor_mac(key, sc, raw, mac);
+    if (CRYPTO_memcmp(mac, raw + 10, CURSOR_MAC_BYTES) != 0) {
+        return validate_fail(v, 400, "invalid_cursor", "cursor",
+                             "cursor is not one this API returned for this account and filter: "
+                             "leave cursor out to start from the first page");
+    }
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++) {
+        id = (id << 8) | raw[2 + i];
+    }
+    if (id == 0 || id > (uint64_t)INT64_MAX) {
+        return validate_fail(v, 400, "invalid_cursor", "cursor", "cursor is not valid");
+    }
+    *id_out = (int64_t)id;
     return true;
 }
 

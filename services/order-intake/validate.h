@@ -12,7 +12,8 @@
 #define VALIDATE_IDEM_KEY_MAX      255 /* Idempotency-Key bytes (printable ASCII) */
 #define VALIDATE_LIMIT_DEFAULT     20
 #define VALIDATE_LIMIT_MAX         100
-#define VALIDATE_CURSOR_MAX        32 /* bytes of an encoded cursor, NUL included */
+#define VALIDATE_CURSOR_MAX        48 /* bytes of an encoded cursor, NUL included */
+#define VALIDATE_CURSOR_KEY_BYTES  32 /* the cursors' HMAC-SHA256 key */
 #define VALIDATE_HASH_BYTES        32
 #define VALIDATE_CHANNEL           "bank_transfer"
 
@@ -58,10 +59,28 @@ bool validate_idempotency_key(const char *key, struct validate_error *verr);
 /* "limit" query parameter: NULL gives the default; 1..VALIDATE_LIMIT_MAX. */
 bool validate_limit(const char *s, int *out, struct validate_error *verr);
 
-/* Cursors are opaque to clients: the base64url text of the last row id of a page. */
-void validate_cursor_encode(int64_t id, char out[VALIDATE_CURSOR_MAX]);
+/*
+ * Cursors are opaque to clients and bound to what returned them: base64url of a version, the
+ * list, the last row id of the page and an HMAC-SHA256 (128 bits) over those with the list's
+ * filter and the account. A cursor of another list, filter or account, or an altered one, is
+ * refused 400 invalid_cursor.
+ */
+struct validate_cursor_scope {
+    char list;          /* 'o' orders, 'f' flows, 'r' refunds (one letter per list of the API) */
+    const char *filter; /* the list's filter as normalised by the handler; NULL or "" for none */
+    const char *account;
+};
+
+/* The cursors' key from the configured secret (a key of its own, never the secret itself). */
+void validate_cursor_key(const void *secret, size_t secret_len,
+                         unsigned char key[VALIDATE_CURSOR_KEY_BYTES]);
+void validate_cursor_encode(const unsigned char key[VALIDATE_CURSOR_KEY_BYTES],
+                            const struct validate_cursor_scope *sc, int64_t id,
+                            char out[VALIDATE_CURSOR_MAX]);
 /* NULL or "" means the first page (*id_out = INT64_MAX). */
-bool validate_cursor_decode(const char *s, int64_t *id_out, struct validate_error *verr);
+bool validate_cursor_decode(const unsigned char key[VALIDATE_CURSOR_KEY_BYTES],
+                            const struct validate_cursor_scope *sc, const char *s, int64_t *id_out,
+                            struct validate_error *verr);
 
 /* Order status filter: NULL (all) or one of the statuses. */
 bool validate_order_status(const char *s, struct validate_error *verr);

@@ -242,6 +242,8 @@ static enum tp_status decode_record(const void *payload, size_t len,
     r->source_file = m->source_file;
     r->source_location = m->source_location;
     r->format = m->format;
+    r->received_at_ms = INT64_MAX; /* arriving now: any order in PostgreSQL is older */
+    event_bsr_digest(m, out->digest);
     decode_derive(r);
     if (!recon_accounts_contains(accounts, r->receiving_account)) {
         r->ignore_reason = "not_receiving_account";

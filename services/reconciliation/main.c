@@ -38,6 +38,10 @@ static const struct config_def defs[] = {
      "messages per poll and per transaction", &cfg.batch_max},
     {"RECON_TX_LANES", CONFIG_INT, "2", 1, RECON_LANES_MAX,
      "parallel transactions per batch, one PostgreSQL connection each", &cfg.tx_lanes},
+    {"RECON_MAX_RECORD_FEN", CONFIG_INT, "100000000", 1, 100000000000,
+     "largest transfer matched automatically (100000000 = 1,000,000.00 CNY, as "
+     "LEDGER_MAX_RECHARGE_FEN); above it: review above_ceiling, never matched by a rule",
+     &cfg.max_record_fen},
     {"RECON_RELAY_POLL_MS", CONFIG_INT, "1000", 10, 60000,
      "outbox relay: poll interval besides its NOTIFY wake-ups", &cfg.relay_poll_ms},
     {"PG_CONNINFO", CONFIG_STR, "host=127.0.0.1 port=55432 dbname=topup user=topup", 0, 4096,

@@ -168,7 +168,27 @@ static bool matcher_is_candidate(const struct matcher_params *p, const struct ma
     return o->status == MATCHER_ORDER_PENDING && !o->taken && matcher_in_window(p, o, r->value_day);
 }
 
-/* Rule 2: same normalised name, same amount, value date in the window; one account or review. */
+/* An order created after the transfer arrived: on a later day than its value date, or after
+ * the worker stored the record (it waited unmatched). Such an order never collects by name. */
+static bool matcher_is_late(const struct matcher_order *o, const struct matcher_record *r)
+{
+    return o->created_day > r->value_day || o->created_at_ms > r->received_at_ms;
+}
+
+/* A candidate that may collect by name: its account owns the name, and it is not late. */
+static bool matcher_may_collect(const struct matcher_params *p, const struct matcher_order *o,
+                                const struct matcher_record *r)
+{
+    return matcher_is_candidate(p, o, r) && o->payer_verified && !matcher_is_late(o, r);
+}
+
+/*
+ * Rule 2: same normalised name, same amount, value date in the window. Of those candidates only
+ * the ones whose account owns the name (a verified payer) and that existed when the transfer
+ * arrived may collect: in one account, match; in several, review ambiguous. No such candidate
+ * but a late one of a verified payer: review late_order; only candidates of accounts that do not
+ * own the name: review unverified_payer (a squatted name never collects a stranger's transfer).
+ */
 static void matcher_by_name_amount(const struct matcher_params *p, struct matcher_orders *set,
                                    const struct matcher_record *r, struct matcher_decision *d)
 {
@@ -176,7 +196,7 @@ static void matcher_by_name_amount(const struct matcher_params *p, struct matche
         matcher_set(d, MATCHER_UNMATCHED, MATCHER_RULE_NONE, MATCHER_REASON_NONE, "no_name");
         return;
     }
-    struct matcher_order *first = NULL;
+    struct matcher_order *first = NULL, *first_late = NULL, *first_unverified = NULL;
     size_t lo = matcher_key_lower_bound(set, r->name_norm, r->amount_fen);
     for (size_t k = lo; k < set->n; k++) {
         struct matcher_order *o = &set->v[set->by_key[k]];
@@ -186,11 +206,20 @@ static void matcher_by_name_amount(const struct matcher_params *p, struct matche
         if (!matcher_is_candidate(p, o, r)) {
             continue;
         }
-        /* Distinct accounts: is there an earlier candidate of the same account in the range? */
+        matcher_add_candidate(d, o);
+        if (!o->payer_verified) {
+            first_unverified = first_unverified != NULL ? first_unverified : o;
+            continue;
+        }
+        if (matcher_is_late(o, r)) {
+            first_late = first_late != NULL ? first_late : o;
+            continue;
+        }
+        /* Distinct accounts: is there an earlier collecting candidate of the same account? */
         bool seen = false;
         for (size_t j = lo; j < k && !seen; j++) {
             const struct matcher_order *e = &set->v[set->by_key[j]];
-            seen = matcher_is_candidate(p, e, r) && strcmp(e->account_id, o->account_id) == 0;
+            seen = matcher_may_collect(p, e, r) && strcmp(e->account_id, o->account_id) == 0;
         }
         if (!seen) {
             d->candidate_accounts++;
@@ -198,7 +227,18 @@ static void matcher_by_name_amount(const struct matcher_params *p, struct matche
         if (first == NULL) {
             first = o;
         }
-        matcher_add_candidate(d, o);
+    }
+    if (first == NULL && first_late != NULL) {
+        d->order = first_late;
+        matcher_set(d, MATCHER_REVIEW, MATCHER_RULE_NAME_AMOUNT, MATCHER_REASON_LATE_ORDER,
+                    "late_order");
+        return;
+    }
+    if (first == NULL && first_unverified != NULL) {
+        d->order = first_unverified;
+        matcher_set(d, MATCHER_REVIEW, MATCHER_RULE_NAME_AMOUNT, MATCHER_REASON_UNVERIFIED_PAYER,
+                    "unverified_payer");
+        return;
     }
     if (first == NULL) {
         matcher_set(d, MATCHER_UNMATCHED, MATCHER_RULE_NONE, MATCHER_REASON_NONE, "no_candidate");
@@ -228,6 +268,13 @@ void matcher_decide_batch(const struct matcher_params *p, struct matcher_orders 
         if (!r->currency_cny || r->amount_fen <= 0) {
             /* Never matched automatically: it waits unmatched and ages into review. */
             d->why = r->currency_cny ? "not_a_credit" : "currency";
+            done[i] = true;
+            continue;
+        }
+        if (r->amount_fen > p->max_record_fen) {
+            /* Whatever it names: no automatic credit of more than a top-up business takes. */
+            matcher_set(d, MATCHER_REVIEW, MATCHER_RULE_NONE, MATCHER_REASON_ABOVE_CEILING,
+                        "above_ceiling");
             done[i] = true;
             continue;
         }
@@ -270,6 +317,12 @@ const char *matcher_reason_name(enum matcher_reason reason)
         return "amount_mismatch";
     case MATCHER_REASON_AGED_UNMATCHED:
         return "aged_unmatched";
+    case MATCHER_REASON_ABOVE_CEILING:
+        return "above_ceiling";
+    case MATCHER_REASON_UNVERIFIED_PAYER:
+        return "unverified_payer";
+    case MATCHER_REASON_LATE_ORDER:
+        return "late_order";
     case MATCHER_REASON_NONE:
         break;
     }

@@ -37,6 +37,8 @@ struct matcher_order {
     int64_t created_at_ms;
     int32_t created_day; /* Asia/Shanghai dates as day numbers (days.h) */
     int32_t expires_day;
+    /* The order's account owns its remitter name (an active account_payers row): rule 2 only. */
+    bool payer_verified;
     bool taken; /* set by the matcher: claimed by an earlier decision of this batch */
 };
 
@@ -58,12 +60,18 @@ struct matcher_record {
     bool currency_cny;     /* only CNY is ever matched automatically */
     const char *name_norm; /* names_normalize() of the counterparty name; "" = no usable name */
     int32_t value_day;
+    /* When the worker stored the record (ms since the epoch); INT64_MAX for a record arriving in
+     * this batch. An order created after it (or after the value date) is late for rule 2. */
+    int64_t received_at_ms;
     int ncodes; /* valid reference codes in the remittance text (ids_refcode_find_all) */
     char codes[MATCHER_CODES_MAX][REFCODE_STR_LEN];
 };
 
 struct matcher_params {
-    int early_days; /* a transfer may precede its order's creation date by this many days */
+    /* A transfer may precede its order's creation date by this many days and still be a rule-2
+     * candidate; such an order is late (created after the transfer arrived): review late_order. */
+    int early_days;
+    int64_t max_record_fen; /* above it a record is never matched: review above_ceiling */
 };
 
 enum matcher_outcome { MATCHER_UNMATCHED, MATCHER_MATCHED, MATCHER_REVIEW };
@@ -72,9 +80,14 @@ enum matcher_reason {
     MATCHER_REASON_NONE,
     MATCHER_REASON_ORDER_NOT_PENDING,
     MATCHER_REASON_AMBIGUOUS,
-    MATCHER_REASON_AMOUNT_MISMATCH, /* with MATCHER_MATCHED: credited, but flagged for review */
-    MATCHER_REASON_AGED_UNMATCHED,  /* set by the aging sweep, never by the matcher */
+    MATCHER_REASON_AMOUNT_MISMATCH,  /* with MATCHER_MATCHED: credited, but flagged for review */
+    MATCHER_REASON_AGED_UNMATCHED,   /* set by the aging sweep, never by the matcher */
+    MATCHER_REASON_ABOVE_CEILING,    /* the amount is above max_record_fen */
+    MATCHER_REASON_UNVERIFIED_PAYER, /* rule 2: the name is no verified payer of the account */
+    MATCHER_REASON_LATE_ORDER,       /* rule 2: the order was created after the transfer arrived */
 };
+/* How many reasons there are (array sizes). */
+#define MATCHER_REASONS 8
 
 struct matcher_decision {
     enum matcher_outcome outcome;
@@ -88,7 +101,7 @@ struct matcher_decision {
     const struct matcher_order *candidates[MATCHER_CANDIDATES_MAX];
     int ncandidates;
     int candidates_total;
-    int candidate_accounts; /* rule 2: distinct accounts among the candidates */
+    int candidate_accounts; /* rule 2: distinct accounts among the candidates that may collect */
     const char *why;        /* short fixed text: "reference", "no_candidate", "two_orders", ... */
 };
 

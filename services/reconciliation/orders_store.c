@@ -10,8 +10,9 @@
 #define ORDERS_COLUMNS                                                                             \
     "id, code, account_id, amount_fen, remitter_name_norm, status,"                                \
     " (extract(epoch FROM created_at) * 1000)::bigint,"                                            \
-    " (extract(epoch FROM expires_at) * 1000)::bigint"
+    " (extract(epoch FROM expires_at) * 1000)::bigint, false"
 
+/* Rule 1 needs no payer: payer_verified is false here (reconcile takes it from the key lookup). */
 static const char orders_sql_by_code[] =
     "SELECT " ORDERS_COLUMNS " FROM topup_orders"
     " WHERE code IN (SELECT json_array_elements_text($1::json))";
@@ -19,12 +20,15 @@ static const char orders_sql_by_code[] =
 /*
  * One index probe per distinct name and amount: a lateral subquery kept apart (OFFSET 0, else it
  * is flattened into a plain join) cannot become a scan of every pending order, which statistics
- * gone stale after a burst of new orders make look cheap (it read 100,000 per batch).
+ * gone stale after a burst of new orders make look cheap (it read 100,000 per batch). Each
+ * order says whether its account owns the name (an active payer: rule 2 may credit it).
  */
 static const char orders_sql_by_key[] =
     "SELECT o.id, o.code, o.account_id, o.amount_fen, o.remitter_name_norm, o.status,"
     " (extract(epoch FROM o.created_at) * 1000)::bigint,"
-    " (extract(epoch FROM o.expires_at) * 1000)::bigint"
+    " (extract(epoch FROM o.expires_at) * 1000)::bigint,"
+    " EXISTS (SELECT 1 FROM account_payers p WHERE p.account_id = o.account_id"
+    " AND p.name_norm = o.remitter_name_norm AND p.removed_at IS NULL)"
     " FROM (SELECT DISTINCT k.n, k.a FROM json_to_recordset($1::json) AS k(n text, a bigint)) k"
     " CROSS JOIN LATERAL (SELECT * FROM topup_orders t WHERE t.remitter_name_norm = k.n"
     " AND t.amount_fen = k.a AND t.status = 'pending' OFFSET 0) o";
@@ -71,5 +75,6 @@ void orders_store_fill(const PGresult *res, struct matcher_order *out)
         o->created_at_ms = pg_get_i64(res, row, 6);
         o->created_day = days_local_from_ms(o->created_at_ms);
         o->expires_day = days_local_from_ms(pg_get_i64(res, row, 7));
+        o->payer_verified = strcmp(pg_get_str(res, row, 8), "t") == 0;
     }
 }

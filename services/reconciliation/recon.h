@@ -77,6 +77,11 @@ struct recon_record {
     const char *source_file;
     const char *source_location;
     const char *format;
+    /* The recorded import the record belongs to (statement_import_records, found by the worker
+     * from the record's digest before the batch); stored with the record. 0: not looked up. */
+    int64_t import_id;
+    /* A stored record: when the worker stored it (received_at); INT64_MAX for a new one. */
+    int64_t received_at_ms;
     /* Derived. */
     char name_norm[NAMES_NORM_MAX]; /* "" when there is no usable name */
     int ncodes;
@@ -95,6 +100,7 @@ struct decoded {
     enum decode_kind kind;
     void *proto;                      /* the unpacked message; owned, freed by decode_free */
     struct recon_record rec;          /* DECODE_RECORD */
+    uint8_t digest[32];               /* DECODE_RECORD: event_bsr_digest() of the record */
     char order_code[REFCODE_STR_LEN]; /* the order events */
 };
 
@@ -186,6 +192,19 @@ enum tp_status orders_store_by_key(struct pg_conn *c, const char *keys, PGresult
 /* Fills out[0..PQntuples(res)) from res (strings borrowed from res). */
 void orders_store_fill(const PGresult *res, struct matcher_order *out);
 
+/* ---- provenance.c: a bank record is taken only when it belongs to a recorded import ---- */
+
+/* Registers provenance.c's statement on c. */
+enum tp_status provenance_prepare(struct pg_conn *c, struct tp_error *err) TP_MUST_CHECK;
+
+/*
+ * Looks the n digests (digests[i]: 32 bytes, event_bsr_digest()) up in statement_import_records, in
+ * one query: import_ids[i] is the (lowest) import of status publishing or completed that recorded
+ * digests[i], or 0 when none did.
+ */
+enum tp_status provenance_lookup(struct pg_conn *c, const uint8_t *const *digests, size_t n,
+                                 int64_t *import_ids, struct tp_error *err) TP_MUST_CHECK;
+
 /* ---- reconcile.c: one batch, one transaction ---- */
 
 /* What reconcile needs to know about the deployment; set once at start. */
@@ -199,7 +218,7 @@ struct recon_settings {
 /* Totals of one committed batch, for the counters and the logs. */
 struct recon_tally {
     int64_t seen, duplicates, ignored, unmatched, matched_reference, matched_name_amount,
-        review[6];     /* by enum matcher_reason (AMOUNT_MISMATCH counts matched-and-flagged) */
+        review[MATCHER_REASONS]; /* by enum matcher_reason (AMOUNT_MISMATCH: matched and flagged) */
     int64_t rematched; /* stored unmatched records matched or sent to review in this batch */
 };
 
@@ -258,6 +277,7 @@ struct recon_config {
     char *pg_conninfo;
     char *redis_host;
     int64_t redis_port;
+    int64_t max_record_fen;
 };
 
 /*
@@ -330,6 +350,12 @@ struct review_request {
     const char *order_code; /* REVIEW_MATCH only */
     const char *actor;      /* who: 1..100 characters */
     const char *reason;     /* why: 1..1000 characters */
+    /* MATCH of an above_ceiling item: support confirms the amount (audited in the decision);
+     * without it such an item is refused. */
+    bool over_ceiling;
+    /* MATCH: the ledger's LEDGER_MAX_RECHARGE_FEN; a transfer above it is never matched (the
+     * ledger would refuse the credit and leave the order processing): refund it instead. */
+    int64_t max_credit_fen;
 };
 
 /*
@@ -337,8 +363,9 @@ struct review_request {
  * claim_orders() and writes the same PaymentMatched (rule manual) through claim_write_events().
  * TP_NOT_FOUND: no such item or order. TP_CONFLICT: the item is resolved already, the order is not
  * pending, or the action does not fit the item (an amount_mismatch item is credited already: it
- * can only be ignored, i.e. acknowledged). Details in err. On TP_OK, summary (if non-NULL) gets a
- * one-line description of what was done.
+ * can only be ignored, i.e. acknowledged; an above_ceiling item is matched only with over_ceiling;
+ * nothing above max_credit_fen is ever matched). Details in err. On TP_OK, summary (if non-NULL)
+ * gets a one-line description of what was done.
  */
 enum tp_status review_apply(struct pg_conn *c, const struct review_request *req, char *summary,
                             size_t summary_len, struct tp_error *err) TP_MUST_CHECK;
@@ -358,6 +385,35 @@ enum tp_status review_list(struct pg_conn *c, const struct review_filter *f, FIL
 
 /* Prints one item: the record, the decisions with their details, the candidates, the actions. */
 enum tp_status review_show(struct pg_conn *c, int64_t review_id, FILE *out,
+                           struct tp_error *err) TP_MUST_CHECK;
+
+/* ---- payers.c: an account's verified payer names (account_payers; topupctl payers) ---- */
+
+/* Who and why, for every change of account_payers; strings borrowed. */
+struct payer_change {
+    const char *account_id;   /* 1..64 characters */
+    const char *display_name; /* the name as the bank shows it; 1..200 bytes of UTF-8 */
+    const char *by;           /* who: 1..100 characters */
+    const char *reason;       /* why: 1..1000 characters */
+};
+
+/*
+ * Adds display_name (normalised with names_normalize, as rule 2 compares it) as a verified payer
+ * of the account, audited. TP_INVALID: a bad field, or a name that normalises to nothing (an
+ * intermediary only). TP_CONFLICT: the account has that name already. On TP_OK *id (if non-NULL)
+ * is the new row's id.
+ */
+enum tp_status payers_add(struct pg_conn *c, const struct payer_change *p, int64_t *id,
+                          struct tp_error *err) TP_MUST_CHECK;
+
+/* Removes the active payer display_name (as normalised) of the account: stamps removed_by/at/
+ * reason, deletes nothing. TP_NOT_FOUND: no such active payer. */
+enum tp_status payers_remove(struct pg_conn *c, const struct payer_change *p,
+                             struct tp_error *err) TP_MUST_CHECK;
+
+/* Prints the payers of account_id (NULL: every account), tab-separated with a header; removed
+ * ones too when all. */
+enum tp_status payers_list(struct pg_conn *c, const char *account_id, bool all, FILE *out,
                            struct tp_error *err) TP_MUST_CHECK;
 
 #endif

@@ -327,6 +327,7 @@ static void reconcile_collect(struct reconcile *r)
         m->currency_cny = strcmp(it->rec.currency, "CNY") == 0;
         m->name_norm = it->rec.name_norm;
         m->value_day = it->rec.value_day;
+        m->received_at_ms = it->rec.received_at_ms;
         m->ncodes = it->rec.ncodes;
         memcpy(m->codes, it->rec.codes, sizeof(m->codes));
         it->mi = (int)r->n_m;
@@ -436,9 +437,15 @@ static enum tp_status reconcile_fetch_by_key(struct reconcile *r, size_t n1, siz
         reconcile_orders_cap(r, n1 + n2);
         orders_store_fill(r->orders_res2, r->orders + n1);
         for (size_t i = n1; i < n1 + n2; i++) {
-            /* The matcher needs distinct orders. */
+            /* The matcher needs distinct orders; one fetched by code too takes the payer flag. */
             if (n1 == 0 || !bsearch(&r->orders[i].id, ids, n1, sizeof(*ids), reconcile_cmp_i64)) {
                 r->orders[(*n)++] = r->orders[i];
+            } else if (r->orders[i].payer_verified) {
+                for (size_t j = 0; j < n1; j++) {
+                    if (r->orders[j].id == r->orders[i].id) {
+                        r->orders[j].payer_verified = true;
+                    }
+                }
             }
         }
     }
@@ -920,6 +927,9 @@ void recon_tally_count(const struct recon_tally *t, struct counters *c)
         [MATCHER_REASON_AMBIGUOUS] = "recon.review.ambiguous",
         [MATCHER_REASON_AMOUNT_MISMATCH] = "recon.review.amount_mismatch",
         [MATCHER_REASON_AGED_UNMATCHED] = "recon.review.aged_unmatched",
+        [MATCHER_REASON_ABOVE_CEILING] = "recon.review.above_ceiling",
+        [MATCHER_REASON_UNVERIFIED_PAYER] = "recon.review.unverified_payer",
+        [MATCHER_REASON_LATE_ORDER] = "recon.review.late_order",
     };
     if (c == NULL) {
         return;

@@ -12,7 +12,7 @@
 #define RECORDS_COLUMNS                                                                            \
     "r.id, r.receiving_account, r.bank_txn_id, r.value_date::text, r.amount_fen, r.currency,"      \
     " r.direction, r.reversal, r.counterparty_name_norm, r.ref_codes::text, r.event_id,"           \
-    " r.counterparty_name, r.remittance_info"
+    " r.counterparty_name, r.remittance_info, (extract(epoch FROM r.received_at) * 1000)::bigint"
 
 static const char records_sql_known[] =
     "SELECT x.i FROM json_to_recordset($1::json) AS x(i int, a text, t text)"
@@ -29,7 +29,7 @@ static const char records_sql_copy[] =
     "COPY statement_records (id, receiving_account, bank_txn_id, id_is_fingerprint, booking_date,"
     " value_date, amount_fen, currency, direction, reversal, counterparty_name,"
     " counterparty_name_norm, counterparty_account, counterparty_bank, remittance_info,"
-    " source_file, source_location, format, event_id, state, ref_codes) FROM STDIN";
+    " source_file, source_location, format, event_id, state, ref_codes, import_id) FROM STDIN";
 
 /*
  * The new orders by code, one probe each (a lateral subquery kept apart by OFFSET 0: never a scan
@@ -157,6 +157,11 @@ void records_store_copy_row(struct copyw *w, int64_t id, const struct recon_reco
     }
     codes[o++] = '}';
     copyw_strn(w, codes, o);
+    if (x->import_id > 0) {
+        copyw_int(w, x->import_id);
+    } else {
+        copyw_str(w, NULL);
+    }
     copyw_end_row(w);
 }
 
@@ -221,6 +226,7 @@ void records_store_row(const PGresult *res, int row, struct recon_record *r, int
     r->event_id = pg_get_str(res, row, 10);
     r->counterparty_name = pg_get_str(res, row, 11);
     r->remittance_info = pg_get_str(res, row, 12);
+    r->received_at_ms = pg_get_i64(res, row, 13);
     r->booking_date = "";
 }
 

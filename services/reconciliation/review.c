@@ -144,6 +144,33 @@ static enum tp_status review_decision(struct pg_conn *c, const struct review_ite
     return st;
 }
 
+/*
+ * The ceilings (issue #15): nothing above the ledger's recharge ceiling is ever matched (the
+ * ledger would refuse the PaymentMatched and the order would stay processing); an item sent to
+ * review for being above RECON_MAX_RECORD_FEN is matched only when support confirms the amount.
+ */
+static enum tp_status review_check_ceiling(const struct review_request *req,
+                                           const struct review_item *it, struct tp_error *err)
+{
+    char amount[MONEY_STR_MAX], max[MONEY_STR_MAX];
+    if (req->max_credit_fen <= 0 || it->amount_fen > req->max_credit_fen) {
+        return error_set(err, TP_CONFLICT,
+                         "review item %lld: the transfer of %s CNY is above the ledger's recharge "
+                         "ceiling (LEDGER_MAX_RECHARGE_FEN, %s CNY), which would refuse the "
+                         "credit; nothing was changed: pay it back with `review refund`",
+                         (long long)it->id, money_format(it->amount_fen, amount),
+                         money_format(req->max_credit_fen > 0 ? req->max_credit_fen : 0, max));
+    }
+    if (strcmp(it->reason, "above_ceiling") == 0 && !req->over_ceiling) {
+        return error_set(err, TP_CONFLICT,
+                         "review item %lld: the transfer of %s CNY is above the automatic ceiling "
+                         "(RECON_MAX_RECORD_FEN); nothing was changed: confirm the amount with "
+                         "--over-ceiling (audited), or pay it back with `review refund`",
+                         (long long)it->id, money_format(it->amount_fen, amount));
+    }
+    return TP_OK;
+}
+
 static enum tp_status review_match(struct pg_conn *c, struct review_tx *tx,
                                    const struct review_item *it, struct tp_error *err)
 {
@@ -161,9 +188,13 @@ static enum tp_status review_match(struct pg_conn *c, struct review_tx *tx,
                          "matched",
                          (long long)it->id, it->state, it->direction, it->currency);
     }
+    enum tp_status st = review_check_ceiling(req, it, err);
+    if (st != TP_OK) {
+        return st;
+    }
     const char *const p[1] = {tx->code};
     PGresult *ores = NULL;
-    enum tp_status st = pg_exec(c, review_sql_order, 1, p, &ores, err);
+    st = pg_exec(c, review_sql_order, 1, p, &ores, err);
     if (st != TP_OK) {
         goto out;
     }
@@ -191,9 +222,10 @@ static enum tp_status review_match(struct pg_conn *c, struct review_tx *tx,
                        m.order_code, pg_get_str(ores, 0, 4));
     }
     json_t *extra =
-        json_pack("{s:s,s:s,s:I,s:I,s:b}", "order_code", m.order_code, "account_id", m.account_id,
-                  "order_amount_fen", (json_int_t)m.order_amount_fen, "credited_fen",
-                  (json_int_t)m.credited_fen, "amount_mismatch", m.amount_mismatch);
+        json_pack("{s:s,s:s,s:I,s:I,s:b,s:b}", "order_code", m.order_code, "account_id",
+                  m.account_id, "order_amount_fen", (json_int_t)m.order_amount_fen, "credited_fen",
+                  (json_int_t)m.credited_fen, "amount_mismatch", m.amount_mismatch, "over_ceiling",
+                  strcmp(it->reason, "above_ceiling") == 0);
     if (st == TP_OK) {
         st = review_decision(c, it, req, "matched", m.order_id, extra, err);
     } else {
@@ -372,8 +404,8 @@ enum tp_status review_show(struct pg_conn *c, int64_t review_id, FILE *out, stru
         " d.details::text AS details FROM review_queue q"
         " JOIN match_decisions d ON d.record_id = q.record_id WHERE q.id = $1::bigint"
         " ORDER BY d.id",
-        "SELECT a.id AS action_id, a.action, a.actor, a.reason, a.created_at FROM review_actions a"
-        " WHERE a.review_id = $1::bigint ORDER BY a.id",
+        ("SELECT a.id AS action_id, a.action, a.actor, a.reason, a.created_at FROM review_actions a"
+         " WHERE a.review_id = $1::bigint ORDER BY a.id"),
     };
     static const char *const headings[] = {"review item", "statement record", "order referenced",
                                            "decision", "action"};

@@ -28,6 +28,10 @@
 #define WORKER_BACKOFF_MIN_MS 100
 #define WORKER_BACKOFF_MAX_MS 5000
 #define WORKER_FLUSH_MS       1000
+/* The dead-letter reason of a bank record that belongs to no recorded import. */
+#define WORKER_REASON_PROVENANCE                                                                   \
+    "provenance: no recorded import (statement_import_records, status publishing or completed) "   \
+    "holds this record's digest"
 
 struct worker;
 
@@ -64,6 +68,10 @@ struct worker {
     struct kafka_message *msgs;
     struct decoded *dec;
     bool *ok; /* dec[i] holds a decoded message */
+    /* The batch's records for the provenance lookup: message index, digest, import found. */
+    int *prov_idx;
+    const uint8_t **prov_digests;
+    int64_t *prov_imports;
     int64_t last_sweep_ms;
     int64_t last_flush_ms;
 };
@@ -93,16 +101,19 @@ static void worker_sleep(int64_t ms)
     }
 }
 
-/* Dead-letters msg; retried until acknowledged or a stop is requested (then false). */
+/*
+ * Dead-letters msg with reason and counts it under counter; retried until acknowledged or a stop
+ * is requested (then false).
+ */
 static bool worker_dead_letter(struct worker *w, const struct kafka_message *msg,
-                               const char *reason)
+                               const char *reason, const char *counter)
 {
     int64_t backoff = WORKER_BACKOFF_MIN_MS;
     while (true) {
         struct tp_error err = {0};
         if (kafka_dead_letter(w->dlq, msg, reason, WORKER_DLQ_TIMEOUT_MS, &err) == TP_OK) {
             /* kafka_dead_letter logs it with topic, partition, offset and reason. */
-            counters_incr(w->counters, "recon.dlq", 1);
+            counters_incr(w->counters, counter, 1);
             return true;
         }
         log_warn("dead letter not acknowledged, retrying", LF_S("topic", msg->topic),
@@ -173,7 +184,59 @@ static void worker_count_orders(struct worker *w, int n)
     }
 }
 
-/* Decodes msgs[0..n) and deals them to the lanes; the invalid ones are dead-lettered. */
+/*
+ * Provenance (README "Trust"): the batch's records are looked up by digest among the recorded
+ * imports, in one query on lane 0's connection (the lanes have not started). A record of no
+ * recorded import is dead-lettered (recon.refused.provenance) and goes no further: nothing of it
+ * is stored or matched. The others carry their import id into statement_records. A failed lookup
+ * is retried until it answers; false when a stop came first (the batch is then not committed).
+ */
+static bool worker_check_provenance(struct worker *w, int n)
+{
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        if (w->ok[i] && w->dec[i].kind == DECODE_RECORD) {
+            w->prov_idx[k] = i;
+            w->prov_digests[k] = w->dec[i].digest;
+            k++;
+        }
+    }
+    int64_t backoff = WORKER_BACKOFF_MIN_MS;
+    struct tp_error err = {0};
+    while (provenance_lookup(w->lanes[0].pg, w->prov_digests, k, w->prov_imports, &err) != TP_OK) {
+        log_warn("provenance lookup failed, retrying", LF_S("error", err.msg),
+                 LF_I("retry_in_ms", backoff));
+        if (signals_stop_requested()) {
+            return false;
+        }
+        worker_sleep(backoff);
+        backoff = backoff * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : backoff * 2;
+    }
+    for (size_t j = 0; j < k; j++) {
+        int i = w->prov_idx[j];
+        if (w->prov_imports[j] > 0) {
+            w->dec[i].rec.import_id = w->prov_imports[j];
+            continue;
+        }
+        log_warn("bank record of no recorded import refused", LF_S("topic", w->msgs[i].topic),
+                 LF_I("partition", w->msgs[i].partition), LF_I("offset", w->msgs[i].offset),
+                 LF_S("receiving_account", w->dec[i].rec.receiving_account),
+                 LF_S("bank_txn_id", w->dec[i].rec.bank_txn_id),
+                 LF_I("amount_fen", w->dec[i].rec.amount_fen));
+        if (!worker_dead_letter(w, &w->msgs[i], WORKER_REASON_PROVENANCE,
+                                "recon.refused.provenance")) {
+            return false;
+        }
+        decode_free(&w->dec[i]);
+        w->ok[i] = false;
+    }
+    return true;
+}
+
+/*
+ * Decodes msgs[0..n), checks the records' provenance and deals what is left to the lanes; the
+ * invalid and the unrecorded are dead-lettered.
+ */
 static bool worker_decode(struct worker *w, int n)
 {
     for (int k = 0; k < w->nlanes; k++) {
@@ -184,14 +247,18 @@ static bool worker_decode(struct worker *w, int n)
         struct tp_error err = {0};
         w->ok[i] = decode_message(w->msgs[i].topic, w->msgs[i].payload, w->msgs[i].len, w->accounts,
                                   &w->dec[i], &err) == TP_OK;
-        if (!w->ok[i]) {
-            if (!worker_dead_letter(w, &w->msgs[i], err.msg)) {
-                return false;
-            }
-            continue;
+        if (!w->ok[i] && !worker_dead_letter(w, &w->msgs[i], err.msg, "recon.dlq")) {
+            return false;
         }
-        struct lane *l = &w->lanes[worker_lane_of(w, &w->dec[i])];
-        l->msg_idx[l->n++] = i;
+    }
+    if (!worker_check_provenance(w, n)) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (w->ok[i]) {
+            struct lane *l = &w->lanes[worker_lane_of(w, &w->dec[i])];
+            l->msg_idx[l->n++] = i;
+        }
     }
     return true;
 }
@@ -211,7 +278,7 @@ static enum tp_status lane_isolate(struct lane *l)
         if (st == TP_OK) {
             recon_tally_count(&tally, l->w->counters);
         } else if (st == TP_INVALID) {
-            if (!worker_dead_letter(l->w, &l->w->msgs[i], l->err.msg)) {
+            if (!worker_dead_letter(l->w, &l->w->msgs[i], l->err.msg, "recon.dlq")) {
                 return TP_RETRY;
             }
         } else {
@@ -378,7 +445,10 @@ static enum tp_status worker_open_lane(struct worker *w, int k, struct tp_error 
         return TP_FATAL;
     }
     l->rc = reconcile_new(l->pg, &w->settings, err);
-    return l->rc != NULL ? TP_OK : TP_FATAL;
+    if (l->rc == NULL) {
+        return TP_FATAL;
+    }
+    return k == 0 ? provenance_prepare(l->pg, err) : TP_OK;
 }
 
 static enum tp_status worker_open(struct worker *w, struct tp_error *err)
@@ -422,6 +492,9 @@ static void worker_close(struct worker *w)
     free(w->msgs);
     free(w->dec);
     free(w->ok);
+    free(w->prov_idx);
+    free(w->prov_digests);
+    free(w->prov_imports);
 }
 
 int worker_run(const struct recon_config *cfg, const struct recon_accounts *accounts,
@@ -439,6 +512,10 @@ int worker_run(const struct recon_config *cfg, const struct recon_accounts *acco
     w.msgs = mem_calloc((size_t)cfg->batch_max, sizeof(*w.msgs));
     w.dec = mem_calloc((size_t)cfg->batch_max, sizeof(*w.dec));
     w.ok = mem_calloc((size_t)cfg->batch_max, sizeof(*w.ok));
+    w.prov_idx = mem_calloc((size_t)cfg->batch_max, sizeof(*w.prov_idx));
+    w.prov_digests = mem_calloc((size_t)cfg->batch_max, sizeof(*w.prov_digests));
+    w.prov_imports = mem_calloc((size_t)cfg->batch_max, sizeof(*w.prov_imports));
+    w.settings.matcher.max_record_fen = cfg->max_record_fen;
     int code = 0;
     struct tp_error err = {0};
     if (worker_open(&w, &err) != TP_OK) {

@@ -13,7 +13,8 @@
 static const char review_usage[] =
     "usage: topupctl review list [--all] [--reason REASON] [--limit N]\n"
     "       topupctl review show REVIEW_ID\n"
-    "       topupctl review match REVIEW_ID --order CODE --actor NAME --reason TEXT\n"
+    "       topupctl review match REVIEW_ID --order CODE --actor NAME --reason TEXT "
+    "[--over-ceiling]\n"
     "       topupctl review refund REVIEW_ID --actor NAME --reason TEXT\n"
     "       topupctl review ignore REVIEW_ID --actor NAME --reason TEXT\n"
     "\n"
@@ -24,6 +25,8 @@ static const char review_usage[] =
     "refund  mark the transfer to be paid back to the sender (no credit)\n"
     "ignore  dismiss the transfer (no credit); for an amount_mismatch item, which is credited\n"
     "        already, acknowledge the flag\n"
+    "--over-ceiling  match an above_ceiling item (the amount confirmed; audited in the decision);\n"
+    "        nothing above LEDGER_MAX_RECHARGE_FEN is ever matched: refund it\n"
     "Every action is audited with --actor and --reason. Exit 1 when the item or the order does\n"
     "not exist, the item is resolved already, or the order is no longer pending.\n";
 
@@ -85,8 +88,9 @@ static int review_act_cmd(struct pg_conn *c, enum review_action action, int argc
     static const struct option opts[] = {{"order", required_argument, NULL, 'o'},
                                          {"actor", required_argument, NULL, 'a'},
                                          {"reason", required_argument, NULL, 'r'},
+                                         {"over-ceiling", no_argument, NULL, 'c'},
                                          {NULL, 0, NULL, 0}};
-    struct review_request req = {.action = action};
+    struct review_request req = {.action = action, .max_credit_fen = topupctl_cfg.max_recharge_fen};
     int ch;
     while ((ch = getopt_long(argc, argv, "o:a:r:", opts, NULL)) != -1) {
         switch (ch) {
@@ -99,13 +103,17 @@ static int review_act_cmd(struct pg_conn *c, enum review_action action, int argc
         case 'r':
             req.reason = optarg;
             break;
+        case 'c':
+            req.over_ceiling = true;
+            break;
         default:
             fputs(review_usage, stderr);
             return TOPUPCTL_EXIT_USAGE;
         }
     }
     if (optind + 1 != argc || !review_parse_id(argv[optind], &req.review_id) ||
-        (action == REVIEW_MATCH) != (req.order_code != NULL)) {
+        (action == REVIEW_MATCH) != (req.order_code != NULL) ||
+        (req.over_ceiling && action != REVIEW_MATCH)) {
         fputs(review_usage, stderr);
         return TOPUPCTL_EXIT_USAGE;
     }

@@ -30,6 +30,8 @@ static const char verify_usage[] =
     "  event_applied_and_rejected  an event id both in account_flows and ledger_rejections\n"
     "  recharge_without_decision   a recharge flow whose order has no match decision\n"
     "  recharge_not_as_decided     a recharge flow whose amount is not its matched record's\n"
+    "  recharge_without_import     a recharge flow whose matched record has no recorded import\n"
+    "                              (no import_id, or its import is missing)\n"
     "  usage_refund_without_usage  a usage refund (positive refund) naming no usage of its\n"
     "                              account\n"
     "  usage_refund_above_usage    usage refunds of one usage giving back more than it took\n"
@@ -106,6 +108,13 @@ static const struct verify_check verify_checks[] = {
      "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
      "JOIN statement_records r ON r.id = d.record_id "
      "WHERE f.flow_type = 'recharge' AND r.amount_fen <> f.amount_fen ORDER BY f.id"},
+    {"recharge_without_import",
+     "SELECT f.id AS flow_id, f.reference AS order_code, r.bank_txn_id, r.import_id "
+     "FROM account_flows f JOIN topup_orders o ON o.code = f.reference "
+     "JOIN match_decisions d ON d.order_id = o.id AND d.outcome = 'matched' "
+     "JOIN statement_records r ON r.id = d.record_id "
+     "LEFT JOIN statement_imports si ON si.id = r.import_id "
+     "WHERE f.flow_type = 'recharge' AND si.id IS NULL ORDER BY f.id"},
     {"usage_refund_without_usage",
      "SELECT f.id AS flow_id, f.account_id AS account, f.reference, f.refund_of, f.amount_fen "
      "FROM account_flows f WHERE f.flow_type = 'refund' AND f.amount_fen > 0 AND "

@@ -25,7 +25,7 @@ struct topupctl_config {
     /* verify: the ledger's per-event ceilings (the ledger's settings of the same names). */
     int64_t max_recharge_fen, max_usage_fen, max_refund_fen;
     /* close: unmatched credits older than this many days are breaks; wait for the day lock. */
-    int64_t close_unmatched_max_days, close_lock_timeout_ms;
+    int64_t close_unmatched_max_days, close_lock_timeout_ms, close_payout_max_days;
 };
 extern struct topupctl_config topupctl_cfg;
 
@@ -43,6 +43,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_review(int argc, char **argv);
+int cmd_payers(int argc, char **argv);
 int cmd_refund(int argc, char **argv);
 /* close: exit 0 no break, 1 breaks, 2 usage or error (its own codes, see the README). */
 int cmd_close(int argc, char **argv);

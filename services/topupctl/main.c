@@ -20,6 +20,7 @@ static const struct topupctl_command commands[] = {
     {"token", cmd_token, "issue or check an API bearer token (TOKEN_SECRET)"},
     {"verify", cmd_verify, "check the ledger invariants; print every violation (exit 5 if any)"},
     {"review", cmd_review, "reconciliation review queue: list, show, match, refund, ignore"},
+    {"payers", cmd_payers, "an account's verified payer names (rule 2): add, remove, list"},
     {"refund", cmd_refund, "refunds of unused paid credit: request, approve, reject, list"},
     {"close", cmd_close, "close a business day: statement vs matches vs ledger (exit 1 breaks)"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
@@ -41,7 +42,8 @@ static const struct config_def config_defs[] = {
      "file rolls back, the holder is named, exit 4",
      &topupctl_cfg.migrate_lock_timeout_ms},
     {"LEDGER_MAX_RECHARGE_FEN", CONFIG_INT, "100000000", 1, 100000000000,
-     "verify: the ledger's recharge ceiling (set it as the ledger's); a flow above it is reported",
+     "verify: the ledger's recharge ceiling (set it as the ledger's); a flow above it is reported; "
+     "review match never credits a transfer above it",
      &topupctl_cfg.max_recharge_fen},
     {"LEDGER_MAX_USAGE_FEN", CONFIG_INT, "1000000", 1, 100000000000,
      "verify: the ledger's usage ceiling (set it as the ledger's)", &topupctl_cfg.max_usage_fen},
@@ -55,6 +57,10 @@ static const struct config_def config_defs[] = {
     {"TOPUPCTL_CLOSE_LOCK_TIMEOUT_MS", CONFIG_INT, "60000", 10, 3600000,
      "close: longest wait for another close of the same day to finish; past it exit 2",
      &topupctl_cfg.close_lock_timeout_ms},
+    {"TOPUPCTL_CLOSE_PAYOUT_MAX_DAYS", CONFIG_INT, "3", 0, 3650,
+     "close: a refund sent to the bank (payout file) and neither paid out nor failed after this "
+     "many days is a break; younger ones are listed as outstanding payouts",
+     &topupctl_cfg.close_payout_max_days},
     {0},
 };
 

@@ -6,8 +6,8 @@
 #
 # Needs the stack env of tests/with-stack.sh (PG_CONNINFO, REDIS_*, KAFKA_BOOTSTRAP_SERVERS,
 # TOPUP_BUILD_DIR, TOPUP_SOURCE_DIR), the built services, /usr/bin/chromium, node, npm and kcat.
-# Screenshots of every tab go to $TOPUP_BUILD_DIR/browser/screenshots; service logs to
-# $TOPUP_BUILD_DIR/browser/logs.
+# Screenshots of every view go to tests/browser/screenshots (git-ignored, for review); service logs
+# to $TOPUP_BUILD_DIR/browser/logs.
 set -euo pipefail
 
 die() {
@@ -25,7 +25,7 @@ BUILD=$(cd "$TOPUP_BUILD_DIR" && pwd)
 HERE=$SRC/tests/browser
 WORK=$BUILD/browser
 NPM_DIR=$WORK/npm
-SHOTS=$WORK/screenshots
+SHOTS=$HERE/screenshots
 LOGS=$WORK/logs
 RUN=$WORK/run
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -67,6 +67,8 @@ ACCOUNT=browser-$SUFFIX
 PAYEE_NUMBER="6214 8301 $(printf '%04d %04d' $((16#${SUFFIX:0:4} % 10000)) $((16#${SUFFIX:4:4} % 10000)))"
 PAYEE_BANK="招商银行上海分行"
 PAYEE_NAME="上海无量智能科技有限公司"
+# Where the page sends a user whose payment needs support ({code}: the order's reference code).
+SUPPORT_URL="https://support.wuliang.example/ticket?topic=top-up&order={code}"
 # A signing secret of this run; topupctl issues the tokens with it.
 export TOKEN_SECRET
 TOKEN_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
@@ -109,6 +111,7 @@ start order-intake env \
     INTAKE_PAYEE_BANK_NAME="$PAYEE_BANK" \
     INTAKE_PAYEE_ACCOUNT_NAME="$PAYEE_NAME" \
     INTAKE_PAYEE_ACCOUNT_NUMBER="$PAYEE_NUMBER" \
+    INTAKE_SUPPORT_URL="$SUPPORT_URL" \
     "$INTAKE"
 start reconciliation env \
     KAFKA_AUTO_OFFSET_RESET=latest \
@@ -160,6 +163,7 @@ TOPUP_BASE_URL=$BASE_URL \
     TOPUP_PAYEE_BANK=$PAYEE_BANK \
     TOPUP_PAYEE_NAME=$PAYEE_NAME \
     TOPUP_PAYEE_NUMBER=$PAYEE_NUMBER \
+    TOPUP_SUPPORT_URL=$SUPPORT_URL \
     TOPUP_SCREENSHOT_DIR=$SHOTS \
     TOPUP_WORK_DIR=$RUN \
     TOPUP_STATEMENT_IMPORT=$IMPORT \

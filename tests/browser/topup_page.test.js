@@ -24,6 +24,7 @@ const ACCOUNT = need('TOPUP_ACCOUNT');
 const PAYEE_BANK = need('TOPUP_PAYEE_BANK');
 const PAYEE_NAME = need('TOPUP_PAYEE_NAME');
 const PAYEE_NUMBER = need('TOPUP_PAYEE_NUMBER');
+const SUPPORT_URL = need('TOPUP_SUPPORT_URL'); /* INTAKE_SUPPORT_URL, with {code} */
 const SHOTS = need('TOPUP_SCREENSHOT_DIR');
 const WORK = need('TOPUP_WORK_DIR');
 const STATEMENT_IMPORT = need('TOPUP_STATEMENT_IMPORT');
@@ -109,7 +110,7 @@ async function fillForm(opts) {
     }
     await page.getByRole('textbox', { name: 'Remitter name', exact: true }).fill(opts.name);
     await page.getByRole('textbox', { name: 'Bank name', exact: true }).fill(opts.bank);
-    await page.getByRole('textbox', { name: 'Remarks (optional)', exact: true })
+    await page.getByRole('textbox', { name: 'Note for this order (optional)', exact: true })
         .fill(opts.remarks || '');
     const agree = page.getByLabel('I have read and agree to the Recharge Agreement.');
     if (opts.agree) {
@@ -119,13 +120,88 @@ async function fillForm(opts) {
     }
 }
 
+/* Submits the form; the page moves to the new order's own view (#orders/CODE). */
 async function submitAndReadResult() {
     await page.getByRole('button', { name: 'Submit' }).click();
-    const card = page.locator('#order-result');
-    await card.waitFor({ state: 'visible' });
-    const code = (await page.locator('#result-code').textContent()).trim();
+    await page.locator('#order-detail').waitFor({ state: 'visible' });
+    const codeEl = page.locator('#pay-fields [data-field="code"] .pay-value');
+    await codeEl.waitFor();
+    const code = (await codeEl.textContent()).trim();
     assert.match(code, /^[0-9A-Z]{6,16}$/, 'a reference code is shown');
+    assert.equal(new URL(page.url()).hash, '#orders/' + code, 'the order has an address of its own');
     return code;
+}
+
+/* The value shown in the order view's "how to pay" box for one field. */
+async function payValue(p, field) {
+    return (await p.locator(`#pay-fields [data-field="${field}"] .pay-value`).textContent()).trim();
+}
+
+async function timelineOf(p) {
+    return p.locator('#detail-timeline li').evaluateAll((lis) =>
+        lis.map((li) => li.dataset.step + ':' + li.dataset.state));
+}
+
+/* The two sizes every view is checked at, in both languages. */
+const LAYOUTS = [
+    { name: 'desktop', width: 1440, height: 900 },
+    { name: 'phone', width: 390, height: 844 },
+];
+const LANGS = ['en', 'zh'];
+
+/*
+ * A signed-in page of its own at one size and language, opened at a hash (#orders/CODE, ...).
+ * The token is put into the tab's sessionStorage before the page's scripts run, as a sign-in would.
+ */
+async function openAt(lang, layout, hash) {
+    const ctx = await newContext(lang === 'zh' ? 'zh-CN' : 'en-US', layout);
+    await ctx.addInitScript((tok) => sessionStorage.setItem('topup.token', tok), TOKEN);
+    const p = await ctx.newPage();
+    watchErrors(p);
+    p.setDefaultTimeout(30000);
+    await p.goto('/' + hash);
+    await p.locator('#app').waitFor({ state: 'visible' });
+    return { ctx, p };
+}
+
+/*
+ * What sticks out sideways: the document wider than the window, any element reaching past the
+ * window's right edge, and any box that scrolls sideways (a table behind an unmarked scroll).
+ * Hidden elements and form controls' own text are not layout.
+ */
+async function overflowOf(p) {
+    return p.evaluate(() => {
+        const out = [];
+        const de = document.documentElement;
+        const width = de.clientWidth;
+        if (de.scrollWidth > width) {
+            out.push(`the document is ${de.scrollWidth} px wide in a ${width} px window`);
+        }
+        const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+            (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+        for (const el of document.querySelectorAll('body *')) {
+            if (el.closest('.visually-hidden, .skip-link, [hidden], dialog:not([open]), thead')) {
+                continue;
+            }
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) {
+                continue;
+            }
+            if (r.right > width + 0.5) {
+                out.push(`${name(el)} ends at ${Math.round(r.right)} px (window ${width} px)`);
+            }
+            const cs = getComputedStyle(el);
+            if (!['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName) &&
+                ['auto', 'scroll', 'hidden'].includes(cs.overflowX) && el.scrollWidth > el.clientWidth + 1) {
+                out.push(`${name(el)} hides ${el.scrollWidth - el.clientWidth} px sideways`);
+            }
+        }
+        return out;
+    });
+}
+
+async function shotOf(p, name) {
+    await p.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
 }
 
 /* Formats an RFC 3339 time the way the page must: en-GB in the browser's time zone. */
@@ -224,11 +300,11 @@ function watchErrors(p) {
     });
 }
 
-async function newContext(locale) {
+async function newContext(locale, layout) {
     const ctx = await browser.newContext({
         locale,
         timezoneId: TIME_ZONE,
-        viewport: { width: 1280, height: 900 },
+        viewport: { width: (layout || LAYOUTS[0]).width, height: (layout || LAYOUTS[0]).height },
         baseURL: BASE,
     });
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
@@ -345,38 +421,102 @@ test('validation errors appear next to the fields, with the API codes', async ()
     assert.equal(list.body.orders.length, 0, 'no order was created by invalid submissions');
 });
 
-test('an order with a preset amount shows its reference code and instructions', async () => {
+test('a new order opens its own view: timeline, and every transfer field with a copy button', async () => {
     await fillForm({ preset: '500', name: '张三', bank: '招商银行', remarks: 'first top-up',
                      agree: true });
     const code = await submitAndReadResult();
     shared.presetCode = code;
-    assert.equal(await page.locator('#result-amount').textContent(), '¥500.00');
-    assert.match(await page.locator('#result-instruction').textContent(), new RegExp(code));
-    assert.equal(await page.locator('#result-payee-number').textContent(), PAYEE_NUMBER);
-    assert.equal(await page.locator('#result-status [data-status]').getAttribute('data-status'),
+    const view = page.locator('#order-detail');
+    assert.match(await view.locator('#detail-title').textContent(),
+                 new RegExp(`Order ${code} created: complete your bank transfer`));
+    assert.equal(await view.locator('#detail-status [data-status]').getAttribute('data-status'),
                  'pending');
+    assert.match(await page.locator('#detail-instruction').textContent(), new RegExp(code));
+    assert.equal(await payValue(page, 'account_name'), PAYEE_NAME);
+    assert.equal(await payValue(page, 'bank_name'), PAYEE_BANK);
+    assert.equal(await payValue(page, 'account_number'), PAYEE_NUMBER);
+    assert.equal(await payValue(page, 'amount'), '¥500.00');
+    assert.deepEqual(await timelineOf(page),
+                     ['created:done', 'awaiting:current', 'received:todo', 'credited:todo']);
 
-    await page.getByRole('button', { name: 'Copy' }).click();
-    await page.locator('#copy-status').getByText('Copied').waitFor();
-    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), code);
+    /* Each field copies what the bank's form wants: the number without spaces, the bare amount. */
+    const copies = [
+        ['Payee account name', PAYEE_NAME],
+        ['Payee bank', PAYEE_BANK],
+        ['Payee account number', PAYEE_NUMBER.replace(/\s+/g, '')],
+        ['Exact amount', '500.00'],
+        ['Reference code', code],
+    ];
+    for (const [what, want] of copies) {
+        await view.getByRole('button', { name: 'Copy ' + what, exact: true }).click();
+        await page.locator('#copy-status').getByText(what + ' copied').waitFor();
+        assert.equal(await page.evaluate(() => navigator.clipboard.readText()), want, what);
+    }
 
     const r = await apiCall('GET', '/v1/topup-orders/' + code);
     assert.equal(r.status, 200);
     assert.equal(r.body.amount, '500.00');
     assert.equal(r.body.status, 'pending');
     assert.equal(r.body.remitter_name, '张三');
-    assert.equal(await page.locator('#result-created time').textContent(),
+    assert.equal(await page.locator('#detail-timeline [data-step="created"] time').textContent(),
                  expectedTime(r.body.created_at), 'times in the browser time zone');
-    await shot('04-overview-order-created');
+    assert.equal(await page.locator('#detail-remitter').textContent(), '张三');
+    await shot('04-order-created');
     await expectAccessible(page, 'the created order');
+
+    /* A reload keeps the address and shows how to pay again. */
+    await page.reload();
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+    assert.equal(await payValue(page, 'account_number'), PAYEE_NUMBER);
+    assert.match(await page.locator('#detail-title').textContent(), new RegExp(`Order ${code}`));
+});
+
+test('coming back later: the overview and the orders list lead to how to pay, at both sizes in both languages', async () => {
+    const code = shared.presetCode;
+    const labels = {
+        en: { how: 'How to pay order ' + code, number: 'Payee account number', copy: 'Copy Reference code' },
+        zh: { how: `订单 ${code} 的付款方式`, number: '收款账号', copy: '复制参考码' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const L = labels[lang];
+            /* The overview lists the orders still awaiting a transfer, each with its way back. */
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            const waiting = p.locator(`#awaiting-list li[data-code="${code}"]`);
+            await waiting.waitFor();
+            assert.match(await waiting.textContent(), /¥500\.00/);
+            await waiting.getByRole('link', { name: L.how, exact: true }).click();
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            await p.goto('/#overview');
+            await shotOf(p, `overview-awaiting-${lang}-${layout.name}`);
+            await expectAccessible(p, `the overview with an order awaiting transfer at ${layout.name} in ${lang}`);
+            /* And so does the orders list. */
+            await p.goto('/#orders');
+            await p.getByRole('link', { name: L.how, exact: true }).click();
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            assert.equal(new URL(p.url()).hash, '#orders/' + code);
+            assert.equal(await p.locator('#pay-fields [data-field="account_number"] dt').textContent(),
+                         L.number);
+            assert.equal(await payValue(p, 'account_number'), PAYEE_NUMBER);
+            assert.equal(await p.locator('#pay-fields button').count(), 5, 'one copy button a field');
+            await p.getByRole('button', { name: L.copy, exact: true }).click();
+            assert.equal(await p.evaluate(() => navigator.clipboard.readText()), code);
+            const instruction = await p.locator('#detail-instruction').textContent();
+            assert.match(instruction, new RegExp(code));
+            assert.match(instruction, lang === 'zh' ? /附言/ : /remark/);
+            await shotOf(p, `order-pending-${lang}-${layout.name}`);
+            await expectAccessible(p, `the pending order at ${layout.name} size in ${lang}`);
+            await ctx.close();
+        }
+    }
 });
 
 test('an order with a custom amount', async () => {
-    await page.getByRole('button', { name: 'Create another order' }).click();
+    await page.getByRole('tab', { name: 'Overview' }).click();
     await fillForm({ custom: '123.4', name: '张三', bank: '招商银行', agree: true });
     const code = await submitAndReadResult();
     shared.customCode = code;
-    assert.equal(await page.locator('#result-amount').textContent(), '¥123.40');
+    assert.equal(await payValue(page, 'amount'), '¥123.40');
     const r = await apiCall('GET', '/v1/topup-orders/' + code);
     assert.equal(r.body.amount, '123.40');
     assert.equal(r.body.status, 'pending');
@@ -417,9 +557,13 @@ test('orders tab: newest first, badges, cancel with the confirmation dialog', as
     await shot('07-orders-cancelled');
 });
 
-test('a statement that pays an order: balance and recharge flow appear without reload', async () => {
+test('a statement that pays an order: the order view, the balance and the flow follow without reload', async () => {
     await page.getByRole('tab', { name: 'Overview' }).click();
     await page.locator('#balance-amount').getByText('¥0.00').waitFor();
+    /* The user waits on the order's own view, as the page left them after the create. */
+    await page.goto('/#orders/' + shared.customCode);
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(shared.customCode)
+        .waitFor();
     const navigations = [];
     page.on('framenavigated', (f) => navigations.push(f.url()));
 
@@ -431,13 +575,26 @@ test('a statement that pays an order: balance and recharge flow appear without r
     });
     importStatement(file);
 
-    await page.locator('#balance-amount').getByText('¥123.40')
-        .waitFor({ timeout: CREDIT_WAIT_MS });
-    assert.deepEqual(navigations, [], 'the balance refreshed without a page load');
-    await page.locator('#global-notice').getByText('Your balance was updated').waitFor();
-    /* The order on the page follows: completed (or still processing for a moment). */
-    await page.locator('#result-status .badge-completed').waitFor({ timeout: CREDIT_WAIT_MS });
-    await shot('08-overview-credited');
+    /* The view follows the order: completed, nothing left inviting a transfer. */
+    const view = page.locator('#order-detail');
+    await view.locator('#detail-status .badge-completed').waitFor({ timeout: CREDIT_WAIT_MS });
+    assert.equal(await page.locator('#detail-title').textContent(), `Order ${shared.customCode}`);
+    assert.doesNotMatch(await view.textContent(), /complete your bank transfer/i);
+    assert.equal(await page.locator('#detail-pay').isVisible(), false, 'no instructions once paid');
+    assert.equal(await page.locator('#detail-summary').textContent(),
+                 '¥123.40 was credited to your balance. Nothing more to do.');
+    assert.deepEqual(await timelineOf(page),
+                     ['created:done', 'awaiting:done', 'received:done', 'credited:done']);
+    assert.equal(await page.locator('#detail-cancel').isVisible(), false);
+    /* The notice names the order and the amount credited. */
+    await page.locator('#global-notice')
+        .getByText(`Order ${shared.customCode}: ¥123.40 was credited.`).waitFor();
+    assert.match(await page.locator('#global-notice').textContent(), /Your balance was updated: ¥123\.40/);
+    assert.deepEqual(navigations, [], 'the page followed without a page load');
+    await shot('08-order-credited');
+    await expectAccessible(page, 'the credited order');
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.locator('#balance-amount').getByText('¥123.40').waitFor();
 
     await page.getByRole('tab', { name: 'Account Flows' }).click();
     const row = page.locator('#flows-body tr[data-type="recharge"]');
@@ -448,6 +605,26 @@ test('a statement that pays an order: balance and recharge flow appear without r
     assert.equal(cells[3], '¥123.40');
     assert.equal(cells[4], shared.customCode);
     assert.equal(await row.first().locator('.amount-pos').count(), 1, 'credit coloured positive');
+});
+
+test('a paid order at both sizes in both languages: its status, no transfer instructions', async () => {
+    const code = shared.customCode;
+    const summary = {
+        en: '¥123.40 was credited to your balance. Nothing more to do.',
+        zh: '¥123.40 已计入您的余额，无需其他操作。',
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#orders/' + code);
+            await p.locator('#detail-status .badge-completed').waitFor();
+            assert.equal(await p.locator('#detail-summary').textContent(), summary[lang]);
+            assert.equal(await p.locator('#detail-pay').isVisible(), false);
+            assert.equal(await p.locator('#detail-timeline li[data-state="done"]').count(), 4);
+            await shotOf(p, `order-completed-${lang}-${layout.name}`);
+            await expectAccessible(p, `the completed order at ${layout.name} size in ${lang}`);
+            await ctx.close();
+        }
+    }
 });
 
 test('account flows: consume is signed and coloured, the type filter narrows the list', async () => {
@@ -520,7 +697,6 @@ test('a cancel that lost the race to a bank match is explained', async () => {
 
 test('a lost response: submitting again reuses the Idempotency-Key, no second order', async () => {
     await page.getByRole('tab', { name: 'Overview' }).click();
-    await page.getByRole('button', { name: 'Create another order' }).click();
     await fillForm({ custom: '77', name: '赵六', bank: '建设银行', agree: true });
 
     /* The first attempt reaches the service, but its answer is lost on the way back. */
@@ -542,17 +718,58 @@ test('a lost response: submitting again reuses the Idempotency-Key, no second or
     });
     await page.getByRole('button', { name: 'Submit' }).click();
     await page.locator('#form-error').getByText('Could not reach the server').waitFor();
-    assert.equal(await page.locator('#order-result').isVisible(), false);
+    assert.equal(await page.locator('#order-detail').isVisible(), false);
 
     const code = await submitAndReadResult();
     await page.unroute('**/v1/topup-orders');
     assert.equal(keys.length, 2);
     assert.ok(keys[0] && keys[0] === keys[1], 'the retry carried the same Idempotency-Key');
-    assert.equal(await page.locator('#result-amount').textContent(), '¥77.00');
+    assert.equal(await payValue(page, 'amount'), '¥77.00');
     const list = await apiCall('GET', '/v1/topup-orders?limit=100');
     const sevenSeven = list.body.orders.filter((o) => o.amount === '77.00');
     assert.deepEqual(sevenSeven.map((o) => o.code), [code], 'exactly one order was created');
     shared.retryCode = code;
+});
+
+test('the form\'s note and the bank transfer\'s remark field (附言/备注) are named apart', async () => {
+    const code = shared.retryCode; /* pending */
+    const want = {
+        en: { label: /^Note for this order \(optional\)$/, bankField: /remark field of your bank transfer \(附言 \/ 备注\)/ },
+        zh: { label: /^订单说明\s*（选填）$/, bankField: /银行转账的附言\/备注栏/ },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            const W = want[lang];
+            const note = p.getByRole('textbox', { name: W.label });
+            await note.waitFor();
+            assert.equal(await note.getAttribute('id'), 'remarks', 'the note is the form\'s remarks');
+            if (lang === 'zh') {
+                /* 附言/备注 is the bank's field only: the form's own field never takes its name. */
+                assert.doesNotMatch(await p.locator('label[for="remarks"]').textContent(), /附言|备注/);
+            } else {
+                assert.doesNotMatch(await p.locator('label[for="remarks"]').textContent(), /remark/i);
+            }
+            /* The note's help, the payee box and the order view all point at the bank's field. */
+            assert.match(await p.locator('#remarks-help').textContent(), W.bankField);
+            assert.match(await p.locator('#payee-help').textContent(), W.bankField);
+            await shotOf(p, `form-note-${lang}-${layout.name}`);
+            await expectAccessible(p, `the form at ${layout.name} size in ${lang}`);
+            await p.goto('/#orders/' + code);
+            await p.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+            assert.match(await p.locator('#detail-instruction').textContent(), W.bankField);
+            assert.match(await p.locator('#pay-fields [data-field="code"] .help').textContent(),
+                         W.bankField);
+            assert.doesNotMatch(await p.locator('#order-detail .detail-facts').textContent(),
+                                /附言|备注/, 'the note shown on the order is not called a remark');
+            await ctx.close();
+        }
+    }
+    /* The note the user typed is shown under its own name on the order. */
+    await page.goto('/#orders/' + shared.presetCode);
+    await page.locator('#detail-note').getByText('first top-up').waitFor();
+    assert.equal(await page.locator('#detail-note').locator('xpath=preceding-sibling::dt').textContent(),
+                 'Your note (not sent to the bank)');
 });
 
 test('orders pagination moves through pages and back', async () => {
@@ -587,6 +804,34 @@ test('orders pagination moves through pages and back', async () => {
         return codes.length === 1 && codes[0] === shared.presetCode;
     }, 30000);
     await page.getByLabel('Status').selectOption('');
+});
+
+test('cancel from the order view: it says so and stops showing how to pay', async () => {
+    const create = await apiCall('POST', '/v1/topup-orders', {
+        amount: '66.60', channel: 'bank_transfer', remitter_name: '王五',
+        remitter_bank: '工商银行', agreement_accepted: true,
+    }, { 'Idempotency-Key': crypto.randomUUID() });
+    assert.equal(create.status, 201);
+    const code = create.body.code;
+    await page.goto('/#orders/' + code);
+    await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
+    await page.locator('#order-detail').getByRole('button', { name: 'Cancel', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Cancel this order?' });
+    await dialog.getByRole('button', { name: 'Cancel order' }).click();
+    await page.locator('#detail-notice').getByText(`Order ${code} was cancelled.`).waitFor();
+    await page.locator('#detail-status .badge-cancelled').waitFor();
+    assert.equal(await page.locator('#detail-pay').isVisible(), false, 'no instructions once cancelled');
+    assert.deepEqual(await timelineOf(page), ['created:done', 'awaiting:done', 'cancelled:stopped']);
+    assert.match(await page.locator('#detail-summary').textContent(), /Do not send a transfer/);
+    assert.equal(await page.locator('#detail-cancel').isVisible(), false);
+    assert.equal((await apiCall('GET', '/v1/topup-orders/' + code)).body.status, 'cancelled');
+    await shot('11b-order-cancelled');
+    await expectAccessible(page, 'the cancelled order');
+
+    /* An address of an order that is not this account's says so. */
+    await page.goto('/#orders/TU0000000X');
+    await page.locator('#detail-notice').getByText('There is no order TU0000000X on this account.')
+        .waitFor();
 });
 
 test('Chinese by browser language, and the language switch', async () => {
@@ -647,6 +892,221 @@ test('keyboard: arrow keys move between tabs; sign-out forgets the account', asy
     assert.equal(await page.evaluate(() => sessionStorage.getItem('topup.token')), null);
     assert.equal(await page.locator('#app').isVisible(), false);
     assert.equal(await page.locator('#account-label').isVisible(), false);
+});
+
+test('a list that fails to load says why in its own words; the rows kept are marked stale', async () => {
+    const want = {
+        en: { orders: /^Your orders could not be loaded \(the service is temporarily unavailable\)\. Use Refresh to try again\. What is shown was loaded at .+ and may be out of date\.$/,
+              flows: /^Your account flows could not be loaded \(the server could not be reached\)\./,
+              tag: 'may be out of date', refresh: 'Refresh' },
+        zh: { orders: /^订单列表加载失败（服务暂时不可用），请点击“刷新”重试。当前显示的是 .+ 加载的内容，可能已过时。$/,
+              flows: /^账户流水加载失败（无法连接服务器）/,
+              tag: '可能已过时', refresh: '刷新' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const W = want[lang];
+            const { ctx, p } = await openAt(lang, layout, '#orders');
+            const rows = p.locator('#orders-body tr[data-code]');
+            await rows.first().waitFor();
+            const before = await rows.count();
+            /* The service answers 503 to the list (as when PostgreSQL is down). */
+            await ctx.route('**/v1/topup-orders?**', (route) => route.fulfill({
+                status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' },
+                body: JSON.stringify({ error: { code: 'unavailable', message: 'database unavailable', field: null } }),
+            }));
+            await p.locator('#panel-orders').getByRole('button', { name: W.refresh, exact: true }).click();
+            const notice = p.locator('#orders-notice');
+            await notice.waitFor({ state: 'visible' });
+            assert.match(await notice.textContent(), W.orders);
+            assert.doesNotMatch(await notice.textContent(), /input is kept|已填写的内容/,
+                                'not the form\'s message');
+            assert.equal(await notice.evaluate((el) => el.classList.contains('notice-error')), true);
+            assert.equal(await rows.count(), before, 'the rows from before stay');
+            assert.equal(await p.locator('#orders-body tr[data-stale="true"]').count(), before);
+            assert.equal(await p.locator('#orders-table').getAttribute('data-stale'), 'true');
+            await rows.first().locator('.stale-tag').getByText(W.tag, { exact: true }).waitFor();
+            await shotOf(p, `orders-load-failed-${lang}-${layout.name}`);
+            await expectAccessible(p, `the failed orders list at ${layout.name} size in ${lang}`);
+
+            /* The flows list: the server cannot be reached at all. */
+            await ctx.route('**/v1/account-flows?**', (route) => route.abort('connectionrefused'));
+            await p.goto('/#flows');
+            const fnotice = p.locator('#flows-notice');
+            await fnotice.waitFor({ state: 'visible' });
+            assert.match(await fnotice.textContent(), W.flows);
+            assert.equal(await p.locator('#flows-table').getAttribute('data-stale'), 'false',
+                         'nothing loaded yet: nothing to mark');
+
+            /* Back again: the error and the marks go. */
+            await ctx.unroute('**/v1/topup-orders?**');
+            await ctx.unroute('**/v1/account-flows?**');
+            await p.locator('#panel-flows').getByRole('button', { name: W.refresh, exact: true }).click();
+            await p.locator('#flows-body tr[data-type]').first().waitFor();
+            assert.equal(await fnotice.isVisible(), false);
+            await p.goto('/#orders');
+            await p.locator('#orders-table[data-stale="false"]').waitFor();
+            assert.equal(await p.locator('#orders-body tr[data-stale]').count(), 0);
+            assert.equal(await notice.isVisible(), false);
+            await ctx.close();
+        }
+    }
+});
+
+test('nothing overflows at 320, 390, 1440 and 1920 px in either language; lists become cards', async () => {
+    /* Every view with real content: orders of every status (one with a note), flows, the order views. */
+    const views = ['#overview', '#orders', '#flows', '#orders/' + shared.retryCode,
+                   '#orders/' + shared.customCode, '#orders/' + shared.presetCode];
+    for (const width of [320, 390, 1440, 1920]) {
+        for (const lang of LANGS) {
+            const layout = { name: String(width), width: width, height: width < 1000 ? 844 : 900 };
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            for (const hash of views) {
+                await p.goto('/' + hash);
+                if (hash === '#orders') {
+                    await p.locator('#orders-body tr[data-code]').first().waitFor();
+                } else if (hash === '#flows') {
+                    await p.locator('#flows-body tr[data-type]').first().waitFor();
+                } else if (hash.startsWith('#orders/')) {
+                    await p.locator('#detail-status [data-status]').waitFor();
+                } else {
+                    await p.locator('#presets input').first().waitFor({ state: 'attached' });
+                }
+                assert.deepEqual(await overflowOf(p), [], `${hash} at ${width} px in ${lang}`);
+            }
+            /* The pending order's Cancel is in sight, and narrow lists are cards, not tables. */
+            await p.goto('/#orders');
+            const row = p.locator(`#orders-body tr[data-code="${shared.retryCode}"]`);
+            const cancel = row.getByRole('button', { name: lang === 'zh' ? '取消订单 ' + shared.retryCode
+                                                                        : 'Cancel order ' + shared.retryCode });
+            await cancel.waitFor();
+            /* Measured in one go in the page: a list refresh in between cannot detach the row. */
+            const m = await p.evaluate((code) => {
+                const tr = document.querySelector(`#orders-body tr[data-code="${code}"]`);
+                const b = tr.querySelector('td.actions .btn-danger-ghost').getBoundingClientRect();
+                return {
+                    left: b.left, right: b.right, window: document.documentElement.clientWidth,
+                    display: getComputedStyle(tr).display,
+                    label: getComputedStyle(tr.children[1], '::before').content,
+                };
+            }, shared.retryCode);
+            assert.ok(m.left >= 0 && m.right <= m.window, `Cancel in sight at ${width} px: ${JSON.stringify(m)}`);
+            assert.equal(m.display, width < 1024 ? 'block' : 'table-row', `rows at ${width} px`);
+            if (width < 1024) {
+                /* Each card names its fields. */
+                assert.equal(m.label, JSON.stringify(lang === 'zh' ? '金额' : 'Amount'));
+            }
+            await shotOf(p, `orders-${lang}-${width}`);
+            if (width === 390 || width === 1440) {
+                await expectAccessible(p, `the orders list at ${width} px in ${lang}`);
+                await p.goto('/#flows');
+                await p.locator('#flows-body tr[data-type]').first().waitFor();
+                await shotOf(p, `flows-${lang}-${width}`);
+                await expectAccessible(p, `the flows list at ${width} px in ${lang}`);
+            }
+            await ctx.close();
+        }
+    }
+    /* The sign-in card, signed out: where a token comes from, at every width in both languages. */
+    for (const width of [320, 390, 1440, 1920]) {
+        for (const lang of LANGS) {
+            const ctx = await newContext(lang === 'zh' ? 'zh-CN' : 'en-US',
+                                         { width: width, height: width < 1000 ? 844 : 900 });
+            const p = await ctx.newPage();
+            watchErrors(p);
+            await p.goto('/');
+            await p.locator('#signin').waitFor();
+            assert.match(await p.locator('#token-where').textContent(),
+                         /topupctl token issue --account ACCOUNT_ID --ttl 24h/);
+            assert.match(await p.locator('#token-where').textContent(),
+                         lang === 'zh' ? /令牌从哪里来/ : /Where a token comes from/);
+            assert.deepEqual(await overflowOf(p), [], `sign-in at ${width} px in ${lang}`);
+            if (width === 390 || width === 1440) {
+                await shotOf(p, `sign-in-${lang}-${width}`);
+                await expectAccessible(p, `sign-in at ${width} px in ${lang}`);
+            }
+            await ctx.close();
+        }
+    }
+    /* An empty list is one readable message, not a word per line. */
+    const { ctx, p } = await openAt('en', { name: '320', width: 320, height: 700 }, '#flows');
+    await p.getByLabel('Type').selectOption('refund');
+    const empty = p.locator('#flows-body td.empty');
+    await empty.getByText('No account flows yet.').waitFor();
+    const h = await empty.evaluate((td) => td.getBoundingClientRect().height);
+    assert.ok(h < 80, `the empty state fits on a line or two (${h} px)`);
+    assert.deepEqual(await overflowOf(p), []);
+    await ctx.close();
+});
+
+test('a short and an over payment: what arrived, what was credited, what to do, support', async () => {
+    /* Two orders paid with other amounts than ordered (the reference code matches them). */
+    const cases = [
+        { ordered: '100.00', sent: '80.00', kind: 'short', gap: '¥20.00' },
+        { ordered: '60.00', sent: '75.50', kind: 'over', gap: '¥15.50' },
+    ];
+    for (const c of cases) {
+        const r = await apiCall('POST', '/v1/topup-orders', {
+            amount: c.ordered, channel: 'bank_transfer', remitter_name: '张三',
+            remitter_bank: '招商银行', agreement_accepted: true,
+        }, { 'Idempotency-Key': crypto.randomUUID() });
+        assert.equal(r.status, 201);
+        c.code = r.body.code;
+        importStatement(writeStatement({
+            txnId: 'BT' + crypto.randomBytes(6).toString('hex').toUpperCase(),
+            amount: c.sent, name: '张三', remittance: c.code,
+        }));
+    }
+    for (const c of cases) {
+        const o = await waitFor(`order ${c.code} completed`, async () => {
+            const r = await apiCall('GET', '/v1/topup-orders/' + c.code);
+            return r.body.status === 'completed' ? r.body : null;
+        }, CREDIT_WAIT_MS);
+        /* The system of record: the amount that arrived was credited, and the order is flagged. */
+        assert.equal(o.credited_amount, c.sent);
+        assert.equal(o.amount_mismatch, true);
+    }
+    const want = {
+        en: { short: "Less arrived than the order's amount", over: "More arrived than the order's amount",
+              shortTodo: /20\.00 short.*create a new order.*not matched automatically/,
+              overTodo: /15\.50 more than the order.*refunded/, support: 'Contact support about order ' },
+        zh: { short: '到账金额少于订单金额', over: '到账金额多于订单金额',
+              shortTodo: /少 ¥20\.00.*创建新订单.*不会被自动匹配/, overTodo: /多 ¥15\.50.*退还差额/,
+              support: '就订单 ' },
+    };
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const W = want[lang];
+            const { ctx, p } = await openAt(lang, layout, '#orders');
+            for (const c of cases) {
+                await p.goto('/#orders/' + c.code);
+                const box = p.locator('#detail-mismatch');
+                await box.waitFor({ state: 'visible' });
+                assert.equal(await box.getAttribute('data-kind'), c.kind);
+                assert.equal(await p.locator('#mismatch-title').textContent(), W[c.kind]);
+                assert.equal(await p.locator('#mismatch-ordered').textContent(), '¥' + c.ordered);
+                assert.equal(await p.locator('#mismatch-arrived').textContent(),
+                             c.sent === '75.50' ? '¥75.50' : '¥80.00');
+                assert.equal(await p.locator('#mismatch-credited').textContent(),
+                             c.sent === '75.50' ? '¥75.50' : '¥80.00');
+                assert.match(await p.locator('#mismatch-todo').textContent(), W[c.kind + 'Todo']);
+                assert.match(await p.locator('#mismatch-todo').textContent(), new RegExp(c.code));
+                const link = p.getByRole('link', { name: W.support + c.code + (lang === 'zh' ? ' 联系客服' : '') });
+                assert.equal(await link.getAttribute('href'), SUPPORT_URL.replace('{code}', c.code));
+                assert.doesNotMatch(await p.locator('#detail-summary').textContent(), /Nothing more to do|无需其他操作/);
+                assert.equal(await p.locator('#detail-pay').isVisible(), false);
+                await shotOf(p, `order-${c.kind}-${lang}-${layout.name}`);
+                await expectAccessible(p, `the ${c.kind} payment at ${layout.name} size in ${lang}`);
+                assert.deepEqual(await overflowOf(p), [], `the ${c.kind} payment at ${layout.name} in ${lang}`);
+            }
+            /* The list marks both rows too. */
+            await p.goto('/#orders');
+            const row = p.locator(`#orders-body tr[data-code="${cases[0].code}"]`);
+            await row.waitFor();
+            assert.match(await row.textContent(), lang === 'zh' ? /到账金额不一致：¥80\.00/ : /Amount received differs: ¥80\.00/);
+            await ctx.close();
+        }
+    }
 });
 
 test('the page raised no script errors and broke no CSP rule', () => {

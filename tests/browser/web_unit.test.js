@@ -98,6 +98,23 @@ test('every message id the page uses exists', () => {
     for (const m of js.matchAll(/\bt\('([a-zA-Z]+\.[a-zA-Z_]+)'/g)) {
         ids.add(m[1]);
     }
+    /* Ids chosen at run time (t(short ? 'a.b' : 'a.c')): every literal with a message prefix. */
+    const prefixes = new Set(Object.keys(en).map((k) => k.split('.')[0]));
+    for (const m of js.matchAll(/'([a-zA-Z]+)\.([a-zA-Z_]+)'/g)) {
+        if (prefixes.has(m[1])) {
+            ids.add(m[1] + '.' + m[2]);
+        }
+    }
+    /* Ids built from a prefix and a value: the order view's steps, their states, the pay fields. */
+    for (const s of ['created', 'awaiting', 'received', 'credited', 'cancelled', 'expired']) {
+        ids.add('step.' + s);
+    }
+    for (const s of ['done', 'current', 'todo', 'stopped']) {
+        ids.add('stepState.' + s);
+    }
+    for (const s of ['account_name', 'bank_name', 'account_number', 'amount', 'code']) {
+        ids.add('pay.' + s);
+    }
     /* Every API validation code the README lists for the form has a message. */
     for (const code of ['invalid_amount', 'amount_below_minimum', 'amount_above_maximum',
                         'invalid_channel', 'remitter_name_required', 'remitter_name_too_long',

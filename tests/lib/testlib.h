@@ -291,6 +291,9 @@ void tl_worker_start(struct tl_proc *p, const char *service, const char *name,
 char *tl_token(const char *account);
 /* topupctl verify: exit code, output into *out (may be NULL; caller frees). */
 int tl_verify(char **out);
+/* topupctl payers add ACCOUNT NAME: name becomes a verified payer of account (reconciliation's
+ * rule 2 credits only those); fails the test unless it exits 0. */
+void tl_payer_add(const char *account, const char *name);
 /* statement-import FILE with extra args (NULL-terminated, may be NULL); exit code, output. */
 int tl_import(const char *file, const char *const *args, char **out);
 

@@ -254,6 +254,25 @@ int tl_verify(char **out)
     return tl_run("topupctl", argv, NULL, out, TL_TOOL_MS);
 }
 
+void tl_payer_add(const char *account, const char *name)
+{
+    const char *argv[] = {tl_bin("topupctl"),
+                          "payers",
+                          "add",
+                          account,
+                          name,
+                          "--by",
+                          "tests",
+                          "--reason",
+                          "test: the account owns this payer name",
+                          NULL};
+    char *out = NULL;
+    int rc = tl_run("topupctl", argv, NULL, &out, TL_TOOL_MS);
+    TL_CHECK_MSG(rc == 0, "topupctl payers add %s %s: exit %d: %s", account, name, rc,
+                 out != NULL ? out : "");
+    free(out);
+}
+
 int tl_import(const char *file, const char *const *args, char **out)
 {
     const char *argv[TL_PROC_ARGS_MAX + 1] = {tl_bin("statement-import")};

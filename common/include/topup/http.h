@@ -88,6 +88,14 @@ const char *http_request_body(const struct http_request *r, size_t *len);
 const char *http_request_header(const struct http_request *r, const char *name);
 const char *http_request_query(const struct http_request *r, const char *name);
 
+/*
+ * The first query parameter of r whose name is not in known (NULL-terminated), or that is given
+ * more than once (*duplicate set then); NULL when every parameter is known and given once. The
+ * name returned is r's, valid like a header value.
+ */
+const char *http_request_query_check(const struct http_request *r, const char *const *known,
+                                     bool *duplicate);
+
 /* Adds a header to the coming response (copied; at most HTTP_RESPONSE_HEADERS_MAX). */
 void http_response_header(struct http_request *r, const char *name, const char *value);
 

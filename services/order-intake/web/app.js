@@ -6,14 +6,22 @@
     const LANG_KEY = 'topup.lang';
     const BALANCE_POLL_MS = 5000;
     const PAGE_SIZE = 10;
-    /* Defaults from the SPEC until GET /v1/topup-options says what the service is configured with. */
+    /*
+     * Everything the form offers or checks comes from GET /v1/settings (the service's
+     * configuration): no amount of our own. Until it is loaded the form cannot be submitted.
+     */
     const limits = {
-        minFen: 5000n,
-        maxFen: 100000000n,
-        max: '1000000.00',
-        remarksMax: 200,
-        nameMax: 64,
+        loaded: false,
+        minFen: null,
+        maxFen: null,
+        min: null,
+        max: null,
+        presets: [],
+        remarksMax: null,
+        nameMax: null,
+        supportUrl: '',
     };
+    const ANNOUNCED_KEY = 'topup.announced';
     const REQUEST_TIMEOUT_MS = 20000;
     const STATUSES = ['pending', 'processing', 'completed', 'cancelled', 'expired'];
     const FLOW_TYPES = ['recharge', 'consume', 'refund'];
@@ -32,7 +40,8 @@
         /* One Idempotency-Key per distinct form body: a retry of the same body reuses it. */
         pendingSubmit: null,
         submitting: false,
-        result: null, /* the order shown after submit */
+        detail: null, /* {code, order, notice, created} of the order view (#orders/CODE) */
+        startedAt: Date.now(),
         fieldErrors: {}, /* field -> {code, params}, kept to re-translate on a language switch */
         formError: null,
         orders: { cursors: [null], page: 0, next: null, rows: [], seq: 0, notice: null },
@@ -60,6 +69,8 @@
         switch (code) {
         case 'amount_above_maximum':
             return { max: formatCny(limits.max) };
+        case 'amount_below_minimum':
+            return { min: formatCny(limits.min) };
         case 'remarks_too_long':
             return { max: limits.remarksMax };
         case 'remitter_name_too_long':
@@ -68,6 +79,11 @@
         default:
             return {};
         }
+    }
+
+    /* Sentences one after the other: a space between them in English, none in Chinese. */
+    function sentences(...parts) {
+        return parts.filter((x) => x).join(state.lang === 'zh' ? '' : ' ');
     }
 
     function hasText(key) {
@@ -132,7 +148,7 @@
 
     /* ---------- money (money.js): decimal strings only, never floating point ---------- */
 
-    const { amountCanonical, canonicalToFen, formatCny, amountSign, amountField } =
+    const { amountCanonical, canonicalToFen, fenToAmount, formatCny, amountSign, amountField } =
         window.TOPUP_MONEY;
 
     /* ---------- time ---------- */
@@ -340,10 +356,10 @@
         state.account = null;
         state.balance = null;
         state.balanceAt = null;
-        state.result = null;
+        state.detail = null;
+        state.awaiting = null;
+        renderAwaiting();
         state.pendingSubmit = null;
-        $('order-result').hidden = true;
-        $('topup-form').hidden = false;
         $('global-notice').hidden = true;
         $('account-label').textContent = '';
         clearAllErrors();
@@ -367,21 +383,34 @@
         } else {
             refreshBalance();
         }
-        loadOptions();
+        loadSettings();
         startPolling();
-        selectTab(tabFromHash() || 'overview', false);
+        route();
     }
 
     /* ---------- tabs ---------- */
 
     const TABS = ['overview', 'orders', 'flows'];
 
-    function tabFromHash() {
-        const h = location.hash.replace('#', '');
-        return TABS.includes(h) ? h : null;
+    /* "#orders/TU7K3M9Q2X" is one order's own address; "#orders", "#flows" the tabs. */
+    function parseHash() {
+        const h = decodeURIComponent(location.hash.replace(/^#/, ''));
+        const m = /^orders\/([0-9A-Za-z]{4,16})$/.exec(h);
+        if (m) {
+            return { tab: 'orders', code: m[1].toUpperCase() };
+        }
+        return { tab: TABS.includes(h) ? h : 'overview', code: null };
     }
 
-    function selectTab(name, focus) {
+    function route() {
+        if (!state.token) {
+            return;
+        }
+        const r = parseHash();
+        selectTab(r.tab, false, r.code);
+    }
+
+    function selectTab(name, focus, code) {
         state.tab = name;
         TABS.forEach((n) => {
             const tab = $('tab-' + n);
@@ -393,15 +422,25 @@
         if (focus) {
             $('tab-' + name).focus();
         }
-        if (location.hash.replace('#', '') !== name) {
-            history.replaceState(null, '', '#' + name);
+        const want = '#' + name + (code ? '/' + code : '');
+        if (location.hash !== want) {
+            history.replaceState(null, '', want);
         }
-        if (name === 'orders') {
+        const detail = name === 'orders' && code;
+        $('order-detail').hidden = !detail;
+        $('orders-list-card').hidden = !!detail;
+        if (!detail) {
+            state.detail = null; /* nothing polls an order that is not on screen */
+        }
+        if (detail) {
+            openDetail(code);
+        } else if (name === 'orders') {
             loadOrders();
         } else if (name === 'flows') {
             loadFlows();
         } else {
             refreshBalance();
+            loadAwaiting();
         }
     }
 
@@ -480,12 +519,13 @@
         }
     }
 
-    /* A credit arrived: refresh what shows it (the order just created, the first list pages). */
+    /* A credit arrived: refresh what shows it (the order on screen, the first list pages). */
     function onBalanceChanged() {
-        if (state.result && state.result.code) {
-            refreshResult();
+        announceCredits();
+        if (state.detail) {
+            loadDetail(state.detail.code);
         }
-        if (state.tab === 'orders' && state.orders.page === 0) {
+        if (state.tab === 'orders' && state.orders.page === 0 && !state.detail) {
             loadOrders();
         }
         if (state.tab === 'flows' && state.flows.page === 0) {
@@ -493,11 +533,62 @@
         }
     }
 
+    function announcedCodes() {
+        try {
+            return JSON.parse(sessionStorage.getItem(ANNOUNCED_KEY) || '[]');
+        } catch (e) {
+            return [];
+        }
+    }
+
+    /*
+     * Names the orders whose credit made the balance change: orders completed since this page was
+     * opened and not announced yet in this tab.
+     */
+    async function announceCredits() {
+        let data;
+        try {
+            data = await api('GET', '/v1/topup-orders' + query({ status: 'completed', limit: 10 }));
+        } catch (e) {
+            return; /* the generic balance notice stays */
+        }
+        const seen = announcedCodes();
+        const fresh = ((data && data.orders) || []).filter((o) => o.completed_at &&
+            Date.parse(o.completed_at) >= state.startedAt - 60000 && !seen.includes(o.code));
+        if (!fresh.length) {
+            return;
+        }
+        sessionStorage.setItem(ANNOUNCED_KEY, JSON.stringify(seen.concat(fresh.map((o) => o.code))));
+        state.creditNotice = fresh.map((o) => ({
+            code: o.code,
+            amount: amountField(o, 'amount'),
+            credited: amountField(o, 'credited_amount'),
+        }));
+        renderCreditNotice();
+    }
+
+    function renderCreditNotice() {
+        if (!state.creditNotice) {
+            return;
+        }
+        const each = state.creditNotice.map((c) => (c.credited && c.credited !== c.amount
+            ? t('credit.mismatch', { code: c.code, credited: formatCny(c.credited),
+                                     amount: formatCny(c.amount) })
+            : t('credit.done', { code: c.code, credited: formatCny(c.credited || c.amount) })));
+        showNotice($('global-notice'), sentences(...each,
+                   t('balance.credited', { amount: formatCny(state.balance) })), 'success');
+    }
+
     function startPolling() {
         stopPolling();
         state.pollTimer = setInterval(() => {
             if (!document.hidden) {
                 refreshBalance();
+                /* The order on screen follows its status while it can still change. */
+                const d = state.detail;
+                if (d && d.order && (d.order.status === 'pending' || d.order.status === 'processing')) {
+                    loadDetail(d.code);
+                }
             }
         }, BALANCE_POLL_MS);
     }
@@ -507,6 +598,46 @@
             clearInterval(state.pollTimer);
             state.pollTimer = null;
         }
+    }
+
+    /* ---------- orders awaiting a transfer, on the overview ---------- */
+
+    const AWAITING_MAX = 3;
+
+    /* Pending orders, newest first: a user who comes back finds how to pay them from here. */
+    async function loadAwaiting() {
+        try {
+            const data = await api('GET', '/v1/topup-orders' + query({ status: 'pending', limit: AWAITING_MAX }));
+            state.awaiting = { rows: (data && data.orders) || [], more: !!(data && data.next_cursor) };
+        } catch (e) {
+            state.awaiting = null; /* the orders tab says why, if asked */
+        }
+        renderAwaiting();
+    }
+
+    function renderAwaiting() {
+        const a = state.awaiting;
+        $('awaiting').hidden = !a || a.rows.length === 0;
+        if (!a) {
+            return;
+        }
+        $('awaiting-list').replaceChildren(...a.rows.map((o) => {
+            const li = document.createElement('li');
+            li.setAttribute('data-code', o.code);
+            const what = document.createElement('span');
+            what.className = 'awaiting-what';
+            what.append(t('awaiting.item', { amount: formatCny(amountField(o, 'amount')), code: o.code }));
+            const until = document.createElement('span');
+            until.className = 'help';
+            until.append(t('awaiting.until') + ' ', timeElement(o.expires_at));
+            const link = document.createElement('a');
+            link.className = 'btn btn-small btn-primary';
+            link.href = '#orders/' + encodeURIComponent(o.code);
+            link.textContent = t('orders.howToPay');
+            link.setAttribute('aria-label', t('orders.howToPayLabel', { code: o.code }));
+            li.append(what, until, link);
+            return li;
+        }));
     }
 
     /* ---------- payee ---------- */
@@ -525,31 +656,90 @@
         return { bank_name: bank || '', account_name: name || '', account_number: number || '' };
     }
 
-    /* The payee account and the limits come from the service's configuration, through the API. */
-    async function loadOptions() {
+    /* The payee account, the presets and the limits come from the service, through the API. */
+    async function loadSettings() {
+        $('settings-error').hidden = true;
         try {
-            const o = await api('GET', '/v1/topup-options');
-            const p = payeeOf(o);
-            if (p) {
-                state.payee = p;
-            }
+            const o = await api('GET', '/v1/settings');
             const min = amountCanonical(String(o.min_amount || ''));
             const max = amountCanonical(String(o.max_amount || ''));
-            if (min) {
-                limits.minFen = canonicalToFen(min);
+            const presets = (Array.isArray(o.presets) ? o.presets : [])
+                .map((x) => amountCanonical(String(x))).filter((x) => x !== null);
+            if (!min || !max || !Number.isInteger(o.remarks_max_chars) ||
+                !Number.isInteger(o.name_max_chars)) {
+                throw new ApiError(0, 'bad_settings', 'incomplete settings', null, o);
             }
-            if (max) {
-                limits.maxFen = canonicalToFen(max);
-                limits.max = max;
-            }
-            if (Number.isInteger(o.remarks_max_chars)) {
-                limits.remarksMax = o.remarks_max_chars;
-            }
-            if (Number.isInteger(o.name_max_chars)) {
-                limits.nameMax = o.name_max_chars;
-            }
+            Object.assign(limits, {
+                loaded: true,
+                min: min,
+                max: max,
+                minFen: canonicalToFen(min),
+                maxFen: canonicalToFen(max),
+                presets: presets,
+                remarksMax: o.remarks_max_chars,
+                nameMax: o.name_max_chars,
+                supportUrl: typeof o.support_url === 'string' ? o.support_url : '',
+            });
+            state.payee = payeeOf(o);
+            state.settingsError = null;
+            buildPresets();
         } catch (e) {
-            /* the defaults stay; the payee details then appear with the first order */
+            if (e.status === 401) {
+                return;
+            }
+            state.settingsError = e;
+        }
+        renderSettings();
+    }
+
+    /* One radio per configured preset, then "Custom"; the first preset is chosen. */
+    function buildPresets() {
+        const wrap = $('presets');
+        const before = selectedPreset();
+        const items = limits.presets.map((amount) => {
+            const label = document.createElement('label');
+            label.className = 'preset';
+            const input = document.createElement('input');
+            input.type = 'radio';
+            input.name = 'preset';
+            input.value = amount;
+            const span = document.createElement('span');
+            span.textContent = formatCny(amount).replace(/\.00$/, '');
+            label.append(input, span);
+            return label;
+        });
+        const custom = document.createElement('label');
+        custom.className = 'preset';
+        const ci = document.createElement('input');
+        ci.type = 'radio';
+        ci.name = 'preset';
+        ci.value = 'custom';
+        const cs = document.createElement('span');
+        cs.setAttribute('data-i18n', 'form.custom');
+        cs.textContent = t('form.custom');
+        custom.append(ci, cs);
+        items.push(custom);
+        wrap.replaceChildren(...items);
+        wrap.setAttribute('aria-busy', 'false');
+        wrap.querySelectorAll('input').forEach((r) => r.addEventListener('change', onPresetChange));
+        const keep = before && wrap.querySelector('input[value="' + before + '"]');
+        (keep || wrap.querySelector('input')).checked = true;
+        $('custom-amount-wrap').hidden = selectedPreset() !== 'custom';
+    }
+
+    function renderSettings() {
+        const e = state.settingsError;
+        $('settings-error').hidden = !e;
+        $('settings-error-text').textContent = e ? t('settings.failed', {
+            reason: listReason(e),
+        }) : '';
+        $('submit-order').disabled = !limits.loaded || state.submitting;
+        if (limits.loaded) {
+            $('custom-help').textContent = t('form.customHelp', {
+                min: formatCny(limits.min), max: formatCny(limits.max),
+            });
+            $('notes-minimum').textContent = t('notes.minimum', { min: formatCny(limits.min) });
+            $('notes-minimum').hidden = false;
         }
         renderPayee();
         renderRemarksCount();
@@ -557,7 +747,7 @@
 
     function renderPayee() {
         const p = state.payee;
-        const none = t('payee.afterSubmit');
+        const none = limits.loaded ? t('payee.afterSubmit') : '—';
         $('payee-bank').textContent = p ? p.bank_name : none;
         $('payee-name').textContent = p ? p.account_name : none;
         $('payee-number').textContent = p ? p.account_number : none;
@@ -586,7 +776,7 @@
 
     function readForm() {
         const preset = selectedPreset();
-        const rawAmount = preset === 'custom' ? $('custom-amount').value.trim() : preset + '.00';
+        const rawAmount = preset === 'custom' ? $('custom-amount').value.trim() : preset || '';
         return {
             rawAmount: rawAmount,
             amount: amountCanonical(rawAmount),
@@ -615,6 +805,9 @@
     /* Mirrors the API's validation codes (services/order-intake/README.md); the API decides. */
     function validate(f) {
         const errs = [];
+        if (!limits.loaded) {
+            return [{ field: null, code: 'settings' }];
+        }
         if (f.amount === null) {
             errs.push({ field: 'amount', code: 'invalid_amount' });
         } else if (canonicalToFen(f.amount) < limits.minFen) {
@@ -708,6 +901,10 @@
         clearAllErrors();
         const f = readForm();
         const errs = validate(f);
+        if (errs.length && errs[0].field === null) {
+            renderSettings();
+            return;
+        }
         if (errs.length) {
             errs.forEach((e) => setFieldError(e.field, e.code));
             setFormError('form.fixErrors');
@@ -733,8 +930,8 @@
                 headers: { 'Idempotency-Key': state.pendingSubmit.key },
             });
             state.pendingSubmit = null;
-            showResult((data && data.order) || data);
             resetForm();
+            showCreated((data && data.order) || data);
         } catch (e) {
             if (e.status === 0 || e.status >= 500) {
                 /* Unknown outcome: keep the key so that submitting again cannot create a twin. */
@@ -760,13 +957,16 @@
     function setSubmitting(on) {
         state.submitting = on;
         const b = $('submit-order');
-        b.disabled = on;
+        b.disabled = on || !limits.loaded;
         b.textContent = t(on ? 'form.submitting' : 'form.submit');
         $('topup-form').setAttribute('aria-busy', on ? 'true' : 'false');
     }
 
     function resetForm() {
-        document.querySelector('input[name=preset][value="100"]').checked = true;
+        const first = document.querySelector('input[name=preset]');
+        if (first) {
+            first.checked = true;
+        }
         $('custom-amount-wrap').hidden = true;
         $('custom-amount').value = '';
         $('remarks').value = '';
@@ -787,26 +987,15 @@
     function renderRemarksCount() {
         const n = codePoints($('remarks').value.trim());
         const el = $('remarks-count');
+        if (limits.remarksMax === null) {
+            el.textContent = '';
+            return;
+        }
         el.textContent = t('form.remarksCount', { count: n, max: limits.remarksMax });
         el.classList.toggle('over', n > limits.remarksMax);
     }
 
-    /* ---------- the order just created ---------- */
-
-    function showResult(order) {
-        state.result = order;
-        const p = payeeOf(order);
-        if (p) {
-            state.payee = p;
-            renderPayee();
-        }
-        renderResult();
-        $('topup-form').hidden = true;
-        const card = $('order-result');
-        card.hidden = false;
-        card.focus();
-        card.scrollIntoView({ block: 'start' });
-    }
+    /* ---------- one order: #orders/CODE ---------- */
 
     function statusBadge(status) {
         const span = document.createElement('span');
@@ -817,57 +1006,250 @@
         return span;
     }
 
-    function renderResult() {
-        const o = state.result;
-        if (!o) {
-            return;
-        }
-        const code = o.code || '';
-        const amount = amountField(o, 'amount');
-        $('result-code').textContent = code;
-        $('result-amount').textContent = formatCny(amount);
-        $('result-status').replaceChildren(statusBadge(o.status));
-        const p = payeeOf(o) || state.payee || { bank_name: '', account_name: '', account_number: '' };
-        $('result-payee-bank').textContent = p.bank_name;
-        $('result-payee-name').textContent = p.account_name;
-        $('result-payee-number').textContent = p.account_number;
-        $('result-created').replaceChildren(timeElement(o.created_at));
-        $('result-expires').replaceChildren(timeElement(o.expires_at));
-        /* The service's instructions in the page's language, else our own text. */
-        const theirs = state.lang === 'zh' ? o.instructions_zh : o.instructions;
-        $('result-instruction').textContent =
-            theirs || t('result.instruction', { amount: formatCny(amount), code: code });
+    /* After a create: the order's own view, which a reload or a bookmark brings back. */
+    function showCreated(order) {
+        state.detail = { code: order.code, order: order, notice: null, created: true };
+        location.hash = '#orders/' + order.code; /* route() opens it */
     }
 
-    async function refreshResult() {
-        const code = state.result && state.result.code;
-        if (!code) {
-            return;
+    function openDetail(code) {
+        if (!state.detail || state.detail.code !== code) {
+            state.detail = { code: code, order: null, notice: null, created: false };
         }
+        renderDetail();
+        $('order-detail').focus();
+        loadDetail(code);
+    }
+
+    async function loadDetail(code) {
         try {
-            const data = await api('GET', '/v1/topup-orders/' + encodeURIComponent(code));
-            const o = (data && data.order) || data;
-            if (state.result && state.result.code === code) {
-                state.result = Object.assign({}, state.result, o);
-                renderResult();
+            const o = await api('GET', '/v1/topup-orders/' + encodeURIComponent(code));
+            const d = state.detail;
+            if (!d || d.code !== code) {
+                return;
             }
+            d.order = o;
+            d.loadedAt = new Date();
+            d.error = null;
         } catch (e) {
-            /* the next balance change or a reload retries */
+            const d = state.detail;
+            if (!d || d.code !== code || e.status === 401) {
+                return;
+            }
+            d.error = e;
+        }
+        renderDetail();
+    }
+
+    function supportHref(code) {
+        const u = limits.supportUrl || '';
+        if (!u) {
+            return '';
+        }
+        if (u.includes('{code}')) {
+            return u.split('{code}').join(encodeURIComponent(code));
+        }
+        return u + (u.includes('?') ? '&' : '?') + 'order=' + encodeURIComponent(code);
+    }
+
+    /* The steps an order goes through, each done, current, to come, or where it stopped. */
+    function timelineSteps(o) {
+        const st = o.status;
+        const steps = [{ key: 'created', state: 'done', time: o.created_at }];
+        if (st === 'cancelled' || st === 'expired') {
+            steps.push({ key: 'awaiting', state: 'done' });
+            steps.push({ key: st, state: 'stopped', time: o[st + '_at'] });
+            return steps;
+        }
+        steps.push({ key: 'awaiting', state: st === 'pending' ? 'current' : 'done',
+                     until: st === 'pending' ? o.expires_at : null });
+        steps.push({ key: 'received', state: st === 'pending' ? 'todo' : 'done', time: o.matched_at });
+        steps.push({ key: 'credited',
+                     state: st === 'completed' ? 'done' : st === 'processing' ? 'current' : 'todo',
+                     time: o.completed_at });
+        return steps;
+    }
+
+    function renderTimeline(o) {
+        const items = timelineSteps(o).map((s) => {
+            const li = document.createElement('li');
+            li.className = 'step step-' + s.state;
+            li.setAttribute('data-step', s.key);
+            li.setAttribute('data-state', s.state);
+            if (s.state === 'current') {
+                li.setAttribute('aria-current', 'step');
+            }
+            const name = document.createElement('span');
+            name.className = 'step-name';
+            name.textContent = t('step.' + s.key);
+            const hidden = document.createElement('span');
+            hidden.className = 'visually-hidden';
+            hidden.textContent = ' (' + t('stepState.' + s.state) + ')';
+            li.append(name, hidden);
+            if (s.time) {
+                li.append(' ', timeElement(s.time));
+            } else if (s.until) {
+                const u = document.createElement('span');
+                u.className = 'help';
+                u.append(t('step.until') + ' ', timeElement(s.until));
+                li.append(' ', u);
+            }
+            return li;
+        });
+        $('detail-timeline').replaceChildren(...items);
+    }
+
+    function summaryText(o) {
+        switch (o.status) {
+        case 'pending':
+            return t('detail.sumPending', { amount: formatCny(amountField(o, 'amount')) });
+        case 'processing':
+            return t('detail.sumProcessing');
+        case 'completed':
+            if (o.amount_mismatch) {
+                return t('detail.sumCompletedMismatch', {
+                    credited: formatCny(amountField(o, 'credited_amount')),
+                });
+            }
+            return t('detail.sumCompleted', {
+                credited: formatCny(amountField(o, 'credited_amount') || amountField(o, 'amount')),
+            });
+        case 'cancelled':
+            return t('detail.sumCancelled');
+        case 'expired':
+            return t('detail.sumExpired');
+        default:
+            return '';
         }
     }
 
-    async function copyCode() {
-        const code = $('result-code').textContent;
+    /* A short or over payment: what arrived, what was credited, what the user can do. */
+    function renderMismatch(o) {
+        const box = $('detail-mismatch');
+        const ordered = amountField(o, 'amount');
+        const credited = amountField(o, 'credited_amount');
+        const show = !!(o.amount_mismatch && credited && ordered);
+        box.hidden = !show;
+        if (!show) {
+            return;
+        }
+        const diff = canonicalToFen(credited) - canonicalToFen(ordered);
+        const short = diff < 0n;
+        const gap = formatCny(fenToAmount(short ? -diff : diff));
+        box.setAttribute('data-kind', short ? 'short' : 'over');
+        $('mismatch-title').textContent = t(short ? 'mismatch.shortTitle' : 'mismatch.overTitle');
+        $('mismatch-ordered').textContent = formatCny(ordered);
+        $('mismatch-arrived').textContent = formatCny(credited);
+        $('mismatch-credited').textContent = formatCny(credited);
+        $('mismatch-todo').textContent = t(short ? 'mismatch.shortTodo' : 'mismatch.overTodo',
+                                           { gap: gap, code: o.code, min: formatCny(limits.min) });
+        const a = $('mismatch-support');
+        const href = supportHref(o.code);
+        a.hidden = !href;
+        a.href = href || '#';
+        a.textContent = t('mismatch.support', { code: o.code });
+    }
+
+    /* While pending: every value the bank asks for, each with its own copy button. */
+    function renderPay(o) {
+        const box = $('detail-pay');
+        const p = o.status === 'pending' ? payeeOf(o) : null;
+        box.hidden = !p;
+        if (!p) {
+            $('pay-fields').replaceChildren();
+            return;
+        }
+        /*
+         * The page's own sentence, not the API's instructions: it points at the fields below and
+         * names the bank's remark field (附言 / 备注) the same way everywhere on the page.
+         */
+        $('detail-instruction').textContent =
+            t('result.instruction', { amount: formatCny(amountField(o, 'amount')), code: o.code });
+        const fields = [
+            ['account_name', p.account_name, p.account_name],
+            ['bank_name', p.bank_name, p.bank_name],
+            ['account_number', p.account_number, p.account_number.replace(/\s+/g, '')],
+            ['amount', formatCny(amountField(o, 'amount')), amountField(o, 'amount')],
+            ['code', o.code, o.code],
+        ];
+        $('pay-fields').replaceChildren(...fields.map(([key, shown, copied]) => {
+            const row = document.createElement('div');
+            row.className = 'pay-field pay-' + key;
+            row.setAttribute('data-field', key);
+            const dt = document.createElement('dt');
+            dt.textContent = t('pay.' + key);
+            const dd = document.createElement('dd');
+            const v = document.createElement('span');
+            v.className = 'pay-value' + (key === 'amount' ? '' : ' mono');
+            v.textContent = shown;
+            const b = document.createElement('button');
+            b.type = 'button';
+            b.className = 'btn btn-small btn-ghost copy';
+            b.textContent = t('result.copy');
+            b.setAttribute('aria-label', t('pay.copyLabel', { what: t('pay.' + key) }));
+            b.addEventListener('click', () => copyText(copied, t('pay.' + key)));
+            dd.append(v, b);
+            if (key === 'code') {
+                const hint = document.createElement('p');
+                hint.className = 'help';
+                hint.textContent = t('pay.codeHint');
+                dd.append(hint);
+            }
+            row.append(dt, dd);
+            return row;
+        }));
+    }
+
+    function renderDetail() {
+        const d = state.detail;
+        if (!d) {
+            return;
+        }
+        const o = d.order;
+        $('detail-title').textContent = t(d.created && o && o.status === 'pending'
+            ? 'detail.createdTitle' : 'detail.title', { code: d.code });
+        let notice = null;
+        if (d.error) {
+            notice = d.error.status === 404
+                ? { kind: 'error', text: t('detail.notFound', { code: d.code }) }
+                : { kind: 'error', text: sentences(t('detail.loadFailed', { reason: listReason(d.error) }),
+                    o && d.loadedAt ? t('list.staleRows', { time: formatTime(d.loadedAt.toISOString()) }) : '') };
+        } else if (d.notice) {
+            notice = d.notice;
+        }
+        showNotice($('detail-notice'), notice ? (typeof notice.text === 'function' ? notice.text() : notice.text) : '',
+                   notice ? notice.kind : 'info');
+        $('order-detail').classList.toggle('stale', !!(d.error && o));
+        const parts = ['detail-status', 'detail-summary', 'detail-timeline', 'detail-remitter',
+                       'detail-bank', 'detail-note'];
+        if (!o) {
+            parts.forEach((id) => $(id).replaceChildren());
+            $('detail-pay').hidden = true;
+            $('detail-mismatch').hidden = true;
+            $('detail-cancel').hidden = true;
+            return;
+        }
+        $('detail-status').replaceChildren(statusBadge(o.status));
+        $('detail-summary').textContent = summaryText(o);
+        renderMismatch(o);
+        renderPay(o);
+        renderTimeline(o);
+        $('detail-remitter').textContent = o.remitter_name || '—';
+        $('detail-bank').textContent = o.remitter_bank || '—';
+        $('detail-note').textContent = o.remarks || '—';
+        $('detail-cancel').hidden = o.status !== 'pending';
+    }
+
+    async function copyText(value, what) {
         let ok = false;
         try {
-            await navigator.clipboard.writeText(code);
+            await navigator.clipboard.writeText(value);
             ok = true;
         } catch (e) {
             const ta = document.createElement('textarea');
-            ta.value = code;
+            ta.value = value;
             ta.setAttribute('readonly', '');
-            ta.style.position = 'fixed';
-            ta.style.opacity = '0';
+            ta.className = 'offscreen';
             document.body.appendChild(ta);
             ta.select();
             try {
@@ -877,25 +1259,33 @@
             }
             ta.remove();
         }
-        $('copy-status').textContent = t(ok ? 'result.copied' : 'result.copyFailed');
-        setTimeout(() => {
+        $('copy-status').textContent = t(ok ? 'pay.copied' : 'result.copyFailed', { what: what });
+        clearTimeout(state.copyTimer);
+        state.copyTimer = setTimeout(() => {
             $('copy-status').textContent = '';
         }, 4000);
     }
 
-    function newOrder() {
-        state.result = null;
-        $('order-result').hidden = true;
-        $('topup-form').hidden = false;
-        clearAllErrors();
-        document.querySelector('input[name=preset]:checked').focus();
+    /* Why a list or an order could not be loaded, in the user's words (not the form's). */
+    function listReason(e) {
+        if (e.status === 0 && e.code === 'network') {
+            return t('list.reasonNetwork');
+        }
+        if (e.status === 503 || e.code === 'unavailable') {
+            return t('list.reasonUnavailable');
+        }
+        if (e.status >= 500) {
+            return t('list.reasonServer');
+        }
+        return t('list.reasonOther', { code: e.code || e.status });
     }
 
     /* ---------- lists with cursor pagination ---------- */
 
     function resetLists() {
         ['orders', 'flows'].forEach((k) => {
-            Object.assign(state[k], { cursors: [null], page: 0, next: null, rows: [], notice: null });
+            Object.assign(state[k], { cursors: [null], page: 0, next: null, rows: [], notice: null,
+                                      stale: false, shownPage: 0, loadedAt: null });
         });
     }
 
@@ -929,6 +1319,60 @@
         return td;
     }
 
+    /*
+     * On narrow screens a row is a card and each cell shows its column's name (CSS reads
+     * data-label); the header row stays for screen readers.
+     */
+    function labelCells(tr, keys) {
+        Array.from(tr.children).forEach((td, i) => {
+            if (keys[i]) {
+                td.setAttribute('data-label', t(keys[i]));
+            }
+        });
+    }
+
+    function listLoaded(list, rows, next) {
+        list.rows = rows;
+        list.next = next;
+        list.shownPage = list.page;
+        list.loadedAt = new Date();
+        list.stale = false;
+        if (list.notice && list.notice.kind === 'error') {
+            list.notice = null;
+        }
+    }
+
+    /*
+     * A list that failed to load says so in its own words (not the form's), and the rows still
+     * on screen from before are marked as possibly out of date; the page shown stays theirs.
+     */
+    function listFailed(list, key, e) {
+        list.page = list.shownPage || 0;
+        list.stale = list.rows.length > 0;
+        const at = list.loadedAt;
+        list.notice = {
+            kind: 'error',
+            text: () => sentences(t(key, { reason: listReason(e) }),
+                list.stale && at ? t('list.staleRows', { time: formatTime(at.toISOString()) }) : ''),
+        };
+    }
+
+    /* Rows kept from an earlier load after a failed one: faded, each with a visible mark. */
+    function markStale(prefix, list, rows) {
+        $(prefix + '-table').classList.toggle('stale', !!list.stale);
+        $(prefix + '-table').setAttribute('data-stale', list.stale ? 'true' : 'false');
+        if (!list.stale) {
+            return;
+        }
+        rows.forEach((tr) => {
+            tr.setAttribute('data-stale', 'true');
+            const tag = document.createElement('span');
+            tag.className = 'stale-tag';
+            tag.textContent = t('list.staleTag');
+            tr.firstChild.append(' ', tag);
+        });
+    }
+
     function renderListNotice(prefix, list) {
         const n = list.notice;
         showNotice($(prefix + '-notice'), n ? n.text() : '', n ? n.kind : 'info');
@@ -949,16 +1393,12 @@
             if (seq !== list.seq) {
                 return;
             }
-            list.rows = (data && data.orders) || [];
-            list.next = (data && data.next_cursor) || null;
-            if (list.notice && list.notice.kind === 'error') {
-                list.notice = null;
-            }
+            listLoaded(list, (data && data.orders) || [], (data && data.next_cursor) || null);
         } catch (e) {
             if (seq !== list.seq || e.status === 401) {
                 return;
             }
-            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+            listFailed(list, 'orders.loadFailed', e);
         } finally {
             if (seq === list.seq) {
                 $('orders-table').setAttribute('aria-busy', 'false');
@@ -974,14 +1414,21 @@
             const tr = document.createElement('tr');
             const code = o.code;
             tr.setAttribute('data-code', code);
-            cell(tr, code, 'mono');
+            /* The code opens the order's own view (#orders/CODE): status and, while pending, how to pay. */
+            const link = document.createElement('a');
+            link.href = '#orders/' + encodeURIComponent(code);
+            link.className = 'mono order-link';
+            link.textContent = code;
+            link.setAttribute('aria-label', t('orders.openLabel', { code: code }));
+            cell(tr, link);
             const amount = amountField(o, 'amount');
             const amountCell = cell(tr, formatCny(amount), 'num');
             if (o.amount_mismatch) {
                 const credited = amountField(o, 'credited_amount');
                 const note = document.createElement('div');
                 note.className = 'help';
-                note.textContent = t('orders.mismatch') + (credited ? ': ' + formatCny(credited) : '');
+                note.textContent = credited ? t('orders.mismatchAmount', { credited: formatCny(credited) })
+                                            : t('orders.mismatch');
                 amountCell.appendChild(note);
             }
             cell(tr, statusBadge(o.status));
@@ -989,8 +1436,16 @@
             cell(tr, timeElement(o.created_at));
             /* The transfer deadline matters only while the order waits for the transfer. */
             cell(tr, o.status === 'pending' ? timeElement(o.expires_at) : '—');
-            const actions = cell(tr, '');
+            const actions = cell(tr, '', 'actions');
+            labelCells(tr, ['orders.reference', 'orders.amount', 'orders.status', 'orders.remitter',
+                            'orders.created', 'orders.expires', null]);
             if (o.status === 'pending') {
+                const how = document.createElement('a');
+                how.href = '#orders/' + encodeURIComponent(code);
+                how.className = 'btn btn-small btn-ghost';
+                how.textContent = t('orders.howToPay');
+                how.setAttribute('aria-label', t('orders.howToPayLabel', { code: code }));
+                actions.appendChild(how);
                 const b = document.createElement('button');
                 b.type = 'button';
                 b.className = 'btn btn-small btn-danger-ghost';
@@ -1001,6 +1456,7 @@
             }
             return tr;
         });
+        markStale('orders', list, rows);
         body.replaceChildren(...(rows.length ? rows : [emptyRow(7, 'orders.empty')]));
         renderPager('orders', list);
         renderListNotice('orders', list);
@@ -1025,9 +1481,10 @@
         }
         const code = order.code;
         const list = state.orders;
+        let notice;
         try {
             await api('POST', '/v1/topup-orders/' + encodeURIComponent(code) + '/cancel', { body: {} });
-            list.notice = { kind: 'success', text: () => t('orders.cancelled', { code: code }) };
+            notice = { kind: 'success', text: () => t('orders.cancelled', { code: code }) };
         } catch (e) {
             if (e.status === 401) {
                 return;
@@ -1041,15 +1498,19 @@
                 } else if (status === 'completed') {
                     key = 'orders.notPendingCompleted';
                 }
-                list.notice = { kind: 'warn', text: () => t(key, { code: code, status: label() }) };
+                notice = { kind: 'warn', text: () => t(key, { code: code, status: label() }) };
             } else {
-                list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+                notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
             }
         }
-        renderListNotice('orders', list);
-        await loadOrders();
-        if (state.result && state.result.code === code) {
-            refreshResult();
+        /* The answer goes where the user asked: the order's own view, or the list. */
+        if (state.detail && state.detail.code === code) {
+            state.detail.notice = notice;
+            await loadDetail(code);
+        } else {
+            list.notice = notice;
+            renderListNotice('orders', list);
+            await loadOrders();
         }
         refreshBalance();
     }
@@ -1078,16 +1539,12 @@
             if (seq !== list.seq) {
                 return;
             }
-            list.rows = (data && data.flows) || [];
-            list.next = (data && data.next_cursor) || null;
-            if (list.notice && list.notice.kind === 'error') {
-                list.notice = null;
-            }
+            listLoaded(list, (data && data.flows) || [], (data && data.next_cursor) || null);
         } catch (e) {
             if (seq !== list.seq || e.status === 401) {
                 return;
             }
-            list.notice = { kind: 'error', text: () => errorText(e.code, null, e.message) };
+            listFailed(list, 'flows.loadFailed', e);
         } finally {
             if (seq === list.seq) {
                 $('flows-table').setAttribute('aria-busy', 'false');
@@ -1116,8 +1573,11 @@
             cell(tr, amountSpan, 'num');
             cell(tr, formatCny(amountField(f, 'balance_after')), 'num');
             cell(tr, f.reference || '', 'mono');
+            labelCells(tr, ['flows.time', 'flows.type', 'flows.amount', 'flows.balanceAfter',
+                            'flows.reference']);
             return tr;
         });
+        markStale('flows', list, rows);
         $('flows-body').replaceChildren(...(rows.length ? rows : [emptyRow(5, 'flows.empty')]));
         renderPager('flows', list);
         renderListNotice('flows', list);
@@ -1153,8 +1613,9 @@
 
     function renderAll() {
         renderBalance();
-        renderPayee();
-        renderResult();
+        renderSettings();
+        renderDetail();
+        renderAwaiting();
         Object.keys(state.fieldErrors).forEach(renderFieldError);
         renderFormError();
         renderRemarksCount();
@@ -1166,10 +1627,17 @@
         }
         $('submit-order').textContent = t(state.submitting ? 'form.submitting' : 'form.submit');
         if (!$('app').hidden) {
+            if (limits.loaded) {
+                buildPresets();
+            }
             renderOrders();
             renderFlows();
         }
-        $('global-notice').hidden = true;
+        if (state.creditNotice) {
+            renderCreditNotice();
+        } else {
+            $('global-notice').hidden = true;
+        }
         document.querySelectorAll('.tz-note').forEach((el) => {
             el.textContent = t('common.timeZone', { zone: timeZoneName() });
         });
@@ -1196,8 +1664,6 @@
             }
         });
 
-        document.querySelectorAll('input[name=preset]').forEach((r) =>
-            r.addEventListener('change', onPresetChange));
         $('custom-amount').addEventListener('input', () => clearFieldError('amount'));
         $('remitter-name').addEventListener('input', () => clearFieldError('remitter_name'));
         $('remitter-bank').addEventListener('input', () => clearFieldError('remitter_bank'));
@@ -1208,8 +1674,14 @@
         $('agreement').addEventListener('change', () => clearFieldError('agreement_accepted'));
         $('agreement-open').addEventListener('click', () => $('agreement-dialog').showModal());
         $('topup-form').addEventListener('submit', submitOrder);
-        $('copy-code').addEventListener('click', copyCode);
-        $('new-order').addEventListener('click', newOrder);
+        $('settings-retry').addEventListener('click', loadSettings);
+        window.addEventListener('hashchange', route);
+        $('detail-cancel').addEventListener('click', () => {
+            const d = state.detail;
+            if (d && d.order && d.order.status === 'pending') {
+                askCancel(d.order);
+            }
+        });
 
         $('orders-status').addEventListener('change', () => resetList('orders', loadOrders));
         $('orders-refresh').addEventListener('click', () => loadOrders());

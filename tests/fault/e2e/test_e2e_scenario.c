@@ -30,6 +30,7 @@
 /* Bounded waits: everything settles in seconds on a laptop; a slow CI machine gets slack. */
 #define SETTLE_MS 90000
 #define HTTP_MS   10000
+#define TOOL_MS   120000 /* a topupctl run */
 /* Our receiving account: the payee account the orders show, spaces and all. */
 #define PAYEE_ACCOUNT     "6225 8802 1234 5678"
 #define RECEIVING_ACCOUNT "6225880212345678"
@@ -40,13 +41,14 @@ enum order_kind {
     K_REF,       /* rule 1: the transfer names the code, same amount */
     K_MISMATCH,  /* rule 1 with another amount: credited what arrived, flagged */
     K_RULE2,     /* rule 2: no code, name (written differently) and amount match one account */
+    K_SQUAT,     /* rule 2 shape, but the name is no verified payer of the account: review */
     K_PENDING,   /* never paid */
     K_CANCEL,    /* cancelled by the user, never paid */
     K_CANCEL_TX, /* cancelled, then a transfer naming it arrives: review, no credit */
     K_OLD,       /* two orders of one account with the same name and amount: the older is paid */
     K_YOUNG,     /* ... the younger stays pending */
     K_AMBIG,     /* two accounts with the same name and amount: review, neither is paid */
-    K_LATE,      /* the transfer (rule 2) is imported before the order exists */
+    K_LATE,      /* the transfer (rule 2) is imported before the order exists: review late_order */
     K_WRONG_ACC, /* its code arrives in a transfer to another receiving account: stays pending */
     K_OVERLAP,   /* paid by a new transfer in an overlapping statement */
 };
@@ -62,6 +64,7 @@ struct m_order {
     const char *status;
     int64_t credited; /* 0: null */
     bool mismatch;
+    bool payer; /* its name is a verified payer of its account (topupctl payers add) */
 };
 
 struct m_txn {
@@ -213,7 +216,7 @@ static void add_flow(int acct, const char *type, int64_t amount, const char *ref
 
 /* ------------------------------------------------------------------ the plan */
 
-enum { F_CSV, F_CSV_GBK, F_MT940, F_CAMT, F_OTHER, F_OVERLAP, F_LATE, NFILES };
+enum { F_CSV, F_CSV_GBK, F_MT940, F_CAMT, F_OTHER, F_OVERLAP, F_LATE, F_REFUND, NFILES };
 static struct m_file files[NFILES];
 
 static int acct_file(int a)
@@ -225,13 +228,15 @@ static int acct_file(int a)
 /*
  * Orders of every account: a rule-1 payment, a rule-2 payment and an unpaid order each; then,
  * spread over the accounts, amount mismatches, cancellations (with and without a transfer),
- * the older-of-two rule, a late order, and the ambiguous pair across accounts 0 and 1.
+ * the older-of-two rule, a late order, a name the account does not own (a squatted name), and
+ * the ambiguous pair across accounts 0 and 1. Rule 2 credits only a verified payer's transfer: the
+ * orders marked payer have their name added with `topupctl payers add`.
  */
 static void plan_orders(void)
 {
     for (int a = 0; a < ACCOUNTS; a++) {
         add_order(a, K_REF, NULL, rand_amount());
-        add_order(a, K_RULE2, NULL, rand_amount());
+        M.orders[add_order(a, K_RULE2, NULL, rand_amount())].payer = true;
         add_order(a, K_PENDING, NULL, rand_amount());
         if (a % 3 == 0) {
             add_order(a, K_MISMATCH, NULL, rand_amount());
@@ -246,18 +251,22 @@ static void plan_orders(void)
             char name[64];
             next_name(name, sizeof(name), acct_pinyin(a));
             int64_t amt = rand_amount();
-            add_order(a, K_OLD, name, amt);
+            M.orders[add_order(a, K_OLD, name, amt)].payer = true; /* the name, once for both */
             add_order(a, K_YOUNG, name, amt);
         }
         if (a % 4 == 1) {
-            add_order(a, K_LATE, NULL, rand_amount());
+            M.orders[add_order(a, K_LATE, NULL, rand_amount())].payer = true;
+        }
+        if (a % 4 == 3) {
+            add_order(a, K_SQUAT, NULL, rand_amount());
         }
     }
     char amb[64];
     next_name(amb, sizeof(amb), false);
     int64_t amt = rand_amount();
-    add_order(0, K_AMBIG, amb, amt);
-    add_order(1, K_AMBIG, amb, amt);
+    /* Both accounts own the name (two people of one name are common): ambiguous, not a guess. */
+    M.orders[add_order(0, K_AMBIG, amb, amt)].payer = true;
+    M.orders[add_order(1, K_AMBIG, amb, amt)].payer = true;
     add_order(2, K_WRONG_ACC, NULL, rand_amount());
     add_order(3, K_OVERLAP, NULL, rand_amount());
 }
@@ -319,6 +328,15 @@ static void plan_transfers(void)
             o->status = "completed";
             o->credited = o->amount;
             break;
+        case K_SQUAT:
+            /* Name and amount fit, but the account never proved it owns the name: someone typing
+             * a stranger's name into an order must not collect that stranger's transfer. */
+            x = add_txn(file, i, false, o->amount, spelled);
+            snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", py ? "TOPUP" : "充值");
+            x->state = "review";
+            x->review = "unverified_payer";
+            o->status = "pending";
+            break;
         case K_CANCEL_TX:
             x = add_txn(file, i, true, o->amount, o->name);
             remit_code(x, o->code, py);
@@ -351,12 +369,14 @@ static void plan_transfers(void)
             o->status = "pending";
             break;
         case K_LATE:
-            /* Imported before the order exists: unmatched until the order arrives. */
+            /* Imported before the order exists: unmatched until the order arrives; then an order
+             * created after the transfer never collects it by name alone (a verified payer or
+             * not): review late_order, and support matches it by hand (phase 4). */
             x = add_txn(F_LATE, i, false, o->amount, spelled);
             snprintf(x->t.remittance, sizeof(x->t.remittance), "%s", "充值");
-            x->state = "matched";
-            o->status = "completed";
-            o->credited = o->amount;
+            x->state = "review";
+            x->review = "late_order";
+            o->status = "pending";
             break;
         case K_WRONG_ACC:
             /* Into an account that is not ours: ignored, never credited. */
@@ -374,8 +394,7 @@ static void plan_transfers(void)
             o->status = "pending";
             break;
         }
-        /* A late order's flow enters the model when the order is created (phase 3). */
-        if (o->credited > 0 && o->kind != K_LATE) {
+        if (o->credited > 0) {
             add_flow(o->acct, "recharge", o->credited, o->code);
         }
     }
@@ -752,17 +771,21 @@ static void compare_records(struct diffs *d, bool include_late)
         if (PQntuples(res) != 1) {
             diff(d, "transfer %s: %d statement records, want 1", x->t.txn_id, PQntuples(res));
         } else {
-            const char *state = x->late && !include_late ? "unmatched" : x->state;
+            bool waiting = x->late && !include_late;
+            const char *state = waiting ? "unmatched" : x->state;
+            const char *review = waiting ? REVIEW_NONE : x->review;
             if (strcmp(PQgetvalue(res, 0, 0), state) != 0 ||
-                strcmp(PQgetvalue(res, 0, 1), x->review) != 0) {
+                strcmp(PQgetvalue(res, 0, 1), review) != 0) {
                 diff(d, "transfer %s (order %s): state %s review [%s]; model %s [%s]", x->t.txn_id,
                      x->order >= 0 ? M.orders[x->order].code : "-", PQgetvalue(res, 0, 0),
-                     PQgetvalue(res, 0, 1), state, x->review);
+                     PQgetvalue(res, 0, 1), state, review);
             }
         }
         PQclear(res);
     }
 }
+
+static void compare_refund_model(struct diffs *d);
 
 /* Everything the model predicts, or the differences. */
 static void compare_all(struct diffs *d, bool final)
@@ -773,6 +796,7 @@ static void compare_all(struct diffs *d, bool final)
     }
     compare_orders(d);
     compare_records(d, final);
+    compare_refund_model(d);
     int64_t n = tl_pg_i64("SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, NULL);
     if (n != 0) {
         diff(d, "%" PRId64 " outbox rows not yet published", n);
@@ -815,7 +839,450 @@ static void settle(const char *what, bool final)
             (double)(tl_now_ms() - t0) / 1000.0);
 }
 
+/* ------------------------------------------------------------------ refunds and the close */
+
+/*
+ * Phase 4, refunds (issue #14 items 2 and 6): accounts 0..3 get a new order each, paid by a
+ * rule-1 transfer of a statement of its own, which opens a credit lot the model knows exactly:
+ * its paid amount, or less when the account was in debt (a recharge first pays the debt). No
+ * usage moves those accounts afterwards, and a refund reservation draws from its request's lot,
+ * so every request and the lot's left are predictable:
+ *   account 0: request half, approve, approve again ("approved already": one reservation)
+ *   account 1: request, reject (nothing reserved)
+ *   account 2: request the whole lot and leave it requested; one fen more is refused (the open
+ *              request already holds the credit)
+ *   account 3: request all but one fen, approve; 2.00 more is refused (1 fen is left)
+ * Then `topupctl close` of the scenario's day: exit code, every figure, every account's
+ * roll-forward and every break equal what the model predicts; and an old credit that matches
+ * nothing, imported through statement-import, is reported as credit_not_matched with its age.
+ */
+#define REFUND_ACCTS 4
+#define REFUNDS_MAX  8
+#define AGED_DAYS    10
+
+struct m_refund {
+    int acct;
+    int order;
+    int64_t amount;
+    char id[32];
+    const char *state;
+};
+
+static struct {
+    int lot_order[REFUND_ACCTS]; /* the phase-4 order of each account (index into M.orders) */
+    int64_t lot_left[REFUND_ACCTS];
+    struct m_refund refunds[REFUNDS_MAX];
+    int nrefunds;
+    bool active; /* phase 4 has begun: compare its refunds and lots */
+} R;
+
+/* Every refund request in its model state, to the lot's remitter; every phase-4 lot's left. */
+static void compare_refund_model(struct diffs *d)
+{
+    if (!R.active) {
+        return;
+    }
+    for (int i = 0; i < R.nrefunds; i++) {
+        const struct m_refund *f = &R.refunds[i];
+        const struct m_txn *x = NULL;
+        for (int k = 0; k < M.ntxns && x == NULL; k++) {
+            x = M.txns[k].order == f->order && M.txns[k].file == F_REFUND ? &M.txns[k] : NULL;
+        }
+        const char *p[1] = {f->id};
+        PGresult *res = tl_pg_query("SELECT state, amount_fen, account_id, dest_account, "
+                                    "dest_name FROM refund_requests WHERE refund_id = $1",
+                                    1, p);
+        if (PQntuples(res) != 1) {
+            diff(d, "refund %s: %d requests, want 1", f->id, PQntuples(res));
+        } else if (strcmp(PQgetvalue(res, 0, 0), f->state) != 0 ||
+                   strtoll(PQgetvalue(res, 0, 1), NULL, 10) != f->amount ||
+                   strcmp(PQgetvalue(res, 0, 2), M.acct[f->acct]) != 0 || x == NULL ||
+                   strcmp(PQgetvalue(res, 0, 3), x->t.cp_account) != 0 ||
+                   strcmp(PQgetvalue(res, 0, 4), x->t.name) != 0) {
+            diff(d, "refund %s: %s %s fen of %s to %s (%s); model %s %" PRId64 " of %s to %s (%s)",
+                 f->id, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                 PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), f->state, f->amount, M.acct[f->acct],
+                 x != NULL ? x->t.cp_account : "?", x != NULL ? x->t.name : "?");
+        }
+        PQclear(res);
+    }
+    int64_t n = tl_pg_i64("SELECT count(*) FROM refund_requests", 0, NULL);
+    if (n != R.nrefunds) {
+        diff(d, "%" PRId64 " refund requests, model %d", n, R.nrefunds);
+    }
+    for (int a = 0; a < REFUND_ACCTS; a++) {
+        const char *p[2] = {M.orders[R.lot_order[a]].code, M.acct[a]};
+        PGresult *res = tl_pg_query("SELECT left_fen, (SELECT sum(left_fen) FROM credit_lots "
+                                    "WHERE account_id = $2) FROM credit_lots WHERE order_code = $1",
+                                    2, p);
+        int64_t bal = model_balance(a);
+        if (PQntuples(res) != 1) {
+            diff(d, "lot of order %s: %d lots, want 1", p[0], PQntuples(res));
+        } else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != R.lot_left[a] ||
+                   strtoll(PQgetvalue(res, 0, 1), NULL, 10) != (bal > 0 ? bal : 0)) {
+            diff(d, "lot of order %s: left %s (account's lots %s); model %" PRId64 " (%" PRId64 ")",
+                 p[0], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), R.lot_left[a],
+                 bal > 0 ? bal : 0);
+        }
+        PQclear(res);
+    }
+}
+
+/* topupctl refund <args...> --reason e2e --by e2e-support (args NULL-terminated); returns its
+ * exit code, *out its stdout (caller frees). */
+static int refund_cmd(char **out, const char *const *args)
+{
+    const char *argv[16] = {tl_bin("topupctl"), "refund"};
+    int n = 2;
+    for (int i = 0; args[i] != NULL; i++) {
+        TL_CHECK(n < 11);
+        argv[n++] = args[i];
+    }
+    static const char *const tail[] = {"--reason", "e2e", "--by", "e2e-support"};
+    for (int i = 0; i < 4; i++) {
+        argv[n++] = tail[i];
+    }
+    argv[n] = NULL;
+    return tl_run("topupctl", argv, NULL, out, 30000);
+}
+
+static struct m_refund *refund_request(int a, int64_t amount, int want_rc)
+{
+    char amt[32];
+    tl_fen_str(amount, amt, sizeof(amt));
+    char *out = NULL;
+    const char *const args[] = {"request",  "--order", M.orders[R.lot_order[a]].code,
+                                "--amount", amt,       NULL};
+    int rc = refund_cmd(&out, args);
+    TL_CHECK_MSG(rc == want_rc, "refund request of %s for %s: exit %d, want %d: %s", amt,
+                 M.orders[R.lot_order[a]].code, rc, want_rc, out != NULL ? out : "");
+    struct m_refund *f = NULL;
+    if (rc == 0) {
+        TL_CHECK(R.nrefunds < REFUNDS_MAX);
+        f = &R.refunds[R.nrefunds++];
+        f->acct = a;
+        f->order = R.lot_order[a];
+        f->amount = amount;
+        f->state = "requested";
+        TL_CHECK_MSG(sscanf(out, "%31s requested", f->id) == 1 && strncmp(f->id, "RF", 2) == 0,
+                     "refund request printed \"%s\"", out);
+    }
+    free(out);
+    return f;
+}
+
+static void refund_decide(struct m_refund *f, const char *verb, const char *want_out)
+{
+    char *out = NULL;
+    const char *const args[] = {verb, f->id, NULL};
+    int rc = refund_cmd(&out, args);
+    TL_CHECK_MSG(rc == 0 && strstr(out, want_out) != NULL, "refund %s %s: exit %d \"%s\"", verb,
+                 f->id, rc, out != NULL ? out : "");
+    free(out);
+    if (strcmp(verb, "approve") == 0 && strcmp(f->state, "approved") != 0) {
+        f->state = "approved";
+        add_flow(f->acct, "refund", -f->amount, f->id);
+        R.lot_left[f->acct] -= f->amount;
+    } else if (strcmp(verb, "reject") == 0) {
+        f->state = "rejected";
+    }
+}
+
+static void run_refunds(void)
+{
+    for (int a = 0; a < REFUND_ACCTS; a++) {
+        int64_t debt = -model_balance(a);
+        int i = add_order(a, K_REF, NULL, 100000 + 1000 * a);
+        struct m_order *o = &M.orders[i];
+        create_order(o);
+        struct m_txn *x = add_txn(F_REFUND, i, true, o->amount, o->name);
+        remit_code(x, o->code, false);
+        x->state = "matched";
+        o->status = "completed";
+        o->credited = o->amount;
+        add_flow(a, "recharge", o->amount, o->code);
+        R.lot_order[a] = i;
+        R.lot_left[a] = debt > 0 ? (o->amount > debt ? o->amount - debt : 0) : o->amount;
+    }
+    R.active = true;
+    write_and_import(F_REFUND, false);
+    settle("phase 5a (a credit lot for each refund account)", true);
+
+    struct m_refund *f = refund_request(0, R.lot_left[0] / 2, 0);
+    refund_decide(f, "approve", "reservation queued");
+    refund_decide(f, "approve", "approved already");
+    f = refund_request(1, R.lot_left[1] / 3, 0);
+    refund_decide(f, "reject", "rejected");
+    refund_request(2, R.lot_left[2], 0);
+    refund_request(2, 1, 1);
+    f = refund_request(3, R.lot_left[3] - 1, 0);
+    refund_decide(f, "approve", "reservation queued");
+    refund_request(3, 200, 1);
+    tl_step("phase 5: %d refund requests (approved, approved twice, rejected, left requested), "
+            "2 refused over the cap",
+            R.nrefunds);
+    settle("phase 5b (refunds reserved by the ledger)", true);
+}
+
+/* One CSV line split at commas outside quotes (quotes kept out); returns the field count. */
+static int csv_split(char *line, char *f[], int max)
+{
+    int n = 0;
+    char *w = line;
+    f[n++] = w;
+    bool q = false;
+    for (char *c = line; *c != '\0'; c++) {
+        if (*c == '"') {
+            q = !q;
+        } else if (*c == ',' && !q) {
+            *w++ = '\0';
+            if (n < max) {
+                f[n++] = w;
+            }
+        } else {
+            *w++ = *c;
+        }
+    }
+    *w = '\0';
+    return n;
+}
+
+struct close_expect {
+    const char *kind;
+    int64_t count, fen;
+    bool seen;
+};
+
+static int run_close(const char *csv, char **out)
+{
+    const char *argv[] = {
+        tl_bin("topupctl"), "close", "--date", M.date, "--by", "e2e", "--csv", csv, NULL};
+    return tl_run("topupctl", argv, NULL, out, 120000);
+}
+
+/* Break kinds the model predicts for the scenario's day: raw bank payouts (no request). */
+static int model_raw_payouts(void)
+{
+    int n = 0;
+    for (int i = 0; i < M.nflows; i++) {
+        bool req = false;
+        for (int k = 0; k < R.nrefunds && !req; k++) {
+            req = strcmp(M.flows[i].ref, R.refunds[k].id) == 0;
+        }
+        n += strcmp(M.flows[i].type, "refund") == 0 && M.flows[i].amount < 0 && !req;
+    }
+    return n;
+}
+
+static void check_close(void)
+{
+    struct close_expect fig[] = {{"statement_credits", 0, 0, false},
+                                 {"matched_records", 0, 0, false},
+                                 {"recharge_flows", 0, 0, false},
+                                 {"consume", 0, 0, false},
+                                 {"refund", 0, 0, false},
+                                 {"opening", 0, 0, false},
+                                 {"closing", 0, 0, false},
+                                 {"refunds_approved", 0, 0, false},
+                                 {"refunds_sent", 0, 0, false},
+                                 {"refunds_paid_out", 0, 0, false},
+                                 {"refunds_failed", 0, 0, false},
+                                 {"refunds_restored", 0, 0, false},
+                                 {"refunds_outstanding", 0, 0, false}};
+    int waiting = 0;
+    for (int i = 0; i < M.ntxns; i++) {
+        const struct m_txn *x = &M.txns[i];
+        if (x->file == F_OTHER || x->t.amount_fen <= 0) {
+            continue;
+        }
+        fig[0].count++;
+        fig[0].fen += x->t.amount_fen;
+        if (strcmp(x->state, "matched") == 0) {
+            fig[1].count++;
+            fig[1].fen += x->t.amount_fen;
+        } else {
+            waiting++; /* review (cancelled order, ambiguous): unmatched funds, age 0 */
+        }
+    }
+    for (int i = 0; i < M.nflows; i++) {
+        const struct m_flow *f = &M.flows[i];
+        int k = strcmp(f->type, "recharge") == 0 ? 2 : strcmp(f->type, "consume") == 0 ? 3 : 4;
+        fig[k].count += k == 2;
+        fig[k].fen += f->amount;
+        fig[6].fen += f->amount;
+    }
+    for (int i = 0; i < R.nrefunds; i++) {
+        if (strcmp(R.refunds[i].state, "approved") == 0) {
+            fig[7].count++;
+            fig[7].fen += R.refunds[i].amount;
+        }
+    }
+    int raw = model_raw_payouts();
+    char csv[TL_PATH_MAX];
+    snprintf(csv, sizeof(csv), "%s/close-%s.csv", tl_logdir(), M.date);
+    char *out = NULL;
+    int rc = run_close(csv, &out);
+    TL_CHECK_MSG(rc == (raw > 0 ? 1 : 0), "topupctl close --date %s: exit %d, model %d\n%s", M.date,
+                 rc, raw > 0 ? 1 : 0, out != NULL ? out : "");
+    TL_CHECK_MSG(strstr(out, "\nstored close ") != NULL, "the close was not stored:\n%s", out);
+    free(out);
+    size_t len = 0;
+    char *text = tl_read_file(csv, &len);
+    int accounts = 0, breaks = 0, waiting_rows = 0;
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *f[24];
+        int n = csv_split(line, f, 24);
+        if (strcmp(f[0], "date") == 0) {
+            continue;
+        }
+        TL_CHECK_MSG(n == 19 && strcmp(f[0], M.date) == 0, "close CSV line of %d fields: %s", n,
+                     line);
+        if (strcmp(f[1], "figure") == 0) {
+            bool known = false;
+            for (size_t k = 0; k < sizeof(fig) / sizeof(fig[0]); k++) {
+                if (strcmp(fig[k].kind, f[2]) != 0) {
+                    continue;
+                }
+                known = fig[k].seen = true;
+                TL_CHECK_MSG(strtoll(f[8], NULL, 10) == fig[k].fen &&
+                                 strtoll(f[10], NULL, 10) == fig[k].count,
+                             "close figure %s: %s fen, count %s; model %" PRId64
+                             " fen, count %" PRId64,
+                             f[2], f[8], f[10], fig[k].fen, fig[k].count);
+            }
+            TL_CHECK_MSG(known, "close figure %s not in the model", f[2]);
+        } else if (strcmp(f[1], "account") == 0) {
+            int a = -1;
+            for (int k = 0; k < ACCOUNTS && a < 0; k++) {
+                a = strcmp(M.acct[k], f[3]) == 0 ? k : -1;
+            }
+            TL_CHECK_MSG(a >= 0, "close roll-forward of an account not in the scenario: %s", f[3]);
+            int64_t want[4] = {0, 0, 0, 0}; /* recharge, consume, refund, closing */
+            for (int i = 0; i < M.nflows; i++) {
+                if (M.flows[i].acct == a) {
+                    const char *t = M.flows[i].type;
+                    want[strcmp(t, "recharge") == 0  ? 0
+                         : strcmp(t, "consume") == 0 ? 1
+                                                     : 2] += M.flows[i].amount;
+                    want[3] += M.flows[i].amount;
+                }
+            }
+            TL_CHECK_MSG(
+                strcmp(f[12], "0") == 0 && strtoll(f[13], NULL, 10) == want[0] &&
+                    strtoll(f[14], NULL, 10) == want[1] && strtoll(f[15], NULL, 10) == want[2] &&
+                    strtoll(f[16], NULL, 10) == want[3],
+                "close roll-forward of %s: %s + %s %s %s = %s; model 0 + %" PRId64 " %" PRId64
+                " %" PRId64 " = %" PRId64,
+                f[3], f[12], f[13], f[14], f[15], f[16], want[0], want[1], want[2], want[3]);
+            accounts++;
+        } else if (strcmp(f[1], "unmatched") == 0) {
+            TL_CHECK_MSG(strcmp(f[11], "0") == 0, "unmatched credit of age %s: %s", f[11], line);
+            waiting_rows++;
+        } else if (strcmp(f[1], "break") == 0) {
+            TL_CHECK_MSG(strcmp(f[2], "refund_payout_without_request") == 0,
+                         "close break the model does not predict: %s", line);
+            breaks++;
+        } else if (strcmp(f[1], "refund") == 0) {
+            TL_CHECK_MSG(strcmp(f[2], "approved") == 0, "close refund row: %s", line);
+        }
+    }
+    free(text);
+    for (size_t k = 0; k < sizeof(fig) / sizeof(fig[0]); k++) {
+        TL_CHECK_MSG(fig[k].seen, "close CSV lacks figure %s", fig[k].kind);
+    }
+    TL_CHECK_MSG(accounts == ACCOUNTS && breaks == raw && waiting_rows == waiting,
+                 "close: %d roll-forwards, %d breaks, %d unmatched; model %d, %d, %d", accounts,
+                 breaks, waiting_rows, ACCOUNTS, raw, waiting);
+    tl_step("topupctl close %s: exit %d, %zu figures, %d roll-forwards and %d unmatched credits "
+            "equal the model (%d predicted breaks: bank payouts naming no refund request)",
+            M.date, rc, sizeof(fig) / sizeof(fig[0]), accounts, waiting, raw);
+}
+
+/* A credit AGED_DAYS old that matches nothing, imported for real: the close names it. */
+static void check_close_aged_credit(void)
+{
+    struct tl_txn t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.txn_id, sizeof(t.txn_id), "T%sAGED", tl_sfx());
+    t.amount_fen = 12345;
+    snprintf(t.name, sizeof(t.name), "%s", "无人认领");
+    snprintf(t.cp_account, sizeof(t.cp_account), "%s", "6222020099998888");
+    snprintf(t.cp_bank, sizeof(t.cp_bank), "%s", "中国银行");
+    snprintf(t.remittance, sizeof(t.remittance), "%s", "货款");
+    tl_shanghai_date(t.value_date, -AGED_DAYS);
+    char path[TL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/stmt-aged.csv", tl_logdir());
+    tl_stmt_write(TL_STMT_CSV_CMB, path, RECEIVING_ACCOUNT, &t, 1);
+    char *out = NULL;
+    int rc = tl_import(path, tl_stmt_import_args(TL_STMT_CSV_CMB, RECEIVING_ACCOUNT), &out);
+    TL_CHECK_MSG(rc == 0, "statement-import of the aged credit: exit %d", rc);
+    free(out);
+    const char *p[1] = {t.txn_id};
+    tl_pg_wait_i64("the aged credit stored by reconciliation",
+                   "SELECT count(*) FROM statement_records WHERE bank_txn_id = $1 AND state IN "
+                   "('unmatched', 'review')",
+                   1, p, 1, SETTLE_MS);
+    int64_t id = tl_pg_i64("SELECT id FROM statement_records WHERE bank_txn_id = $1", 1, p);
+    char csv[TL_PATH_MAX];
+    snprintf(csv, sizeof(csv), "%s/close-%s-aged.csv", tl_logdir(), M.date);
+    rc = run_close(csv, &out);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "break credit_not_matched: record_id=%" PRId64 " bank_txn_id=%s amount_fen=12345 "
+             "age_days=%d",
+             id, t.txn_id, AGED_DAYS);
+    TL_CHECK_MSG(rc == 1 && strstr(out, want) != NULL,
+                 "close after an aged unmatched credit: exit %d, want 1 with \"%s\":\n%s", rc, want,
+                 out);
+    /* Booked ten days ago, it is not the day's credit: the stored day is unchanged. */
+    TL_CHECK_MSG(strstr(out, "\nunchanged: ") != NULL, "closing the day again changed it:\n%s",
+                 out);
+    free(out);
+    tl_step("an unmatched credit of %d days, imported for real: close exit 1, credit_not_matched "
+            "record %" PRId64 " with its age; the stored day unchanged",
+            AGED_DAYS, id);
+}
+
 /* ------------------------------------------------------------------ scenario */
+
+/* Each late transfer waits in review (late_order); support matches it to its order by hand. */
+static void match_late_by_hand(void)
+{
+    for (int i = 0; i < M.ntxns; i++) {
+        struct m_txn *x = &M.txns[i];
+        if (x->file != F_LATE) {
+            continue;
+        }
+        struct m_order *o = &M.orders[x->order];
+        const char *p[1] = {x->t.txn_id};
+        int64_t id = tl_pg_i64("SELECT q.id FROM review_queue q JOIN statement_records r ON "
+                               "r.id = q.record_id WHERE r.bank_txn_id = $1 AND q.status = 'open' "
+                               "AND q.reason = 'late_order'",
+                               1, p);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%" PRId64, id);
+        const char *argv[] = {tl_bin("topupctl"),
+                              "review",
+                              "match",
+                              ids,
+                              "--order",
+                              o->code,
+                              "--actor",
+                              "e2e-support",
+                              "--reason",
+                              "the payer phoned: this transfer pays the order made afterwards",
+                              NULL};
+        char *out = NULL;
+        int rc = tl_run("topupctl", argv, NULL, &out, TOOL_MS);
+        TL_CHECK_MSG(rc == 0, "topupctl review match %s --order %s: exit %d: %s", ids, o->code, rc,
+                     out != NULL ? out : "");
+        free(out);
+        x->state = "matched"; /* the review item stays, resolved: the reason is kept */
+        o->status = "completed";
+        o->credited = o->amount;
+        add_flow(o->acct, "recharge", o->credited, o->code);
+    }
+}
 
 static void check_isolation(void)
 {
@@ -875,6 +1342,7 @@ int main(void)
     files[F_OTHER] = (struct m_file){TL_STMT_MT940, OTHER_ACCOUNT, ""};
     files[F_OVERLAP] = (struct m_file){TL_STMT_CAMT053, RECEIVING_ACCOUNT, ""};
     files[F_LATE] = (struct m_file){TL_STMT_CSV_CMB, RECEIVING_ACCOUNT, ""};
+    files[F_REFUND] = (struct m_file){TL_STMT_CSV_CMB, RECEIVING_ACCOUNT, ""};
 
     start_system();
     M.producer = tl_producer_new("e2e-gateway");
@@ -890,6 +1358,9 @@ int main(void)
     for (int i = 0; i < M.norders; i++) {
         if (M.orders[i].kind != K_LATE) {
             create_order(&M.orders[i]);
+        }
+        if (M.orders[i].payer) {
+            tl_payer_add(M.acct[M.orders[i].acct], M.orders[i].name);
         }
     }
     check_idempotency(&M.orders[0]);
@@ -925,7 +1396,6 @@ int main(void)
         struct m_order *o = &M.orders[i];
         if (o->kind == K_LATE) {
             create_order(o);
-            add_flow(o->acct, "recharge", o->credited, o->code);
         }
     }
     for (int i = 0; i < M.ntxns; i++) {
@@ -963,12 +1433,21 @@ int main(void)
     }
     settle("phase 3 (late orders, more usage, re-import, overlap)", true);
 
+    /* Phase 4: support matches the late transfers by hand (topupctl review match, audited). */
+    match_late_by_hand();
+    settle("phase 4 (late transfers matched by support)", true);
+
+    /* Phase 5: refund requests, approvals and a rejection through topupctl. */
+    run_refunds();
+
     check_isolation();
     check_dead_letters();
     rc = tl_verify(&out);
     TL_CHECK_MSG(rc == 0, "topupctl verify: exit %d\n%s", rc, out);
     tl_step("topupctl verify: %s", strtok(out, "\n"));
     free(out);
+    check_close();
+    check_close_aged_credit();
 
     int64_t total = 0;
     for (int i = 0; i < M.nflows; i++) {

@@ -284,9 +284,13 @@ void h_record_match(const char *code, const char *bank_txn_id, int64_t amount_fe
     char amount[24];
     snprintf(amount, sizeof(amount), "%lld", (long long)amount_fen);
     const char *p[4] = {code, bank_txn_id, amount, H_RECEIVING_ACCOUNT};
-    h_exec("WITH r AS (INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, "
-           "amount_fen, currency, direction, event_id, state) "
-           "SELECT $4, $2, DATE '2026-11-24', $3, 'CNY', 'credit', $2, 'matched' "
+    /* The record belongs to a recorded import, as reconciliation stores every record it takes. */
+    h_exec("WITH i AS (INSERT INTO statement_imports (sha256, file_name, format, status) "
+           "VALUES (md5(random()::text || clock_timestamp()::text || $2), 'ledger-test', 'test', "
+           "'completed') RETURNING id), "
+           "r AS (INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, "
+           "amount_fen, currency, direction, event_id, state, import_id) "
+           "SELECT $4, $2, DATE '2026-11-24', $3, 'CNY', 'credit', $2, 'matched', i.id FROM i "
            "WHERE EXISTS (SELECT 1 FROM topup_orders WHERE code = $1) "
            "ON CONFLICT (receiving_account, bank_txn_id) DO NOTHING RETURNING id) "
            "INSERT INTO match_decisions (record_id, order_id, outcome, rule, decided_by) "

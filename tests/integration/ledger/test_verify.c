@@ -168,6 +168,15 @@ int main(int argc, char **argv)
     h_event_id(eid);
     h_record_match(o6, eid, 100);
     plant_flow(accts[3], "recharge", "500", o6, eid);
+    /* recharge_without_import: o7's matched record names no recorded import */
+    char o7[REFCODE_STR_LEN];
+    ids_refcode_new(o7);
+    completed_order(o7, accts[3], "400");
+    h_event_id(eid);
+    h_record_match(o7, eid, 400);
+    h_exec("UPDATE statement_records SET import_id = NULL WHERE bank_txn_id = $1", 1,
+           (const char *const[]){eid});
+    plant_flow(accts[3], "recharge", "400", o7, eid);
     /* usage_refund_above_usage: accts[4] used 1 fen (req-x); 5 given back */
     h_event_id(eid);
     plant_refund(accts[4], "5", "rf-above", "req-x", eid);
@@ -202,12 +211,13 @@ int main(int argc, char **argv)
     expect_line(out, "recharge_without_decision", o4);
     expect_line(out, "recharge_without_decision", o5);
     expect_line(out, "recharge_not_as_decided", o6);
+    expect_line(out, "recharge_without_import", o7);
     expect_line(out, "usage_refund_above_usage", accts[4]);
     expect_line(out, "usage_refund_without_usage", "rf-nothing");
     expect_line(out, "amount_above_ceiling", "req-big");
     /* Credit lots: the planted recharges (ghost, o3, o4, o5 twice, o6) opened no lot, and the
-     * accounts whose balance they raised (3, 5, 6, 7) have no lots for it; accts[4]'s planted
-     * refund raised its balance past its lots; accts[1]'s lot was changed. */
+     * accounts whose balance they raised (3, 5, 6, 7) have no lots for it (o7 is accts[3]'s too);
+     * accts[4]'s planted refund raised its balance past its lots; accts[1]'s lot was changed. */
     expect_line(out, "lots_left_mismatch", accts[1]);
     expect_line(out, "lots_left_mismatch", accts[3]);
     expect_line(out, "lots_left_mismatch", accts[4]);
@@ -219,7 +229,8 @@ int main(int argc, char **argv)
     expect_line(out, "recharge_without_lot", o4);
     expect_line(out, "recharge_without_lot", o5);
     expect_line(out, "recharge_without_lot", o6);
-    CHECK_MSG(strstr(out, "\n32 violations (") != NULL, "expected exactly 32 violations");
+    expect_line(out, "recharge_without_lot", o7);
+    CHECK_MSG(strstr(out, "\n34 violations (") != NULL, "expected exactly 34 violations");
 
     h_step("verify cannot run: exit 1, not 0 or 5");
     setenv("PG_CONNINFO", "host=127.0.0.1 port=1 dbname=none connect_timeout=1", 1);

@@ -573,6 +573,32 @@ static void test_pagination(const char *token_c)
     n = list_all(token_c, "&status=pending", 7, got, 64, &pages);
     CHECK(n == N - 1 && pages == 4);
 
+    /* A cursor pages the list that returned it: the same status filter, nothing else. */
+    it_call(&svc, "GET", "/v1/topup-orders?limit=2&status=pending", token_c, NULL, NULL, NULL, NULL,
+            &r);
+    CHECK(r.status == 200);
+    char cur[128], path[256];
+    snprintf(cur, sizeof(cur), "%s", json_string_value(json_object_get(r.json, "next_cursor")));
+    it_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/topup-orders?limit=2&status=pending&cursor=%s", cur);
+    it_call(&svc, "GET", path, token_c, NULL, NULL, NULL, NULL, &r);
+    CHECK_MSG(r.status == 200, "cursor on its own list: %d %s", r.status, r.raw.body);
+    it_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/topup-orders?limit=2&cursor=%s", cur);
+    it_call(&svc, "GET", path, token_c, NULL, NULL, NULL, NULL, &r);
+    expect_error(&r, 400, "invalid_cursor", "cursor", "a pending-list cursor on the whole list");
+    it_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/account-flows?cursor=%s", cur);
+    it_call(&svc, "GET", path, token_c, NULL, NULL, NULL, NULL, &r);
+    expect_error(&r, 400, "invalid_cursor", "cursor", "an orders cursor on the flows");
+    CHECK(strstr(r.raw.body, "another list") != NULL);
+    it_resp_free(&r);
+    cur[5] = cur[5] == 'A' ? 'B' : 'A'; /* forged: one character changed */
+    snprintf(path, sizeof(path), "/v1/topup-orders?limit=2&status=pending&cursor=%s", cur);
+    it_call(&svc, "GET", path, token_c, NULL, NULL, NULL, NULL, &r);
+    expect_error(&r, 400, "invalid_cursor", "cursor", "a forged cursor");
+    it_resp_free(&r);
+
     const char *bad[][3] = {
         {"/v1/topup-orders?limit=0", "invalid_limit", "limit"},
         {"/v1/topup-orders?limit=101", "invalid_limit", "limit"},
@@ -582,6 +608,13 @@ static void test_pagination(const char *token_c)
         {"/v1/topup-orders?status=paid", "invalid_status", "status"},
         {"/v1/account-flows?type=credit", "invalid_flow_type", "type"},
         {"/v1/account-flows?limit=1000", "invalid_limit", "limit"},
+        /* Unknown or repeated query parameters are refused, never silently ignored. */
+        {"/v1/topup-orders?limt=5", "unknown_query_parameter", "limt"},
+        {"/v1/topup-orders?type=recharge", "unknown_query_parameter", "type"},
+        {"/v1/topup-orders?limit=5&limit=6", "duplicate_query_parameter", "limit"},
+        {"/v1/account-flows?status=pending", "unknown_query_parameter", "status"},
+        {"/v1/balance?account=acct-x", "unknown_query_parameter", "account"},
+        {"/v1/settings?x=1", "unknown_query_parameter", "x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         it_call(&svc, "GET", bad[i][0], token_c, NULL, NULL, NULL, NULL, &r);
@@ -760,6 +793,20 @@ static void test_balance_and_flows(const char *account, const char *token, const
     CHECK(cur != NULL);
     char path[128];
     snprintf(path, sizeof(path), "/v1/account-flows?type=refund&limit=1&cursor=%s", cur);
+    /* Bound to account and list: another account, another type, the orders list: all 400. */
+    struct it_resp x;
+    it_call(&svc, "GET", path, token_b, NULL, NULL, NULL, NULL, &x);
+    expect_error(&x, 400, "invalid_cursor", "cursor", "another account's flows cursor");
+    it_resp_free(&x);
+    char other[256];
+    snprintf(other, sizeof(other), "/v1/account-flows?type=consume&cursor=%s", cur);
+    it_call(&svc, "GET", other, token, NULL, NULL, NULL, NULL, &x);
+    expect_error(&x, 400, "invalid_cursor", "cursor", "a refund-flows cursor on consume flows");
+    it_resp_free(&x);
+    snprintf(other, sizeof(other), "/v1/topup-orders?cursor=%s", cur);
+    it_call(&svc, "GET", other, token, NULL, NULL, NULL, NULL, &x);
+    expect_error(&x, 400, "invalid_cursor", "cursor", "a flows cursor on the orders");
+    it_resp_free(&x);
     it_resp_free(&r);
     it_call(&svc, "GET", path, token, NULL, NULL, NULL, NULL, &r);
     arr = json_object_get(r.json, "flows");

@@ -126,7 +126,7 @@ struct smuggle_case {
 static void test_smuggling(const char *account, const char *token)
 {
     it_step("ambiguous framing: 400/501 with the connection closed, nothing created");
-    char body[512], smuggled[256];
+    char body[512], smuggled[512];
     it_body(body, sizeof(body), "100.00", "张三", "中国工商银行", NULL);
     snprintf(smuggled, sizeof(smuggled),
              "POST /v1/topup-orders/x/cancel HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"

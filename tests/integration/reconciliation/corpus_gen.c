@@ -33,6 +33,7 @@ const char *const corpus_scenarios[] = {
     "two_references",
     "debit",
     "other_receiving_account",
+    "name_not_verified",
 };
 const size_t corpus_scenario_count = sizeof(corpus_scenarios) / sizeof(corpus_scenarios[0]);
 
@@ -269,8 +270,8 @@ static struct corpus_order *gen_order(struct gen *g, const char *acct, int64_t a
 static const char *gen_negative_state(const char *scenario)
 {
     static const char *const review[] = {"ref_mangled_ambiguous", "same_name_two_accounts",
-                                         "cancelled_then_paid", "expired_then_paid",
-                                         "two_references"};
+                                         "cancelled_then_paid",   "expired_then_paid",
+                                         "two_references",        "name_not_verified"};
     static const char *const ignored[] = {"debit", "other_receiving_account"};
     for (size_t i = 0; i < sizeof(review) / sizeof(review[0]); i++) {
         if (strcmp(scenario, review[i]) == 0) {
@@ -421,8 +422,10 @@ static void gen_scenario(struct gen *g, size_t k)
         }
         r = gen_record(g, sc, amount, name, text);
         r->value_day_offset = early ? -6 : -gen_int(g, 3);
-        if (!early) {
+        if (!early && by_ref) {
             truth(r, o);
+        } else if (!early) {
+            r->state = "review"; /* a late order never collects by name alone: late_order */
         }
     } else if (strcmp(sc, "cancelled_then_paid") == 0 || strcmp(sc, "expired_then_paid") == 0) {
         o = gen_order(g, acct(g, a1), amount, who, sc[0] == 'c' ? "cancelled" : "expired");
@@ -447,6 +450,12 @@ static void gen_scenario(struct gen *g, size_t k)
     } else if (strcmp(sc, "debit") == 0) {
         o = gen_order(g, acct(g, a1), amount, who, "pending");
         gen_record(g, sc, -amount, name, o->code);
+    } else if (strcmp(sc, "name_not_verified") == 0) {
+        /* A squatted name: the account's order fits by name and amount, the name is not its. */
+        snprintf(a1, sizeof(a1), "u%04d", gen_int(g, 9000) + 1000);
+        o = gen_order(g, a1, amount, who, "pending");
+        o->payer_unverified = true;
+        gen_record(g, sc, amount, name, PICK(g, plain_notes)); /* review unverified_payer */
     } else {
         o = gen_order(g, acct(g, a1), amount, who, "pending");
         r = gen_record(g, sc, amount, name, o->code);
@@ -459,7 +468,7 @@ void corpus_generate(struct corpus *c, uint64_t seed, size_t n, const char *tag)
     memset(c, 0, sizeof(*c));
     struct gen g = {.s = seed, .tag = tag, .c = c};
     /* Common cases weigh more; every scenario appears. */
-    static const int weight[] = {6, 6, 2, 2, 1, 1, 6, 2, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    static const int weight[] = {6, 6, 2, 2, 1, 1, 6, 2, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     _Static_assert(sizeof(weight) / sizeof(weight[0]) ==
                        sizeof(corpus_scenarios) / sizeof(corpus_scenarios[0]),
                    "one weight per scenario");

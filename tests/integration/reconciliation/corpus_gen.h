@@ -5,7 +5,8 @@
  * full-width, case, intermediary prefixes, punctuation), equal amounts in different accounts, the
  * same name in two accounts, duplicates, transfers before their orders, cancelled-then-paid,
  * amounts off by a fen, value dates outside the window, two references in one text, debits and
- * foreign receiving accounts.
+ * foreign receiving accounts, and a name match to an account that does not own the name. Every
+ * order's account owns the order's name (a verified payer) unless payer_unverified.
  */
 #ifndef CORPUS_GEN_H
 #define CORPUS_GEN_H
@@ -26,8 +27,9 @@ struct corpus_order {
     char name[CORPUS_TEXT_MAX]; /* as the user typed it on the order */
     int64_t created_offset_ms;  /* relative to the run's "now" */
     int64_t expires_offset_ms;
-    const char *status; /* "pending", "cancelled", ... */
-    bool late;          /* created only after the records were processed */
+    const char *status;    /* "pending", "cancelled", ... */
+    bool late;             /* created only after the records were processed */
+    bool payer_unverified; /* the account does not own the name (no account_payers row) */
 };
 
 struct corpus_record {

@@ -17,6 +17,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "days.h"
+#include "jsonw.h"
+#include "recon.h"
 #include "topup/config.h"
 #include "topup/event.h"
 #include "topup/kafka.h"
@@ -66,6 +68,17 @@ void rt_init(struct rt *t, const char *name)
     t->worker = -1;
 }
 
+/* A record held for rt_flush() (defer_records): its provenance row and its message. */
+struct rt_pending {
+    char digest_hex[65];
+    char account[64];
+    char *txn_id;
+    int64_t amount_fen;
+    int seq;
+    uint8_t *payload;
+    size_t len;
+};
+
 void rt_free(struct rt *t)
 {
     if (t->worker > 0) {
@@ -73,6 +86,7 @@ void rt_free(struct rt *t)
     }
     kafka_producer_free(t->producer);
     pg_conn_free(t->pg);
+    free(t->pending);
 }
 
 bool rt_check(struct rt *t, bool cond, const char *fmt, ...)
@@ -206,6 +220,117 @@ void rt_requested(struct rt *t, const char *code, const char *account_id, int64_
     rt_send(t, TOPIC_TOPUP_REQUESTED, account_id, buf, len);
 }
 
+/* The run's import: one statement_imports row, status completed, created on first use. */
+static void rt_import(struct rt *t)
+{
+    if (t->import_id > 0) {
+        return;
+    }
+    char sha[65], file[64];
+    for (int i = 0; i < 4; i++) {
+        memcpy(sha + 16 * i, t->suffix, 16);
+    }
+    sha[64] = '\0';
+    snprintf(file, sizeof(file), "rt-%s.sta", t->suffix);
+    const char *const params[2] = {sha, file};
+    PGresult *res = NULL;
+    struct tp_error err = {0};
+    if (pg_exec(t->pg,
+                "INSERT INTO statement_imports (sha256, file_name, format, status, completed_at)"
+                " VALUES ($1, $2, 'mt940', 'completed', now()) RETURNING id",
+                2, params, &res, &err) != TP_OK) {
+        rt_die("insert import", err.msg);
+    }
+    t->import_id = pg_get_i64(res, 0, 0);
+    PQclear(res);
+}
+
+/* Holds a packed record and its provenance until rt_record_pending(). */
+static void rt_hold(struct rt *t, const Topup__V1__BankStatementRecord *m, const char *acct,
+                    const uint8_t *buf, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (t->n_pending == t->cap_pending) {
+        t->cap_pending = t->cap_pending == 0 ? 64 : 2 * t->cap_pending;
+        t->pending = realloc(t->pending, t->cap_pending * sizeof(*t->pending));
+        if (t->pending == NULL) {
+            rt_die("realloc", "out of memory");
+        }
+    }
+    struct rt_pending *p = &t->pending[t->n_pending++];
+    uint8_t d[EVENT_DIGEST_LEN];
+    event_bsr_digest(m, d);
+    for (int i = 0; i < EVENT_DIGEST_LEN; i++) {
+        p->digest_hex[2 * i] = hex[d[i] >> 4];
+        p->digest_hex[2 * i + 1] = hex[d[i] & 15];
+    }
+    p->digest_hex[64] = '\0';
+    snprintf(p->account, sizeof(p->account), "%s", acct);
+    p->txn_id = strdup(m->bank_txn_id);
+    p->amount_fen = m->amount_fen;
+    p->seq = ++t->seq;
+    p->payload = malloc(len);
+    if (p->txn_id == NULL || p->payload == NULL) {
+        rt_die("malloc", "out of memory");
+    }
+    memcpy(p->payload, buf, len);
+    p->len = len;
+}
+
+/* Records the held records' provenance in one statement, then produces them. */
+static void rt_record_pending(struct rt *t)
+{
+    if (t->n_pending == 0) {
+        return;
+    }
+    rt_import(t);
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < t->n_pending; i++) {
+        const struct rt_pending *p = &t->pending[i];
+        jsonw_object_begin(&w);
+        jsonw_kint(&w, "s", p->seq);
+        jsonw_kstr(&w, "d", p->digest_hex);
+        jsonw_kstr(&w, "a", p->account);
+        jsonw_kstr(&w, "t", p->txn_id);
+        jsonw_kint(&w, "f", p->amount_fen);
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    char import[24];
+    snprintf(import, sizeof(import), "%lld", (long long)t->import_id);
+    const char *const params[2] = {import, jsonw_text(&w)};
+    struct tp_error err = {0};
+    if (pg_exec(t->pg,
+                "INSERT INTO statement_import_records"
+                " (import_id, seq, digest, receiving_account, bank_txn_id, amount_fen)"
+                " SELECT $1::bigint, x.s, decode(x.d, 'hex'), x.a, x.t, x.f"
+                " FROM json_to_recordset($2::json) AS x(s int, d text, a text, t text, f bigint)",
+                2, params, NULL, &err) != TP_OK) {
+        rt_die("record provenance", err.msg);
+    }
+    jsonw_deinit(&w);
+    for (size_t i = 0; i < t->n_pending; i++) {
+        struct rt_pending *p = &t->pending[i];
+        rt_send(t, TOPIC_BANK_STATEMENT_RECORDS, p->account, p->payload, p->len);
+        free(p->payload);
+        free(p->txn_id);
+    }
+    t->n_pending = 0;
+}
+
+void rt_payer(struct rt *t, const char *account_id, const char *name)
+{
+    struct payer_change p = {
+        .account_id = account_id, .display_name = name, .by = "rt", .reason = "test payer"};
+    struct tp_error err = {0};
+    enum tp_status st = payers_add(t->pg, &p, NULL, &err);
+    if (st != TP_OK && st != TP_CONFLICT) {
+        rt_die("payer", err.msg);
+    }
+}
+
 void rt_record(struct rt *t, const struct rt_record *r)
 {
     Topup__V1__BankStatementRecord m;
@@ -237,7 +362,14 @@ void rt_record(struct rt *t, const struct rt_record *r)
         rt_die("record", "too large for the test buffer");
     }
     topup__v1__bank_statement_record__pack(&m, buf);
-    rt_send(t, TOPIC_BANK_STATEMENT_RECORDS, acct, buf, len);
+    if (r->unrecorded) {
+        rt_send(t, TOPIC_BANK_STATEMENT_RECORDS, acct, buf, len);
+        return;
+    }
+    rt_hold(t, &m, acct, buf, len);
+    if (!t->defer_records) {
+        rt_record_pending(t);
+    }
 }
 
 void rt_raw(struct rt *t, const char *topic, const char *key, const void *payload, size_t len)
@@ -247,6 +379,7 @@ void rt_raw(struct rt *t, const char *topic, const char *key, const void *payloa
 
 void rt_flush(struct rt *t)
 {
+    rt_record_pending(t);
     struct tp_error err = {0};
     if (kafka_producer_flush(t->producer, 30000, &err) != TP_OK) {
         rt_die("flush", err.msg);

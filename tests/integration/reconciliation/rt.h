@@ -25,6 +25,17 @@ struct rt {
     char group[64];   /* the worker's consumer group */
     pid_t worker;
     int failures;
+    /*
+     * Provenance, as statement-import records it: every rt_record() is first recorded in
+     * statement_import_records under the run's import (statement_imports, status completed,
+     * created on the first record). With defer_records, records are held and recorded all in one
+     * statement by rt_flush() before they are produced (the benchmark's 100,000).
+     */
+    bool defer_records;
+    int64_t import_id;
+    int seq;
+    struct rt_pending *pending;
+    size_t n_pending, cap_pending;
 };
 
 /* Connects to the stack from the environment (with-stack.sh). Exits 1 when it cannot. */
@@ -66,15 +77,27 @@ struct rt_record {
     const char *remittance;
     const char *currency; /* NULL: CNY */
     bool reversal;
+    /* The attack: produced straight to Kafka, no import recorded (the worker must refuse it). */
+    bool unrecorded;
 };
 
-/* Produces a BankStatementRecord (key: the receiving account, as statement-import does). */
+/*
+ * Records the record's provenance (unless r->unrecorded) and produces the BankStatementRecord
+ * (key: the receiving account, as statement-import does); with t->defer_records both wait for
+ * rt_flush().
+ */
 void rt_record(struct rt *t, const struct rt_record *r);
 
 /* Produces raw bytes to a topic (for dead-letter tests). */
 void rt_raw(struct rt *t, const char *topic, const char *key, const void *payload, size_t len);
 
-/* Waits for every produced message to be acknowledged. */
+/*
+ * Makes name a verified payer of account_id (rule 2), through the same code as `topupctl payers
+ * add` (payers_add, recon_core).
+ */
+void rt_payer(struct rt *t, const char *account_id, const char *name);
+
+/* Records and produces the deferred records, then waits for every message to be acknowledged. */
 void rt_flush(struct rt *t);
 
 /*

@@ -36,6 +36,9 @@ static void insert_orders(struct rt *t, const struct corpus *c, bool late, int64
         }
         rt_order(t, o->code, o->account_id, o->amount_fen, o->name, now + o->created_offset_ms,
                  now + o->expires_offset_ms, o->status);
+        if (!o->payer_unverified) {
+            rt_payer(t, o->account_id, o->name); /* the account owns the name it pays with */
+        }
         if (late) {
             rt_requested(t, o->code, o->account_id, o->amount_fen, o->name,
                          now + o->created_offset_ms, now + o->expires_offset_ms);
@@ -73,7 +76,8 @@ static size_t late_matches(const struct corpus *c)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->n_records; i++) {
-        n += strcmp(c->records[i].scenario, "before_order") == 0 && !c->records[i].duplicate;
+        n += strcmp(c->records[i].scenario, "before_order") == 0 && !c->records[i].duplicate &&
+             c->records[i].ntruth > 0; /* by reference: by name a late order goes to review */
     }
     return n;
 }

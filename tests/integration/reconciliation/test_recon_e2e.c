@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -177,6 +178,293 @@ static bool find_message(const char *topic, const char *key, const char *code,
     return found;
 }
 
+struct txn_wanted {
+    const char *txn_id;
+};
+
+static bool txn_match(void *ctx, const char *key, size_t key_len, const void *payload, size_t len)
+{
+    (void)key;
+    (void)key_len;
+    const struct txn_wanted *w = ctx;
+    Topup__V1__BankStatementRecord *m =
+        topup__v1__bank_statement_record__unpack(NULL, len, payload);
+    bool ok = m != NULL && strcmp(m->bank_txn_id, w->txn_id) == 0;
+    if (m != NULL) {
+        topup__v1__bank_statement_record__free_unpacked(m, NULL);
+    }
+    return ok;
+}
+
+/* Waits until counter `name` grew by want since base, then checks it grew by exactly want. */
+static void counter_exactly(const char *name, int64_t base, int64_t want)
+{
+    counter_grew(name, base, want);
+    int64_t d = rt_counter(name) - base;
+    rt_check(&t, d == want, "counter %s grew by exactly %lld (%lld)", name, (long long)want,
+             (long long)d);
+}
+
+/* Runs `[env] topupctl review match ID --order CODE ... [extra]` with stderr; its exit code. */
+static int review_match_sh(char *out, size_t len, const char *env, const char *review_id,
+                           const char *code, const char *extra)
+{
+    const char *build = getenv("TOPUP_BUILD_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "%s '%s/services/topupctl/topupctl' review match %s --order %s --actor rt-support "
+             "--reason 'the payer sent a contract for this amount' %s 2>&1",
+             env, build != NULL ? build : "build", review_id, code, extra);
+    FILE *p = popen(cmd, "r");
+    rt_check(&t, p != NULL, "popen %s", cmd);
+    if (p == NULL) {
+        return -1;
+    }
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* What a refused manual match must leave: the order pending, no match, no PaymentMatched. */
+static void nothing_credited(const struct order *o, const char *review_id, const char *what)
+{
+    char buf[256];
+    const char *const p[1] = {o->code};
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), o), "pending") == 0, "%s: order pending",
+             what);
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT count(*) FROM match_decisions d JOIN topup_orders o"
+                              " ON o.id = d.order_id WHERE o.code = $1 AND d.outcome = 'matched'",
+                              1, p),
+                    "0") == 0,
+             "%s: no match decision names the order", what);
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT count(*) FROM outbox WHERE source = 'reconciliation'"
+                              " AND strpos(encode(payload, 'escape'), $1) > 0",
+                              1, p),
+                    "0") == 0,
+             "%s: no PaymentMatched queued", what);
+    const char *const q[1] = {review_id};
+    rt_check(&t,
+             strcmp(rt_scalar(&t, buf, sizeof(buf),
+                              "SELECT status FROM review_queue WHERE id = $1::bigint", 1, q),
+                    "open") == 0,
+             "%s: the review item stays open", what);
+}
+
+/*
+ * Support cannot credit an above_ceiling transfer by a plain `review match`: never above the
+ * ledger's recharge ceiling (it would refuse the credit), and below it only with --over-ceiling,
+ * audited. Exit 1, a clear message, nothing credited.
+ */
+static void test_match_above_ceiling(const struct order *oc)
+{
+    char buf[4096], max_id[32], above_id[32];
+    snprintf(max_id, sizeof(max_id), "%s", review_of(buf, sizeof(buf), "t-max", "above_ceiling"));
+    snprintf(above_id, sizeof(above_id), "%s",
+             review_of(buf, sizeof(buf), "t-above", "above_ceiling"));
+    int rc = review_match_sh(buf, sizeof(buf), "", max_id, oc->code, "");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match of the INT64_MAX record: exit 1, ledger ceiling named (exit %d: %s)", rc,
+             buf);
+    nothing_credited(oc, max_id, "INT64_MAX, plain match");
+    rc = review_match_sh(buf, sizeof(buf), "LEDGER_MAX_RECHARGE_FEN=100000000000", max_id, oc->code,
+                         "--over-ceiling");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match --over-ceiling of INT64_MAX fen: exit 1 whatever the ceiling (exit %d: "
+             "%s)",
+             rc, buf);
+    nothing_credited(oc, max_id, "INT64_MAX, --over-ceiling");
+    rc = review_match_sh(buf, sizeof(buf), "", above_id, oc->code, "--over-ceiling");
+    rt_check(&t, rc == 1 && strstr(buf, "above the ledger's recharge ceiling") != NULL,
+             "review match --over-ceiling just above the default ledger ceiling: exit 1 (exit %d: "
+             "%s)",
+             rc, buf);
+    nothing_credited(oc, above_id, "just above, --over-ceiling, default ledger ceiling");
+    /* A ledger that takes more (LEDGER_MAX_RECHARGE_FEN raised): still not without the flag. */
+    const char *raised = "LEDGER_MAX_RECHARGE_FEN=200000000";
+    rc = review_match_sh(buf, sizeof(buf), raised, above_id, oc->code, "");
+    rt_check(&t, rc == 1 && strstr(buf, "--over-ceiling") != NULL,
+             "plain review match of an above_ceiling item: exit 1, --over-ceiling asked for (exit "
+             "%d: %s)",
+             rc, buf);
+    nothing_credited(oc, above_id, "just above, plain match, raised ledger ceiling");
+    /* The audited override: credited once, the decision says so. */
+    rc = review_match_sh(buf, sizeof(buf), raised, above_id, oc->code, "--over-ceiling");
+    rt_check(&t, rc == 0,
+             "review match --over-ceiling under a raised ledger ceiling: exit 0 (%d: %s)", rc, buf);
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), oc), "processing") == 0,
+             "the override claimed the order");
+    const char *const p[1] = {oc->code};
+    rt_check(&t,
+             strcmp(rt_scalar(
+                        &t, buf, sizeof(buf),
+                        "SELECT (d.details->>'over_ceiling') || ' ' || (d.details->>'credited_fen')"
+                        " FROM match_decisions d JOIN topup_orders o ON o.id = d.order_id"
+                        " WHERE o.code = $1 AND d.outcome = 'matched'",
+                        1, p),
+                    "true 100000001") == 0,
+             "the decision records the override and the amount (%s)", buf);
+    const char *const q[1] = {above_id};
+    rt_check(
+        &t,
+        strcmp(rt_scalar(&t, buf, sizeof(buf),
+                         "SELECT actor FROM review_actions WHERE review_id = $1::bigint", 1, q),
+               "rt-support") == 0,
+        "the override is audited with its actor (%s)", buf);
+}
+
+static int64_t count_about(const char *tag, const char *sql)
+{
+    char out[64];
+    return strtoll(about(out, sizeof(out), tag, sql), NULL, 10);
+}
+
+/*
+ * Issue #15's attacks on reconciliation, each refused with nothing lost: a record produced
+ * straight to Kafka (no import), a record above the ceiling, a squatted name, a late order. And
+ * the genuine cases next to them: the same record imported, a verified payer's transfer.
+ */
+static void test_trust(int64_t created_ms)
+{
+    char buf[4096], text[256], id[128];
+    int64_t c_prov = rt_counter("recon.refused.provenance");
+    int64_t c_ceiling = rt_counter("recon.review.above_ceiling");
+    int64_t c_unverified = rt_counter("recon.review.unverified_payer");
+    int64_t c_late = rt_counter("recon.review.late_order");
+
+    /* 1. No import: a BankStatementRecord produced straight to Kafka for a pending order. */
+    struct order op;
+    order_new(&op, "prov", 10000, "陈十三", created_ms, "pending");
+    snprintf(text, sizeof(text), "充值 %s", op.code);
+    txn(id, sizeof(id), "t-prov");
+    struct rt_record forged = {.txn_id = id,
+                               .amount_fen = 10000,
+                               .name = "陈十三",
+                               .remittance = text,
+                               .unrecorded = true};
+    rt_record(&t, &forged);
+    rt_flush(&t);
+    struct txn_wanted tw = {.txn_id = id};
+    rt_check(&t, rt_find(TOPIC_BANK_STATEMENT_RECORDS TOPIC_DLQ_SUFFIX, txn_match, &tw, WAIT_MS),
+             "the record of no import is on bank.statement.records.dlq");
+    counter_exactly("recon.refused.provenance", c_prov, 1);
+    rt_check(&t,
+             count_about("t-prov", "SELECT count(*) FROM statement_records"
+                                   " WHERE bank_txn_id = $1") == 0,
+             "nothing of the record of no import is stored");
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &op), "pending") == 0,
+             "its order stays pending");
+    {
+        const char *const p[1] = {op.code};
+        rt_check(&t,
+                 strcmp(rt_scalar(&t, buf, sizeof(buf),
+                                  "SELECT count(*) FROM match_decisions d JOIN topup_orders o"
+                                  " ON o.id = d.order_id WHERE o.code = $1",
+                                  1, p),
+                        "0") == 0,
+                 "no decision names its order");
+    }
+    /* The same record, imported (its provenance recorded first): matched once. */
+    forged.unrecorded = false;
+    rt_record(&t, &forged);
+    rt_flush(&t);
+    wait_state("t-prov", "matched");
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", (long long)t.import_id);
+    rt_check(&t,
+             strcmp(about(buf, sizeof(buf), "t-prov",
+                          "SELECT import_id FROM statement_records WHERE bank_txn_id = $1"),
+                    want) == 0,
+             "the imported record is stored with its import (%s)", buf);
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &op), "processing") == 0,
+             "the imported record claimed its order");
+
+    /* 2. Above the ceiling: INT64_MAX fen naming a 50.00 order, and just above the ceiling. */
+    struct order oc;
+    order_new(&oc, "ceil", 5000, "褚十四", created_ms, "pending");
+    snprintf(text, sizeof(text), "充值 %s", oc.code);
+    record("t-max", INT64_MAX, "褚十四", text, NULL, NULL);
+    record("t-above", 100000001, "褚十四", text, NULL, NULL);
+    rt_flush(&t);
+    wait_state("t-max", "review");
+    wait_state("t-above", "review");
+    rt_check(&t,
+             review_of(buf, sizeof(buf), "t-max", "above_ceiling")[0] != '\0' &&
+                 review_of(buf, sizeof(buf), "t-above", "above_ceiling")[0] != '\0',
+             "records above RECON_MAX_RECORD_FEN: review above_ceiling");
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &oc), "pending") == 0,
+             "the 50.00 order they name stays pending");
+    counter_exactly("recon.review.above_ceiling", c_ceiling, 2);
+    test_match_above_ceiling(&oc);
+
+    /* 3. 王伟 / 500.00 squatted: an account with a pending 500.00 order for a name it does not
+     * own does not collect a stranger's code-less transfer. */
+    struct order os, ow;
+    order_new(&os, "squat", 50000, "王伟", created_ms, "pending");
+    record("t-squat", 50000, "王伟", "转账", NULL, NULL);
+    rt_flush(&t);
+    wait_state("t-squat", "review");
+    rt_check(&t, review_of(buf, sizeof(buf), "t-squat", "unverified_payer")[0] != '\0',
+             "王伟 / 500.00 to an account that does not own the name: review unverified_payer");
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &os), "pending") == 0,
+             "the squatter's order stays pending");
+    counter_exactly("recon.review.unverified_payer", c_unverified, 1);
+    /* The account that owns 王伟 is credited by name, once; the squatter's order is no rival. */
+    order_new(&ow, "owner", 50000, "王 伟", created_ms, "pending");
+    rt_payer(&t, ow.account, "王伟");
+    record("t-owner", 50000, "支付宝-王伟", "转账", NULL, NULL);
+    rt_flush(&t);
+    wait_state("t-owner", "matched");
+    rt_check(&t,
+             strcmp(about(buf, sizeof(buf), "t-owner",
+                          "SELECT o.code || ' ' || d.rule FROM match_decisions d JOIN"
+                          " statement_records r ON r.id = d.record_id JOIN topup_orders o ON"
+                          " o.id = d.order_id WHERE r.bank_txn_id = $1 AND d.outcome = 'matched'"),
+                    (snprintf(text, sizeof(text), "%s name_amount", ow.code), text)) == 0,
+             "the verified payer's transfer matched its account's order by name (%s)", buf);
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &os), "pending") == 0,
+             "the squatter's order is still pending");
+    {
+        const char *const p[1] = {ow.code};
+        rt_check(&t,
+                 strcmp(rt_scalar(&t, buf, sizeof(buf),
+                                  "SELECT count(*) FROM outbox WHERE source = 'reconciliation'"
+                                  " AND strpos(encode(payload, 'escape'), $1) > 0",
+                                  1, p),
+                        "1") == 0,
+                 "one PaymentMatched for the verified payer's order (%s)", buf);
+    }
+
+    /* 4. 李娜 / 1000.00 late: the transfer waited unmatched, then an order was created for it. */
+    record("t-late", 100000, "李娜", "", NULL, NULL);
+    rt_flush(&t);
+    wait_state("t-late", "unmatched");
+    struct order ol;
+    order_new(&ol, "late", 100000, "李娜", rt_now_ms(), "pending");
+    rt_payer(&t, ol.account, "李娜");
+    rt_requested(&t, ol.code, ol.account, 100000, "李娜", rt_now_ms(),
+                 rt_now_ms() + 3 * RT_MS_PER_DAY);
+    rt_flush(&t);
+    wait_state("t-late", "review");
+    rt_check(&t, review_of(buf, sizeof(buf), "t-late", "late_order")[0] != '\0',
+             "李娜 / 1000.00 with a later order: review late_order");
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &ol), "pending") == 0,
+             "the late order stays pending");
+    counter_exactly("recon.review.late_order", c_late, 1);
+
+    /* The reasons show in topupctl review list. */
+    const char *list[] = {"review", "list", NULL};
+    int code = rt_topupctl(list, buf, sizeof(buf));
+    rt_check(&t,
+             code == 0 && strstr(buf, "above_ceiling") != NULL &&
+                 strstr(buf, "unverified_payer") != NULL && strstr(buf, "late_order") != NULL,
+             "topupctl review list shows above_ceiling, unverified_payer and late_order");
+}
+
 int main(void)
 {
     rt_init(&t, "recon-e2e");
@@ -193,6 +481,7 @@ int main(void)
     int64_t c_dup = rt_counter("recon.duplicates");
     int64_t c_dlq = rt_counter("recon.dlq");
     int64_t c_amb = rt_counter("recon.review.ambiguous");
+    int64_t c_late = rt_counter("recon.review.late_order");
 
     struct order o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12;
     order_new(&o1, "a", 10000, "张三", now - hour, "pending");
@@ -207,6 +496,11 @@ int main(void)
     order_new(&o12, "c", 1200, "冯十二", now - hour, "pending");
     ids_refcode_new(o9.code); /* created later: transfers before orders */
     ids_refcode_new(o10.code);
+    /* Rule 2 credits only a name the account owns (topupctl payers add). */
+    rt_payer(&t, o4.account, "王五");
+    rt_payer(&t, o6.account, "赵六");
+    rt_payer(&t, o7.account, "赵 六");
+    rt_payer(&t, "e2e-late-a", "孙八");
 
     const char *fast_sweep_never[] = {"RECON_AGING_SWEEP_MS=600000",
                                       "RECON_REVIEW_AFTER_BUSINESS_DAYS=1", NULL};
@@ -315,7 +609,8 @@ int main(void)
                  strcmp(order_status(buf, sizeof(buf), &o7), "pending") == 0,
              "o6 and o7 untouched");
 
-    /* ---- late orders: the transfer came first ---- */
+    /* ---- late orders: the transfer came first (the orders are created now, after it) ---- */
+    now = rt_now_ms();
     o9.id =
         rt_order(&t, o9.code, "e2e-late-a", 8800, "孙八", now, now + 3 * RT_MS_PER_DAY, "pending");
     snprintf(o9.account, sizeof(o9.account), "e2e-late-a");
@@ -324,8 +619,12 @@ int main(void)
     rt_requested(&t, o9.code, "e2e-late-a", 8800, "孙八", now, now + 3 * RT_MS_PER_DAY);
     rt_requested(&t, o10.code, "e2e-late-c", 7700, "someone else", now, now + 3 * RT_MS_PER_DAY);
     rt_flush(&t);
-    wait_state("r10", "matched");
+    wait_state("r10", "review");
     wait_state("r11", "matched");
+    rt_check(&t, review_of(buf, sizeof(buf), "r10", "late_order")[0] != '\0',
+             "r10: an order created after the code-less transfer waited does not collect it by "
+             "name, even from a verified payer: review late_order");
+    rt_check(&t, strcmp(order_status(buf, sizeof(buf), &o9), "pending") == 0, "o9 stays pending");
     rt_check(&t,
              strcmp(about(buf, sizeof(buf), "r11",
                           "SELECT d.rule FROM match_decisions d JOIN statement_records r"
@@ -425,10 +724,13 @@ int main(void)
 
     /* Counted before the kill: a kill -9 loses at most the increments of the last second. */
     counter_grew("recon.matched.reference", c_ref, 4);
-    counter_grew("recon.matched.name_amount", c_name, 2);
+    counter_grew("recon.matched.name_amount", c_name, 1);
+    counter_grew("recon.review.late_order", c_late, 1);
     counter_grew("recon.duplicates", c_dup, 1);
     counter_grew("recon.dlq", c_dlq, 1);
     counter_grew("recon.review.ambiguous", c_amb, 1);
+
+    test_trust(now - hour);
 
     /* ---- kill -9, a re-import and a new record, restart with a fast sweep ---- */
     rt_check(&t, rt_worker_stop(&t, SIGKILL, 5000) == 128 + SIGKILL, "worker killed");

@@ -2,7 +2,8 @@
 # topupctl close against the stack's PostgreSQL: an empty day closes to zeros; a clean day exits 0
 # with its CSV; every break kind planted is named with its records (exit 1); a rerun with the same
 # content stores nothing; a changed closed day is caught through the hash chain (and a tampered
-# stored close); two concurrent closes of one day: one stores, the other waits and finds it.
+# stored close); two concurrent closes of one day: one stores, the other waits and finds it;
+# refunds sent vs paid out, with every refund break.
 #   test_close.sh <topupctl>
 # The data is written with SQL: the breaks are states the services never produce on purpose.
 set -euo pipefail
@@ -64,9 +65,9 @@ expect_rc 0 "$WORK/d1" close --date 2024-03-01 --csv "$WORK/d1.csv"
 has "$WORK/d1" '^0 breaks' "empty day: breaks line"
 has "$WORK/d1" 'statement_credits +0 +0.00' "empty day: statement figure"
 has "$WORK/d1" 'previous day none' "empty day: chain start"
-head -n 1 "$WORK/d1.csv" | grep -qx 'date,section,kind,account,record_id,bank_txn_id,order_code,flow_id,amount_fen,expected_fen,count,age_days,opening_fen,recharge_fen,consume_fen,refund_fen,closing_fen,detail' ||
+head -n 1 "$WORK/d1.csv" | grep -qx 'date,section,kind,account,record_id,bank_txn_id,order_code,flow_id,amount_fen,expected_fen,count,age_days,opening_fen,recharge_fen,consume_fen,refund_fen,closing_fen,detail,refund_id' ||
     fail "CSV header: $(head -n 1 "$WORK/d1.csv")"
-grep -qx '2024-03-01,figure,statement_credits,,,,,,0,,0,,,,,,,' "$WORK/d1.csv" ||
+grep -qx '2024-03-01,figure,statement_credits,,,,,,0,,0,,,,,,,,' "$WORK/d1.csv" ||
     fail "empty day CSV figure row: $(cat "$WORK/d1.csv")"
 [ "$(rows_of 2024-03-01)" = 1 ] || fail "empty day not stored once"
 SHA1=$(sha_of 2024-03-01)
@@ -82,11 +83,11 @@ flow ev-a-3 acct-a consume -200 req-2 '2024-03-03 09:00:00+08'
 expect_rc 0 "$WORK/d2" close --date 2024-03-02 --csv "$WORK/d2.csv"
 has "$WORK/d2" '^0 breaks' "clean day has breaks"
 has "$WORK/d2" "previous day $SHA1" "clean day does not chain to the day before"
-grep -qx '2024-03-02,account,roll_forward,acct-a,,,,,,,,,0,10000,-500,0,9500,' "$WORK/d2.csv" ||
+grep -qx '2024-03-02,account,roll_forward,acct-a,,,,,,,,,0,10000,-500,0,9500,,' "$WORK/d2.csv" ||
     fail "clean day roll-forward row: $(cat "$WORK/d2.csv")"
-grep -qx '2024-03-02,figure,statement_credits,,,,,,10000,,1,,,,,,,' "$WORK/d2.csv" ||
+grep -qx '2024-03-02,figure,statement_credits,,,,,,10000,,1,,,,,,,,' "$WORK/d2.csv" ||
     fail "clean day statement figure"
-grep -qx '2024-03-02,figure,matched_records,,,,,,10000,,1,,,,,,,' "$WORK/d2.csv" ||
+grep -qx '2024-03-02,figure,matched_records,,,,,,10000,,1,,,,,,,,' "$WORK/d2.csv" ||
     fail "clean day matched figure"
 [ "$(q "SELECT prev_day_sha256 FROM closes WHERE business_date = '2024-03-02'")" = "$SHA1" ] ||
     fail "stored chain link"
@@ -188,5 +189,130 @@ wait "$P2" || rc2=$?
 [ "$(cat "$WORK/k1" "$WORK/k2" | grep -c '^stored close')" = 1 ] || fail "not exactly one stored"
 [ "$(cat "$WORK/k1" "$WORK/k2" | grep -c '^unchanged')" = 1 ] || fail "the other did not find it"
 [ "$(rows_of 2024-03-05)" = 1 ] || fail "concurrent closes stored $(rows_of 2024-03-05) rows"
+
+echo "== refunds sent vs paid out: figures, outstanding with age, every refund break planted"
+order TUREFUND01 acct-r 50000 completed
+RR=$(record TXN-REFUND-1 50000 2024-03-08 matched)
+decide "$RR" TUREFUND01
+flow ev-r-1 acct-r recharge 50000 TUREFUND01 '2024-03-04 09:00:00+08'
+LOT=$(q "INSERT INTO credit_lots (account_id, flow_id, order_code, record_id, remitter_name,
+         remitter_account, remitter_bank, paid_fen, left_fen)
+         SELECT 'acct-r', id, 'TUREFUND01', $RR, 'Zhang San', '6222020000001', 'ICBC', 50000, 25000
+         FROM account_flows WHERE event_id = 'ev-r-1' RETURNING id")
+# refund_req REFUND_ID AMOUNT STATE RESERVE_EVENT CREATED_AT
+refund_req() {
+    q "INSERT INTO refund_requests (refund_id, account_id, lot_id, record_id, amount_fen, dest_name,
+       dest_account, dest_bank, state, reason, requested_by, reserve_event_id, created_at)
+       VALUES ('$1', 'acct-r', $LOT, $RR, $2, 'Zhang San', '6222020000001', 'ICBC', '$3',
+       'itest', 'itest', NULLIF('$4', ''), '$5'::timestamptz)" >/dev/null
+}
+# trans REFUND_ID TO_STATE AT
+trans() {
+    q "INSERT INTO refund_transitions (request_id, to_state, actor, reason, created_at)
+       SELECT id, '$2', 'itest', 'itest', '$3'::timestamptz FROM refund_requests
+       WHERE refund_id = '$1'"
+}
+# A: approved, reserved, sent, paid out, all on 03-08: clean.
+refund_req RFA 10000 paid_out ev-res-a '2024-03-08 09:00:00+08'
+trans RFA requested '2024-03-08 09:00:00+08'
+trans RFA approved '2024-03-08 09:10:00+08'
+flow ev-res-a acct-r refund -10000 RFA '2024-03-08 09:11:00+08'
+trans RFA sent '2024-03-08 10:00:00+08'
+trans RFA paid_out '2024-03-08 15:00:00+08'
+# B: sent on 03-04 and nothing since: outstanding, 4 days old, over the 3-day limit.
+refund_req RFB 5000 sent ev-res-b '2024-03-04 10:00:00+08'
+trans RFB requested '2024-03-04 10:00:00+08'
+trans RFB approved '2024-03-04 10:01:00+08'
+flow ev-res-b acct-r refund -5000 RFB '2024-03-04 10:02:00+08'
+trans RFB sent '2024-03-04 11:00:00+08'
+# C: failed (returned) and its credit never restored.
+refund_req RFC 3000 failed ev-res-c '2024-03-08 09:00:00+08'
+trans RFC requested '2024-03-08 09:00:00+08'
+trans RFC approved '2024-03-08 09:20:00+08'
+flow ev-res-c acct-r refund -3000 RFC '2024-03-08 09:21:00+08'
+trans RFC sent '2024-03-08 11:00:00+08'
+trans RFC failed '2024-03-08 16:00:00+08'
+# D: paid out without ever being sent.
+refund_req RFD 2000 paid_out ev-res-d '2024-03-08 09:00:00+08'
+trans RFD requested '2024-03-08 09:00:00+08'
+trans RFD approved '2024-03-08 09:30:00+08'
+flow ev-res-d acct-r refund -2000 RFD '2024-03-08 09:31:00+08'
+trans RFD paid_out '2024-03-08 12:00:00+08'
+# E: sent without its reservation in the ledger (outstanding, age 0).
+refund_req RFE 1000 sent ev-res-e '2024-03-08 09:00:00+08'
+trans RFE requested '2024-03-08 09:00:00+08'
+trans RFE approved '2024-03-08 09:40:00+08'
+trans RFE sent '2024-03-08 13:00:00+08'
+# F: failed, and its credit restored twice.
+refund_req RFF 1500 failed ev-res-f '2024-03-08 09:00:00+08'
+trans RFF requested '2024-03-08 09:00:00+08'
+trans RFF approved '2024-03-08 09:50:00+08'
+flow ev-res-f acct-r refund -1500 RFF '2024-03-08 09:51:00+08'
+trans RFF sent '2024-03-08 10:30:00+08'
+trans RFF failed '2024-03-08 14:00:00+08'
+flow ev-rst-f1 acct-r refund 1500 RFF '2024-03-08 14:01:00+08'
+flow ev-rst-f2 acct-r refund 1500 RFF '2024-03-08 14:02:00+08'
+# G: its state says approved, its audit says only requested.
+refund_req RFG 700 approved ev-res-g '2024-03-08 09:00:00+08'
+trans RFG requested '2024-03-08 09:00:00+08'
+# A bank payout in the ledger that is no request's reservation.
+flow ev-raw-1 acct-r refund -600 payout-raw-1 '2024-03-08 17:00:00+08'
+# debit TXN AMOUNT REMITTANCE: a debit booked on 03-08 -> its record id
+debit() {
+    q "INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, booking_date,
+       amount_fen, currency, direction, counterparty_name, remittance_info, event_id, state)
+       VALUES ('6222000011112222', '$1', '2024-03-08', '2024-03-08', $2, 'CNY', 'debit',
+       'Zhang San', '$3', 'ev-rec-$1', 'ignored') RETURNING id"
+}
+debit TXN-PAYOUT-A 10000 'payout rfa' >/dev/null # paid out: settled
+DB=$(debit TXN-PAYOUT-B 5000 'REFUND RFB')       # still sent: the bank paid, the system waits
+DX=$(debit TXN-PAYOUT-X 4200 'refund RF0000099999') # no such refund
+debit TXN-FEE-1 300 'fee' >/dev/null
+expect_rc 1 "$WORK/d8" close --date 2024-03-08 --csv "$WORK/d8.csv"
+# figure NAME COUNT FEN: the CSV figure row
+figure() {
+    grep -qx "2024-03-08,figure,$1,,,,,,$3,,$2,,,,,,,," "$WORK/d8.csv" ||
+        fail "figure $1: want $2 / $3 fen: $(grep ",figure,$1," "$WORK/d8.csv")"
+}
+figure refunds_approved 5 17500
+figure refunds_sent 4 15500
+figure refunds_paid_out 2 12000
+figure refunds_failed 2 4500
+figure refunds_restored 2 3000
+figure refunds_outstanding 2 6000
+grep -qx "2024-03-08,refund,outstanding,acct-r,$RR,,TUREFUND01,,5000,,,4,,,,,,,RFB" "$WORK/d8.csv" ||
+    fail "outstanding RFB row: $(grep ',refund,' "$WORK/d8.csv")"
+grep -qx "2024-03-08,refund,outstanding,acct-r,$RR,,TUREFUND01,,1000,,,0,,,,,,,RFE" "$WORK/d8.csv" ||
+    fail "outstanding RFE row"
+grep -qx "2024-03-08,refund,paid_out,acct-r,$RR,,TUREFUND01,,10000,,,,,,,,,,RFA" "$WORK/d8.csv" ||
+    fail "paid_out RFA row"
+has "$WORK/d8" "^  outstanding +RFB +acct-r +50.00  age 4 days" "outstanding in the table"
+has "$WORK/d8" "^break refund_outstanding_too_long: account=acct-r record_id=$RR order_code=TUREFUND01 amount_fen=5000 age_days=4 .* refund_id=RFB" "outstanding_too_long"
+has "$WORK/d8" "^break refund_restore_missing: account=acct-r .*amount_fen=3000 .* refund_id=RFC" "restore_missing"
+has "$WORK/d8" "^break refund_paid_without_sent: account=acct-r .*amount_fen=2000 .* refund_id=RFD" "paid_without_sent"
+has "$WORK/d8" "^break refund_sent_unreserved: account=acct-r .*amount_fen=1000 .* refund_id=RFE" "sent_unreserved"
+has "$WORK/d8" "^break refund_restore_wrong: account=acct-r .*amount_fen=1500 expected_fen=1500 detail=restored more than once refund_id=RFF" "restore_wrong"
+has "$WORK/d8" "^break refund_payout_without_request: account=acct-r flow_id=[0-9]+ amount_fen=-600 detail=bank payout payout-raw-1 names no refund request" "payout_without_request"
+has "$WORK/d8" "^break refund_state_unaudited: account=acct-r .*amount_fen=700 detail=state approved, its last audited transition requested refund_id=RFG" "state_unaudited"
+has "$WORK/d8" "^break refund_debit_unmatched: account=acct-r record_id=$DB bank_txn_id=TXN-PAYOUT-B order_code=TUREFUND01 amount_fen=5000 expected_fen=5000 detail=debit names refund RFB, which is sent, not paid out refund_id=RFB" "debit of a sent refund"
+has "$WORK/d8" "^break refund_debit_unmatched: record_id=$DX bank_txn_id=TXN-PAYOUT-X amount_fen=4200 detail=debit names refund RF0000099999, which does not exist" "debit naming no refund"
+[ "$(grep -c '^break refund_' "$WORK/d8")" = 9 ] || fail "refund breaks: $(grep '^break refund_' "$WORK/d8")"
+hasnt "$WORK/d8" "refund_id=RFA" "the clean refund is a break"
+[ "$(q "SELECT refunds_sent || '/' || refunds_sent_fen || ' ' || refunds_outstanding_fen
+        FROM closes WHERE business_date = '2024-03-08'")" = "4/15500 6000" ] ||
+    fail "stored refund figures"
+# The refunds are in the hashed content: a late change to one of the day's refunds is caught.
+trans RFB paid_out '2024-03-08 20:00:00+08'
+expect_rc 1 "$WORK/d8b" close --date 2024-03-08
+has "$WORK/d8b" "^break closed_day_changed: " "a changed refund did not change the closed day"
+hasnt "$WORK/d8b" "refund_outstanding_too_long" "RFB still outstanding after it was paid out"
+
+echo "== a day closed in the older content format (v1, before refunds) closed again"
+q "UPDATE closes SET content = replace(content, 'close v2', 'close v1') WHERE business_date = '2024-03-01'"
+q "UPDATE closes SET content_sha256 = encode(sha256(convert_to(content, 'UTF8')), 'hex')
+   WHERE business_date = '2024-03-01'"
+expect_rc 1 "$WORK/d1v" close --date 2024-03-01
+has "$WORK/d1v" "^break closed_day_changed: detail=close [0-9]+ stored [0-9a-f]{64}, now [0-9a-f]{64} \(stored in an older content format" "older format not said"
+hasnt "$WORK/d1v" "close_tampered" "a v1 close with its own hash is not tampered"
 
 echo "PASS"

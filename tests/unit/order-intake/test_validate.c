@@ -272,21 +272,44 @@ static void test_params(void **state)
         assert_string_equal(v.code, "invalid_limit");
     }
 
+    unsigned char ckey[VALIDATE_CURSOR_KEY_BYTES], key2[VALIDATE_CURSOR_KEY_BYTES];
+    validate_cursor_key("a-secret-of-at-least-32-bytes-....", 34, ckey);
+    validate_cursor_key("another-secret-of-32-bytes-or-more", 34, key2);
+    const struct validate_cursor_scope orders = {'o', NULL, "acct-1"};
+    const struct validate_cursor_scope pending = {'o', "pending", "acct-1"};
+    const struct validate_cursor_scope other = {'o', NULL, "acct-2"};
+    const struct validate_cursor_scope flows = {'f', NULL, "acct-1"};
     int64_t ids[] = {1, 9, 10, 99, 123, 1234, 12345, 9007199254740993LL, INT64_MAX};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         char c[VALIDATE_CURSOR_MAX];
-        validate_cursor_encode(ids[i], c);
+        validate_cursor_encode(ckey, &orders, ids[i], c);
         int64_t back = 0;
-        assert_true(validate_cursor_decode(c, &back, &v));
+        assert_true(validate_cursor_decode(ckey, &orders, c, &back, &v));
         assert_int_equal(back, ids[i]);
+        /* Bound to its list, filter, account and key. */
+        assert_false(validate_cursor_decode(ckey, &flows, c, &back, &v));
+        assert_string_equal(v.code, "invalid_cursor");
+        assert_non_null(strstr(v.message, "another list"));
+        assert_false(validate_cursor_decode(ckey, &pending, c, &back, &v));
+        assert_false(validate_cursor_decode(ckey, &other, c, &back, &v));
+        assert_false(validate_cursor_decode(key2, &orders, c, &back, &v));
+        assert_string_equal(v.code, "invalid_cursor");
+        /* Every single-character change is refused. */
+        for (size_t j = 0; c[j] != '\0'; j++) {
+            char f[VALIDATE_CURSOR_MAX];
+            memcpy(f, c, sizeof(f));
+            f[j] = f[j] == 'A' ? 'B' : 'A';
+            assert_false(validate_cursor_decode(ckey, &orders, f, &back, &v));
+        }
     }
     int64_t id = 0;
-    assert_true(validate_cursor_decode(NULL, &id, &v));
+    assert_true(validate_cursor_decode(ckey, &orders, NULL, &id, &v));
     assert_int_equal(id, INT64_MAX);
+    /* The unsigned cursors of before (base64url of the id's digits) are refused. */
     const char *bad_cursors[] = {"!!",   "MTIzNA==", "x", "LTE", "MA", "OTIyMzM3MjAzNjg1NDc3NTgwOA",
-                                 "YWJj", NULL}; /* -1, 0, INT64_MAX+1, "abc" */
+                                 "YWJj", "MTIzNA",   NULL};
     for (int i = 0; bad_cursors[i] != NULL; i++) {
-        assert_false(validate_cursor_decode(bad_cursors[i], &id, &v));
+        assert_false(validate_cursor_decode(ckey, &orders, bad_cursors[i], &id, &v));
         assert_string_equal(v.code, "invalid_cursor");
     }
 

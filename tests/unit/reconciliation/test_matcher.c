@@ -42,6 +42,7 @@ static struct matcher_order *add_order(struct fixture *f, const char *account, i
     o->status = MATCHER_ORDER_PENDING;
     o->created_day = day(created);
     o->expires_day = o->created_day + 3;
+    o->payer_verified = true; /* the account owns the name unless a test says otherwise */
     /* Creation instant: noon of the day, plus the index so later orders are younger. */
     o->created_at_ms = ((int64_t)o->created_day * 86400 + 4 * 3600) * 1000 + (int64_t)f->n;
     f->n++;
@@ -57,6 +58,7 @@ static struct matcher_record rec(int64_t amount, const char *name, const char *v
     r.currency_cny = true;
     r.name_norm = name;
     r.value_day = day(value_date);
+    r.received_at_ms = INT64_MAX; /* arriving now */
     if (code1 != NULL) {
         strcpy(r.codes[r.ncodes++], code1);
     }
@@ -80,6 +82,7 @@ static void init(struct fixture *f)
 {
     memset(f, 0, sizeof(*f));
     f->params.early_days = 3;
+    f->params.max_record_fen = 100000000;
 }
 
 static void test_reference_match(void **state)
@@ -251,9 +254,10 @@ static void test_rule2_window(void **state)
         const char *value_date;
         enum matcher_outcome want;
     } cases[] = {
-        {"2024-01-06", MATCHER_UNMATCHED}, {"2024-01-07", MATCHER_MATCHED},
-        {"2024-01-10", MATCHER_MATCHED},   {"2024-01-13", MATCHER_MATCHED},
-        {"2024-01-14", MATCHER_UNMATCHED},
+        /* Before the order's day the order is late: a candidate, never a match by name. */
+        {"2024-01-06", MATCHER_UNMATCHED}, {"2024-01-07", MATCHER_REVIEW},
+        {"2024-01-09", MATCHER_REVIEW},    {"2024-01-10", MATCHER_MATCHED},
+        {"2024-01-13", MATCHER_MATCHED},   {"2024-01-14", MATCHER_UNMATCHED},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         f.orders[0].taken = false;
@@ -333,6 +337,86 @@ static void test_references_before_names_in_batch(void **state)
     assert_ptr_equal(d[0].order, newer);
 }
 
+/* 王伟 / 500.00: the account that does not own the name never collects a stranger's transfer. */
+static void test_rule2_unverified_payer(void **state)
+{
+    (void)state;
+    struct fixture f;
+    init(&f);
+    struct matcher_order *squat = add_order(&f, "acct-squat", 50000, "王伟", "2024-01-05");
+    squat->payer_verified = false;
+    struct matcher_record r = rec(50000, "王伟", "2024-01-05", NULL, NULL);
+    struct matcher_decision d;
+    decide(&f, &r, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_REVIEW);
+    assert_int_equal(d.reason, MATCHER_REASON_UNVERIFIED_PAYER);
+    assert_string_equal(d.why, "unverified_payer");
+    assert_ptr_equal(d.order, squat);
+    assert_false(squat->taken);
+    /* The account that owns the name collects, the squatter's order is no rival to it. */
+    struct matcher_order *owner = add_order(&f, "acct-owner", 50000, "王伟", "2024-01-05");
+    decide(&f, &r, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_MATCHED);
+    assert_int_equal(d.rule, MATCHER_RULE_NAME_AMOUNT);
+    assert_ptr_equal(d.order, owner);
+    assert_int_equal(d.candidate_accounts, 1);
+    assert_int_equal(d.candidates_total, 2);
+    assert_false(squat->taken);
+}
+
+/* 李娜 / 1000.00: an order created after the transfer waited unmatched never collects it. */
+static void test_rule2_late_order(void **state)
+{
+    (void)state;
+    struct fixture f;
+    init(&f);
+    struct matcher_order *o = add_order(&f, "acct-a", 100000, "李娜", "2024-01-05");
+    struct matcher_record r = rec(100000, "李娜", "2024-01-05", NULL, NULL);
+    r.received_at_ms = o->created_at_ms - 1; /* stored before the order existed */
+    struct matcher_decision d;
+    decide(&f, &r, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_REVIEW);
+    assert_int_equal(d.reason, MATCHER_REASON_LATE_ORDER);
+    assert_ptr_equal(d.order, o);
+    assert_false(o->taken);
+    /* Received after the order was created: a match. */
+    r.received_at_ms = o->created_at_ms + 1;
+    decide(&f, &r, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_MATCHED);
+    assert_ptr_equal(d.order, o);
+    /* The reference still collects for a late order: rule 1 is unchanged. */
+    o->taken = false;
+    struct matcher_record r1 = rec(100000, "李娜", "2024-01-04", o->code, NULL);
+    r1.received_at_ms = o->created_at_ms - 1;
+    decide(&f, &r1, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_MATCHED);
+    assert_int_equal(d.rule, MATCHER_RULE_REFERENCE);
+}
+
+static void test_above_ceiling(void **state)
+{
+    (void)state;
+    struct fixture f;
+    init(&f);
+    struct matcher_order *o = add_order(&f, "acct-a", 5000, "张三", "2024-01-05");
+    const int64_t amounts[] = {100000001, INT64_MAX};
+    for (size_t i = 0; i < 2; i++) {
+        struct matcher_record r = rec(amounts[i], "张三", "2024-01-05", o->code, NULL);
+        struct matcher_decision d;
+        decide(&f, &r, 1, &d);
+        assert_int_equal(d.outcome, MATCHER_REVIEW);
+        assert_int_equal(d.reason, MATCHER_REASON_ABOVE_CEILING);
+        assert_int_equal(d.credited_fen, 0);
+        assert_false(o->taken);
+    }
+    /* At the ceiling it is an ordinary transfer (matched by reference, flagged). */
+    struct matcher_record r = rec(100000000, "张三", "2024-01-05", o->code, NULL);
+    struct matcher_decision d;
+    decide(&f, &r, 1, &d);
+    assert_int_equal(d.outcome, MATCHER_MATCHED);
+    assert_int_equal(d.reason, MATCHER_REASON_AMOUNT_MISMATCH);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -343,6 +427,9 @@ static void test_names(void **state)
     assert_string_equal(matcher_order_status_name(MATCHER_ORDER_PROCESSING), "processing");
     assert_string_equal(matcher_rule_name(MATCHER_RULE_NAME_AMOUNT), "name_amount");
     assert_string_equal(matcher_reason_name(MATCHER_REASON_AGED_UNMATCHED), "aged_unmatched");
+    assert_string_equal(matcher_reason_name(MATCHER_REASON_ABOVE_CEILING), "above_ceiling");
+    assert_string_equal(matcher_reason_name(MATCHER_REASON_UNVERIFIED_PAYER), "unverified_payer");
+    assert_string_equal(matcher_reason_name(MATCHER_REASON_LATE_ORDER), "late_order");
     assert_string_equal(matcher_outcome_name(MATCHER_REVIEW), "review");
 }
 
@@ -361,6 +448,9 @@ int main(void)
         cmocka_unit_test(test_rule2_needs_name_amount_pending),
         cmocka_unit_test(test_currency_never_matched),
         cmocka_unit_test(test_references_before_names_in_batch),
+        cmocka_unit_test(test_rule2_unverified_payer),
+        cmocka_unit_test(test_rule2_late_order),
+        cmocka_unit_test(test_above_ceiling),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
