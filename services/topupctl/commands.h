@@ -45,6 +45,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_payers(int argc, char **argv);
 int cmd_refund(int argc, char **argv);
+int cmd_payout(int argc, char **argv);
 /* close: exit 0 no break, 1 breaks, 2 usage or error (its own codes, see the README). */
 int cmd_close(int argc, char **argv);
 /* Add new commands here, e.g. int cmd_token(int argc, char **argv); */

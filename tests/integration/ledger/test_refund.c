@@ -12,6 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
 #include "harness.h"
 #include "testlib.h"
 #include "topup/ids.h"
@@ -88,6 +92,142 @@ static void reserve_event(const char *refund_id, char out[UUID_STR_LEN])
     CHECK(PQntuples(r) == 1);
     snprintf(out, UUID_STR_LEN, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
+}
+
+/* The text of the XPath expr (pain.001.001.09 namespace as p:) in doc, "" when absent. */
+static void xp(xmlDocPtr doc, const char *expr, char *out, size_t size, int *count)
+{
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    CHECK(ctx != NULL);
+    CHECK(xmlXPathRegisterNs(ctx, BAD_CAST "p",
+                             BAD_CAST "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09") == 0);
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+    CHECK(o != NULL);
+    int n = o->nodesetval != NULL ? o->nodesetval->nodeNr : 0;
+    if (count != NULL) {
+        *count = n;
+    }
+    out[0] = '\0';
+    if (n > 0) {
+        xmlChar *t = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+        snprintf(out, size, "%s", t != NULL ? (const char *)t : "");
+        xmlFree(t);
+    }
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(ctx);
+}
+
+/* The bytes of path, hex-encoded (for comparing with what PostgreSQL recorded). */
+static char *file_hex(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f != NULL, "%s was not written", path);
+    static char hex[1 << 20];
+    size_t n = 0;
+    int ch;
+    while ((ch = fgetc(f)) != EOF && n + 3 < sizeof(hex)) {
+        n += (size_t)snprintf(hex + n, 3, "%02x", ch);
+    }
+    fclose(f);
+    return hex;
+}
+
+/* payout write: the file recorded by its SHA-256, structure checked, written once. */
+static void test_payout(const char *rf1)
+{
+    h_step("payout write pain001: one file, rf1 sent with its end-to-end id");
+    char dir[] = "/tmp/payout-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char out[4096];
+    const char *const args[] = {"payout", "write", "--format", "pain001", "--out",
+                                dir,      "--by",  "fin-zhao", NULL};
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'sent' AND "
+                "end_to_end_id = $1",
+                1, (const char *const[]){rf1}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.from_state = 'approved' AND t.to_state "
+                "= 'sent' AND t.actor = 'fin-zhao'",
+                1, (const char *const[]){rf1}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    PGresult *r = h_sql("SELECT file_name, msg_id FROM payout_files", 0, NULL);
+    char path[4200], msg_id[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, PQgetvalue(r, 0, 0));
+    snprintf(msg_id, sizeof(msg_id), "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE sha256 = encode(sha256(decode($1, "
+                "'hex')), 'hex') AND written_at IS NOT NULL",
+                1, (const char *const[]){file_hex(path)}) == 1);
+
+    xmlDocPtr doc = xmlReadFile(path, NULL, XML_PARSE_NONET);
+    CHECK_MSG(doc != NULL, "%s is not well-formed XML", path);
+    char v[256];
+    int n = 0;
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, msg_id) == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:CreDtTm", v, sizeof(v), &n);
+    CHECK(n == 1 && strlen(v) >= 19);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "1") == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "60.00") == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:InitgPty/p:Nm", v, sizeof(v), &n);
+    CHECK(n == 1 && v[0] != '\0');
+    static const char pmt[] = "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf";
+    static const char *const required[] = {"p:PmtInfId",
+                                           "p:PmtMtd",
+                                           "p:NbOfTxs",
+                                           "p:CtrlSum",
+                                           "p:ReqdExctnDt/p:Dt",
+                                           "p:Dbtr/p:Nm",
+                                           "p:DbtrAcct/p:Id/p:Othr/p:Id",
+                                           "p:DbtrAgt/p:FinInstnId",
+                                           NULL};
+    for (int i = 0; required[i] != NULL; i++) {
+        char e[256];
+        snprintf(e, sizeof(e), "%s/%s", pmt, required[i]);
+        xp(doc, e, v, sizeof(v), &n);
+        CHECK_MSG(n == 1 && v[0] != '\0', "%s missing", e);
+    }
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf/p:PmtMtd", v, sizeof(v), NULL);
+    CHECK(strcmp(v, "TRF") == 0);
+    static const char tx[] = "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf/p:CdtTrfTxInf";
+    xp(doc, tx, v, sizeof(v), &n);
+    CHECK(n == 1);
+    char e[256];
+    snprintf(e, sizeof(e), "%s/p:PmtId/p:EndToEndId", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, rf1) == 0);
+    snprintf(e, sizeof(e), "%s/p:Amt/p:InstdAmt[@Ccy='CNY']", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "60.00") == 0);
+    snprintf(e, sizeof(e), "%s/p:Cdtr/p:Nm", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "张三") == 0);
+    snprintf(e, sizeof(e), "%s/p:CdtrAcct/p:Id/p:Othr/p:Id", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "6217000011112222") == 0);
+    snprintf(e, sizeof(e), "%s/p:CdtrAgt/p:FinInstnId/p:Nm", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "中国工商银行") == 0);
+    xmlFreeDoc(doc);
+
+    h_step("written again: nothing new (no second batch, the file untouched)");
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(strstr(out, "nothing new") != NULL);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_file_items", 0, NULL) == 1);
+
+    h_step("a crash after the record, before the file: the same bytes are written again");
+    CHECK(unlink(path) == 0);
+    h_exec("UPDATE payout_files SET written_at = NULL", 0, NULL);
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE sha256 = encode(sha256(decode($1, "
+                "'hex')), 'hex') AND written_at IS NOT NULL",
+                1, (const char *const[]){file_hex(path)}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    unlink(path);
+    rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -252,6 +392,7 @@ int main(int argc, char **argv)
     int rc = h_topupctl(out, sizeof(out), (const char *const[]){"verify", NULL});
     fprintf(stderr, "%s", out);
     CHECK_MSG(rc == 0, "verify exited %d", rc);
+    test_payout(rf1);
     h_step("ok");
     return 0;
 }
