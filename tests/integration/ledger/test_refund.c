@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iconv.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
@@ -230,6 +231,77 @@ static void test_payout(const char *rf1)
     rmdir(dir);
 }
 
+/* A review-queue transfer refunded whole (--record), written as a GBK CN CSV. */
+static void test_payout_record_gbk(void)
+{
+    h_step("review-queue refund (--record): no account, nothing reserved, paid by a GBK CSV");
+    char txn[H_ID_MAX];
+    h_id(txn, "rq");
+    h_exec("INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, amount_fen, "
+           "currency, direction, event_id, state, counterparty_name, counterparty_account, "
+           "counterparty_bank) VALUES ('" H_RECEIVING_ACCOUNT "', $1, DATE '2026-11-25', 12345, "
+           "'CNY', 'credit', $1, 'refund', '李娜', '6228480000123456', '中国农业银行')",
+           1, (const char *const[]){txn});
+    char rec[24];
+    snprintf(rec, sizeof(rec), "%lld",
+             (long long)h_i64("SELECT id FROM statement_records WHERE bank_txn_id = $1", 1,
+                              (const char *const[]){txn}));
+    char out[4096], rf[32];
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "request", "--record", rec, "--reason",
+                                           "matched nothing", "--by", "support-li", NULL}) == 0);
+    CHECK(sscanf(out, "%31s requested", rf) == 1);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "request", "--record", rec, "--reason",
+                                           "again", "--by", "support-li", NULL}) == 1);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "approve", rf, "--reason", "ok", "--by",
+                                           "lead-wang", NULL}) == 0);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'approved' "
+                "AND account_id IS NULL AND reserve_event_id IS NULL AND amount_fen = 12345",
+                1, (const char *const[]){rf}) == 1);
+    char dir[] = "/tmp/payout-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *const args[] = {"payout", "write", "--format", "cn-csv",   "--encoding", "gbk",
+                                "--out",  dir,     "--by",     "fin-zhao", NULL};
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'sent' AND "
+                "end_to_end_id = $1",
+                1, (const char *const[]){rf}) == 1);
+    PGresult *r = h_sql("SELECT file_name FROM payout_files WHERE format = 'cn-csv' AND encoding "
+                        "= 'gbk'",
+                        0, NULL);
+    CHECK(PQntuples(r) == 1);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE format = 'cn-csv' AND sha256 = "
+                "encode(sha256(decode($1, 'hex')), 'hex')",
+                1, (const char *const[]){file_hex(path)}) == 1);
+    /* The line as the bank reads it: the expected UTF-8 converted to GBK, found in the file. */
+    char want[512], gbk[512];
+    snprintf(want, sizeof(want), "1,6228480000123456,李娜,中国农业银行,123.45,CNY,");
+    iconv_t cd = iconv_open("GBK", "UTF-8");
+    CHECK(cd != (iconv_t)-1);
+    char *in = want, *o = gbk;
+    size_t li = strlen(want), lo = sizeof(gbk) - 1;
+    CHECK(iconv(cd, &in, &li, &o, &lo) != (size_t)-1);
+    *o = '\0';
+    iconv_close(cd);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    static char bytes[1 << 16];
+    size_t n = fread(bytes, 1, sizeof(bytes) - 1, f);
+    fclose(f);
+    bytes[n] = '\0';
+    CHECK_MSG(strstr(bytes, gbk) != NULL, "the GBK line is not in %s", path);
+    CHECK(strstr(bytes, "李娜") == NULL); /* not UTF-8 */
+    CHECK(strstr(bytes, rf) != NULL);
+    CHECK(refund_cmd(out, sizeof(out), args) == 0 && strstr(out, "nothing new") != NULL);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "ledger_refund");
@@ -393,6 +465,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s", out);
     CHECK_MSG(rc == 0, "verify exited %d", rc);
     test_payout(rf1);
+    test_payout_record_gbk();
     h_step("ok");
     return 0;
 }
