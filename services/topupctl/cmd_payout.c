@@ -18,6 +18,8 @@
 #define PAYOUT_TX_ATTEMPTS 5
 #define PAYOUT_BATCH_MAX   1000 /* refunds in one file; the rest go into the next run's file */
 #define PAYOUT_PATH_MAX    4096
+/* Advisory lock of payout writing: the bytes of "payoutwr". */
+#define PAYOUT_LOCK_KEY "8097887124607760242"
 
 static const char payout_usage[] =
     "usage: topupctl payout write --format pain001|cn-csv --out DIR [--encoding utf-8|gbk]\n"
@@ -307,7 +309,7 @@ static enum tp_status payout_write_file(const char *dir, const char *name, const
 {
     char path[PAYOUT_PATH_MAX], tmp[PAYOUT_PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     FILE *f = fopen(path, "rb");
     if (f != NULL) {
         char *have = mem_alloc(len + 1);
@@ -444,6 +446,16 @@ int cmd_payout(int argc, char **argv)
     }
     struct payout_ctx x = {.a = &a};
     int written = 0, code = TOPUPCTL_EXIT_OK;
+    /*
+     * One writer at a time (session lock, released with the connection): two runs at once would
+     * otherwise both write the recorded file into DIR. The rows' locks alone keep the batch
+     * single; this keeps the file's writing single too.
+     */
+    if (pg_exec(c, "SELECT pg_advisory_lock(" PAYOUT_LOCK_KEY ")", 0, NULL, NULL, &err) != TP_OK) {
+        fprintf(stderr, "topupctl payout write: %s\n", err.msg);
+        pg_conn_free(c);
+        return TOPUPCTL_EXIT_FAILURE;
+    }
     if (pg_transaction(c, payout_record_tx, &x, PAYOUT_TX_ATTEMPTS, &err) != TP_OK ||
         payout_flush_all(c, a.out, &written, &err) != TP_OK) {
         fprintf(stderr, "topupctl payout write: %s\n", err.msg);
