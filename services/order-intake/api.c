@@ -19,6 +19,7 @@ static const struct http_route api_routes[] = {
     {"GET", "/v1/topup-orders", api_orders_list},
     {"GET", "/v1/topup-orders/{code}", api_orders_get},
     {"POST", "/v1/topup-orders/{code}/cancel", api_orders_cancel},
+    {"POST", "/v1/topup-orders/{code}/claim", api_orders_claim},
     {"GET", "/v1/balance", api_account_balance},
     {"GET", "/v1/account-flows", api_account_flows},
     {"GET", "/v1/topup-options", api_account_options},
@@ -38,11 +39,17 @@ static const struct {
     http_route_fn *fn;
     const char *const *query;
 } api_route_queries[] = {
-    {api_orders_create, api_no_query},   {api_orders_list, api_list_orders_query},
-    {api_orders_get, api_no_query},      {api_orders_cancel, api_no_query},
-    {api_account_balance, api_no_query}, {api_account_flows, api_list_flows_query},
-    {api_account_options, api_no_query}, {api_account_settings, api_no_query},
-    {api_refunds_create, api_no_query},  {api_refunds_list, api_list_refunds_query},
+    {api_orders_create, api_no_query},
+    {api_orders_list, api_list_orders_query},
+    {api_orders_get, api_no_query},
+    {api_orders_cancel, api_no_query},
+    {api_orders_claim, api_no_query},
+    {api_account_balance, api_no_query},
+    {api_account_flows, api_list_flows_query},
+    {api_account_options, api_no_query},
+    {api_account_settings, api_no_query},
+    {api_refunds_create, api_no_query},
+    {api_refunds_list, api_list_refunds_query},
     {api_refunds_get, api_no_query},
 };
 

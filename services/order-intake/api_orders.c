@@ -211,8 +211,14 @@ static void orders_run_get(struct intake *app, struct pg_conn *pg, struct intake
     struct store_order *o = mem_calloc(1, sizeof(*o));
     struct tp_error err = {0};
     enum tp_status st = store_get_order(pg, job->account, job->code, o, &err);
+    json_t *claim = NULL;
     if (st == TP_OK) {
-        http_respond_json(job->req, 200, api_order_json(app, o));
+        claim = claims_json(pg, o->id, &st, &err);
+    }
+    if (st == TP_OK) {
+        json_t *j = api_order_json(app, o);
+        json_object_set_new(j, "claim", claim); /* the user's "I have paid" claim, or null */
+        http_respond_json(job->req, 200, j);
     } else if (st == TP_NOT_FOUND) {
         api_error(app, job->req, 404, "not_found", "no such order", NULL, false);
     } else {

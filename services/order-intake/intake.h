@@ -203,10 +203,31 @@ enum intake_job_kind {
     JOB_BALANCE,
     JOB_LIST_FLOWS,
     JOB_READY, /* /readyz: PostgreSQL reachable through a worker */
+    JOB_CLAIM, /* claims.c: file an "I have paid" claim */
     JOB_REFUND_CREATE,
     JOB_REFUND_LIST,
     JOB_REFUND_GET,
 };
+
+struct intake_job;
+
+/* ---- claims.c: "I have paid" claims (payment_claims) ---- */
+
+struct claims_request {
+    char payer_name[STORE_TEXT_MAX];
+    char payer_name_norm[NAMES_NORM_MAX];
+    int64_t amount_fen;
+    char transfer_date[11]; /* YYYY-MM-DD */
+    char bank_serial[STORE_TEXT_MAX];
+    char note[STORE_TEXT_MAX];
+};
+
+/* Validates a claim body: payer_name, amount, transfer_date required; bank_serial, note. */
+bool claims_parse(const char *body, size_t len, struct claims_request *out,
+                  struct validate_error *verr);
+/* The order's claim as the API shows it (JSON null when none); NULL with *st set on failure. */
+json_t *claims_json(struct pg_conn *pg, int64_t order_id, enum tp_status *st, struct tp_error *err);
+void claims_run(struct intake *app, struct pg_conn *pg, struct intake_job *job);
 
 struct intake_job {
     struct intake_job *next;
@@ -219,6 +240,7 @@ struct intake_job {
     const char *filter; /* static string or NULL */
     char idem_key[VALIDATE_IDEM_KEY_MAX + 1];
     struct validate_order order;
+    struct claims_request *claim;   /* JOB_CLAIM: owned, freed with the job */
     struct validate_refund *refund; /* JOB_REFUND_CREATE: owned (freed with the job) */
     char refund_id[VALIDATE_REFUND_ID_MAX];
 };
@@ -267,6 +289,7 @@ void api_orders_create(void *ctx, struct http_request *req, const struct http_ro
 void api_orders_list(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_orders_get(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_orders_cancel(void *ctx, struct http_request *req, const struct http_route_match *m);
+void api_orders_claim(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_account_balance(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_account_flows(void *ctx, struct http_request *req, const struct http_route_match *m);
 void api_account_options(void *ctx, struct http_request *req, const struct http_route_match *m);

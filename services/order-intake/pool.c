@@ -66,6 +66,7 @@ void pool_job_free(struct intake_job *job)
     if (job != NULL) {
         validate_order_deinit(&job->order);
         free(job->refund);
+        free(job->claim);
         free(job);
     }
 }
@@ -194,6 +195,9 @@ static void pool_run_one(struct pool_worker *w, struct intake_job *job)
         break;
     case JOB_CREATE:
         api_orders_create_batch(app, w->pg, &job, 1);
+        break;
+    case JOB_CLAIM:
+        claims_run(app, w->pg, job);
         break;
     case JOB_REFUND_CREATE:
     case JOB_REFUND_LIST:

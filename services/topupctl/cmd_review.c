@@ -17,9 +17,13 @@ static const char review_usage[] =
     "[--over-ceiling]\n"
     "       topupctl review refund REVIEW_ID --actor NAME --reason TEXT\n"
     "       topupctl review ignore REVIEW_ID --actor NAME --reason TEXT\n"
+    "       topupctl review claims [--all]\n"
     "\n"
     "list    open items oldest first (--all: resolved ones too), tab-separated\n"
-    "show    one item: the transfer, the order it names, every decision and action\n"
+    "show    one item: the transfer, the order it names, every decision and action, and the\n"
+    "        users' \"I have paid\" claims that fit it\n"
+    "claims  users' open claims (--all: matched ones too), each with the waiting credits that\n"
+    "        fit it (amount or payer name, value date within 3 days) and their review items\n"
     "match   credit the transfer to a pending order: claims it and queues the same\n"
     "        PaymentMatched as an automatic match (rule manual)\n"
     "refund  mark the transfer to be paid back to the sender (no credit)\n"
@@ -141,7 +145,7 @@ int cmd_review(int argc, char **argv)
         action = REVIEW_REFUND;
     } else if (strcmp(sub, "ignore") == 0) {
         action = REVIEW_IGNORE;
-    } else if (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0) {
+    } else if (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0 || strcmp(sub, "claims") == 0) {
         act = false;
     } else {
         fprintf(stderr, "topupctl review: unknown subcommand \"%s\"\n\n%s", sub, review_usage);
@@ -164,8 +168,10 @@ int cmd_review(int argc, char **argv)
         code = review_act_cmd(c, action, argc - 1, argv + 1);
     } else if (strcmp(sub, "list") == 0) {
         code = review_list_cmd(c, argc - 1, argv + 1);
+    } else if (strcmp(sub, "claims") == 0) {
+        code = review_claims_cmd(c, argc - 1, argv + 1);
     } else {
-        code = review_show(c, id, stdout, &err) == TP_OK ? TOPUPCTL_EXIT_OK
+        code = review_show(c, id, stdout, &err) == TP_OK ? review_claims_for_item(c, id, stdout)
                                                          : review_fail("show", &err);
     }
     pg_conn_free(c);

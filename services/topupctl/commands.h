@@ -3,6 +3,7 @@
 #define TOPUPCTL_COMMANDS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes shared by every subcommand; the README's "Exit codes" table lists them. */
 enum topupctl_exit {
@@ -44,6 +45,10 @@ int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_payers(int argc, char **argv);
+/* cmd_review_claims.c: `review claims` and the claims fitting a review item (`review show`). */
+struct pg_conn;
+int review_claims_cmd(struct pg_conn *c, int argc, char **argv);
+int review_claims_for_item(struct pg_conn *c, int64_t review_id, FILE *out);
 int cmd_refund(int argc, char **argv);
 int cmd_payout(int argc, char **argv);
 /* close: exit 0 no break, 1 breaks, 2 usage or error (its own codes, see the README). */

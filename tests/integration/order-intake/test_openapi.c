@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -294,6 +295,43 @@ static void drive_reads(const char *tok, const char *tok_b, const char *bad_tok)
     snprintf(path, sizeof(path), "/v1/topup-orders/%s/cancel", code2);
     hit("GET", path, C, tok, NULL, NULL, NULL);
 
+    const char *CL = "/v1/topup-orders/{code}/claim";
+    char day[16], claim[512];
+    time_t now = time(NULL);
+    strftime(day, sizeof(day), "%Y-%m-%d", gmtime(&now));
+    snprintf(claim, sizeof(claim),
+             "{\"payer_name\":\"张三\",\"amount\":\"50.00\",\"transfer_date\":\"%s\"}", day);
+    char cpath[128];
+    snprintf(cpath, sizeof(cpath), "/v1/topup-orders/%s/claim", code2);
+    static const char *const claim_bad[] = {
+        "[",
+        "{\"a\":\"\xff\"}",
+        "{\"x\":1}",
+        "{\"payer_name\":1}",
+        "{\"payer_name\":\"a\",\"amount\":\"1e3\"}",
+        "{\"payer_name\":\"a\",\"amount\":\"1.00\",\"transfer_date\":\"2026-13-01\"}",
+        "{\"payer_name\":\"a\",\"amount\":\"1.00\",\"transfer_date\":\"2099-01-01\"}",
+        "{\"amount\":\"1.00\"}",
+        "{\"payer_name\":\"\\u0001\"}",
+        "{\"payer_name\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+        NULL,
+    };
+    for (int i = 0; claim_bad[i] != NULL; i++) {
+        hit("POST", cpath, CL, tok, NULL, JSON, claim_bad[i]);
+    }
+    hit("POST", cpath, CL, tok, NULL, "text/plain", claim);
+    hit("POST", cpath, CL, NULL, NULL, JSON, claim);
+    hit("POST", cpath, CL, bad_tok, NULL, JSON, claim);
+    hit("POST", cpath, CL, tok_b, NULL, JSON, claim);
+    snprintf(path, sizeof(path), "/v1/topup-orders/%s/claim?x=1", code2);
+    hit("POST", path, CL, tok, NULL, JSON, claim);
+    hit("GET", cpath, CL, tok, NULL, NULL, NULL);
+    hit("POST", cpath, CL, tok, NULL, JSON, claim); /* 201 */
+    hit("POST", cpath, CL, tok, NULL, JSON, claim); /* 409 claim_exists */
+    snprintf(path, sizeof(path), "/v1/topup-orders/%s/claim", code);
+    hit("POST", path, CL, tok, NULL, JSON, claim); /* code was cancelled: order_not_claimable */
+
     const char *F = "/v1/account-flows";
     hit("GET", F, F, tok, NULL, NULL, NULL);
     hit("GET", "/v1/account-flows?limit=101", F, tok, NULL, NULL, NULL);
@@ -344,6 +382,8 @@ static void drive_expired(const char *old_tok)
     hit("GET", path, "/v1/topup-orders/{code}", old_tok, NULL, NULL, NULL);
     snprintf(path, sizeof(path), "/v1/topup-orders/TU7K3M9Q2X/cancel");
     hit("POST", path, "/v1/topup-orders/{code}/cancel", old_tok, NULL, NULL, NULL);
+    snprintf(path, sizeof(path), "/v1/topup-orders/TU7K3M9Q2X/claim");
+    hit("POST", path, "/v1/topup-orders/{code}/claim", old_tok, NULL, JSON, "{}");
 }
 
 int main(int argc, char **argv)
