@@ -2,7 +2,8 @@
 # Developer entry point: start everything locally, run every test, stop, show status.
 #
 #   deploy/dev.sh up       install missing packages, build (Release) into build/, start the local
-#                          stack (.local/stack) and every service that is built, in the background
+#                          stack (.local/stack; its Kafka with SCRAM and ACLs, each service its
+#                          own principal) and every service that is built, in the background
 #   deploy/dev.sh down     stop the services, then the stack
 #   deploy/dev.sh status   the stack's and the services' state
 #   deploy/dev.sh token [ACCOUNT]
@@ -97,6 +98,11 @@ service_start() {
             # shellcheck source=/dev/null
             . "$DEV_ENV"
         fi
+        # Kafka with SCRAM (the default of `up`): the service's own principal and password.
+        if [ -n "${TOPUP_KAFKA_SECRETS_DIR:-}" ] && [ -z "${KAFKA_SASL_USERNAME:-}" ]; then
+            KAFKA_SASL_USERNAME=$name
+            KAFKA_SASL_PASSWORD_FILE=$TOPUP_KAFKA_SECRETS_DIR/$name.password
+        fi
         set +a
         exec setsid "$bin" </dev/null >>"$LOG_DIR/$name.log" 2>&1
     ) &
@@ -134,7 +140,9 @@ service_stop() {
 cmd_up() {
     bash "$CHECKOUT/deploy/install-deps.sh"
     build Release "$BUILD_DIR"
-    TOPUP_BUILD_DIR=$BUILD_DIR TOPUP_STACK_DIR=$LOCAL_DIR/stack bash "$STACK_SH" start
+    # Kafka authenticates every service as its own principal, with the production ACLs.
+    TOPUP_KAFKA_AUTH=${TOPUP_KAFKA_AUTH:-scram} TOPUP_BUILD_DIR=$BUILD_DIR \
+        TOPUP_STACK_DIR=$LOCAL_DIR/stack bash "$STACK_SH" start
     STACK_ENV=$LOCAL_DIR/stack/env
     local s failed=()
     for s in "${SERVICES[@]}"; do
@@ -240,7 +248,7 @@ status) cmd_status ;;
 token) cmd_token "${2:-}" ;;
 test) cmd_test ;;
 *)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -25,6 +25,12 @@
 #   TOPUP_KAFKA_LIBS   the broker's jars (default <checkout>/.local/kafka/libs)
 #   TOPUP_KAFKA_HEAP   the broker JVM's heap (default 512m)
 #   TOPUP_KAFKA_PARTITIONS  partitions of every topic of deploy/kafka/topics.list (default: the list's)
+#   TOPUP_KAFKA_AUTH   "none" (default: PLAINTEXT listener, no authorizer) or "scram": a
+#                      SASL_PLAINTEXT listener with SCRAM-SHA-256, one principal per service, the
+#                      ACLs of deploy/production/kafka-acls.sh (StandardAuthorizer, nothing granted
+#                      is refused); passwords in $TOPUP_STACK_DIR/kafka/secrets/<principal>.password.
+#                      Fixed when the storage is formatted (unset: what it was formatted
+#                      with); switching needs `stack.sh clean`.
 #   TOPUP_PG_BIN       PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   TOPUP_PG_DURABLE   "on": fsync and full_page_writes on, as in production (for benchmarks);
 #                      default "off" (faster; a killed server still loses nothing committed)
@@ -49,6 +55,12 @@ KAFKA_LIBS=${TOPUP_KAFKA_LIBS:-$CHECKOUT/.local/kafka/libs}
 KAFKA_HEAP=${TOPUP_KAFKA_HEAP:-512m}
 KAFKA_TOPICS_LIST=$CHECKOUT/deploy/kafka/topics.list
 KAFKA_TOPICS_TOOL=$CHECKOUT/deploy/kafka/StackTopics.java
+KAFKA_ACLS_TOOL=$CHECKOUT/deploy/kafka/StackAcls.java
+KAFKA_ACLS_SH=$CHECKOUT/deploy/production/kafka-acls.sh
+KAFKA_AUTH_WANTED=${TOPUP_KAFKA_AUTH:-none}
+# The principals of kafka-acls.sh (one per service) and the stack's super user, which only the
+# bootstrap tools (topics, ACLs) and the broker itself use.
+KAFKA_ADMIN=admin
 KAFKA_START_TIMEOUT_S=120
 KAFKA_STOP_TIMEOUT_S=60
 HOST=127.0.0.1
@@ -70,6 +82,10 @@ esac
 case "$KAFKA_KIND_WANTED" in
 kafka | devbroker) ;;
 *) die "TOPUP_KAFKA must be kafka or devbroker, not '$KAFKA_KIND_WANTED'" ;;
+esac
+case "$KAFKA_AUTH_WANTED" in
+none | scram) ;;
+*) die "TOPUP_KAFKA_AUTH must be none or scram, not '$KAFKA_AUTH_WANTED'" ;;
 esac
 
 mkdir -p "$STACK_DIR"
@@ -453,18 +469,102 @@ kafka_topic_args() {
     done <"$KAFKA_TOPICS_LIST"
 }
 
+# ---- identities (TOPUP_KAFKA_AUTH=scram)
+KAFKA_SECRETS_DIR=$KAFKA_DIR/secrets
+KAFKA_AUTH_FILE=$KAFKA_DIR/auth
+
+# The mode the storage was formatted with (none when formatted before modes existed), else the one
+# asked for.
+kafka_auth() {
+    if [ -f "$KAFKA_DIR/data/meta.properties" ]; then
+        cat "$KAFKA_AUTH_FILE" 2>/dev/null || echo none
+    else
+        echo "$KAFKA_AUTH_WANTED"
+    fi
+}
+
+# The service principals, read from the production list so that both grant the same.
+kafka_principals() {
+    local line
+    line=$(sed -n 's/^PRINCIPALS=(\(.*\))$/\1/p' "$KAFKA_ACLS_SH")
+    [ -n "$line" ] || die "no PRINCIPALS=(...) line in $KAFKA_ACLS_SH"
+    echo "$line"
+}
+
+# Prints the password of principal $1, made once per stack (mode 0600, hex: no quoting issues).
+kafka_secret() {
+    local f=$KAFKA_SECRETS_DIR/$1.password
+    if [ ! -s "$f" ]; then
+        (umask 077 && mkdir -p "$KAFKA_SECRETS_DIR" &&
+            od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$f.tmp" && mv "$f.tmp" "$f")
+    fi
+    cat "$f"
+}
+
+# The client settings of the super user, for the bootstrap tools (mode 0600).
+kafka_admin_props() {
+    local pw
+    pw=$(kafka_secret "$KAFKA_ADMIN")
+    (umask 077 && cat >"$KAFKA_SECRETS_DIR/admin.properties" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-256
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_ADMIN" password="$pw";
+EOF
+    )
+    echo "$KAFKA_SECRETS_DIR/admin.properties"
+}
+
+# The listener part of server.properties for the mode of this storage.
+kafka_listener_conf() {
+    if [ "$(kafka_auth)" != scram ]; then
+        cat <<EOF
+listeners=PLAINTEXT://$HOST:${PORT[kafka]},CONTROLLER://$HOST:${PORT[kafka_ctl]}
+advertised.listeners=PLAINTEXT://$HOST:${PORT[kafka]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+EOF
+        return 0
+    fi
+    local pw
+    pw=$(kafka_secret "$KAFKA_ADMIN")
+    # Clients: SCRAM-SHA-256 only. The controller listener: PLAIN with one static user, the broker
+    # itself (SCRAM credentials live in the metadata the controller serves, so they cannot
+    # authenticate the controller's own peers). Only the admin is a super user; every other
+    # principal gets what kafka-acls.sh grants, and what is not granted is refused.
+    cat <<EOF
+listeners=SASL_PLAINTEXT://$HOST:${PORT[kafka]},CONTROLLER://$HOST:${PORT[kafka_ctl]}
+advertised.listeners=SASL_PLAINTEXT://$HOST:${PORT[kafka]}
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_ADMIN" password="$pw";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$KAFKA_ADMIN" password="$pw" user_$KAFKA_ADMIN="$pw";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:$KAFKA_ADMIN
+EOF
+}
+
+# --add-scram arguments of the storage format: the admin and every principal.
+kafka_scram_args() {
+    local p
+    for p in "$KAFKA_ADMIN" $(kafka_principals); do
+        printf -- '--add-scram\nSCRAM-SHA-256=[name=%s,password=%s]\n' "$p" "$(kafka_secret "$p")"
+    done
+}
+
 kafka_write_conf() {
-    # Rewritten at every start: the ports may change in free mode.
-    cat >"$KAFKA_DIR/server.properties" <<EOF
+    # Rewritten at every start: the ports may change in free mode. Holds the admin's password.
+    (umask 077 && cat >"$KAFKA_DIR/server.properties" <<EOF
 # Written by deploy/local/stack.sh at every start: one KRaft node, broker and controller.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:${PORT[kafka_ctl]}
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$HOST:${PORT[kafka]},CONTROLLER://$HOST:${PORT[kafka_ctl]}
-advertised.listeners=PLAINTEXT://$HOST:${PORT[kafka]}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$(kafka_listener_conf)
 log.dirs=$KAFKA_DIR/data
 # Every topic is created by the stack with its partition count (deploy/kafka/topics.list).
 auto.create.topics.enable=false
@@ -484,6 +584,7 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=168
 log.segment.bytes=67108864
 EOF
+    )
     cat >"$KAFKA_DIR/log4j.properties" <<EOF
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
@@ -518,6 +619,13 @@ kafka_start() {
         kafka_stop
     fi
     rm -f "$KAFKA_DIR/bootstrap"
+    # Unset, TOPUP_KAFKA_AUTH keeps what the storage was formatted with (restarts, `start broker`).
+    [ -n "${TOPUP_KAFKA_AUTH:-}" ] || KAFKA_AUTH_WANTED=$(kafka_auth)
+    if [ "$(kafka_auth)" != "$KAFKA_AUTH_WANTED" ]; then
+        die "Kafka storage in $KAFKA_DIR/data was formatted with TOPUP_KAFKA_AUTH=$(kafka_auth), not" \
+            "$KAFKA_AUTH_WANTED: start it with that, or start afresh with" \
+            "TOPUP_STACK_DIR=$STACK_DIR $STACK_SH clean"
+    fi
     for attempt in 1 2 3; do
         choose_port kafka "$FIXED_KAFKA_PORT"
         choose_port kafka_ctl "$FIXED_KAFKA_CTL_PORT"
@@ -530,12 +638,15 @@ kafka_start() {
         done
         kafka_write_conf
         if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
-            say "formatting Kafka storage in $KAFKA_DIR/data"
+            say "formatting Kafka storage in $KAFKA_DIR/data (auth $KAFKA_AUTH_WANTED)"
+            local scram=()
+            [ "$KAFKA_AUTH_WANTED" = scram ] && mapfile -t scram < <(kafka_scram_args)
             kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$(kafka_cluster_id)" \
-                -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1 || {
-                cat "$KAFKA_DIR/format.log" >&2
+                -c "$KAFKA_DIR/server.properties" "${scram[@]}" >"$KAFKA_DIR/format.log" 2>&1 || {
+                sed 's/password=[^],]*/password=<secret>/g' "$KAFKA_DIR/format.log" >&2
                 die "Kafka storage format failed; log: $KAFKA_DIR/format.log"
             }
+            echo "$KAFKA_AUTH_WANTED" >"$KAFKA_AUTH_FILE"
         fi
         : >"$KAFKA_DIR/kafka.log"
         # Own session, no inherited descriptors; bounded heap; exits (not limps) on OOM.
@@ -564,12 +675,20 @@ kafka_start() {
         die "Kafka did not start within $KAFKA_START_TIMEOUT_S s; log: $KAFKA_DIR/kafka.log"
     done
     [ -n "$pid" ] && alive "$pid" || die "Kafka did not start; log: $KAFKA_DIR/kafka.log"
-    local args
+    local args props=()
     mapfile -t args < <(kafka_topic_args)
-    if ! kafka_java "$KAFKA_TOPICS_TOOL" "$HOST:${PORT[kafka]}" "${args[@]}" \
+    [ "$(kafka_auth)" = scram ] && props=("$(kafka_admin_props)")
+    if ! kafka_java "$KAFKA_TOPICS_TOOL" "$HOST:${PORT[kafka]}" "${props[@]}" "${args[@]}" \
         >"$KAFKA_DIR/topics.log" 2>&1; then
         cat "$KAFKA_DIR/topics.log" >&2
         die "Kafka topics could not be created; log: $KAFKA_DIR/topics.log"
+    fi
+    # The grants of the production list, as its DRY_RUN prints them (ACLs are a set: idempotent).
+    if [ "$(kafka_auth)" = scram ] &&
+        ! DRY_RUN=1 bash "$KAFKA_ACLS_SH" | kafka_java "$KAFKA_ACLS_TOOL" "$HOST:${PORT[kafka]}" \
+            "${props[0]}" >"$KAFKA_DIR/acls.log" 2>&1; then
+        cat "$KAFKA_DIR/acls.log" >&2
+        die "Kafka ACLs could not be created; log: $KAFKA_DIR/acls.log"
     fi
     printf '%s\n' "$HOST:${PORT[kafka]}" >"$KAFKA_DIR/bootstrap.tmp"
     mv "$KAFKA_DIR/bootstrap.tmp" "$KAFKA_DIR/bootstrap"
@@ -653,6 +772,13 @@ write_env() {
             printf 'export TOPUP_KAFKA_PID_FILE=\n'
         fi
         printf 'export TOPUP_KAFKA_LIBS=%q\n' "$KAFKA_LIBS"
+        if [ "$(kafka_kind)" = kafka ] && [ "$(kafka_auth)" = scram ]; then
+            echo "# SASL/SCRAM: each service sets KAFKA_SASL_USERNAME=<principal> and"
+            echo "# KAFKA_SASL_PASSWORD_FILE=\$TOPUP_KAFKA_SECRETS_DIR/<principal>.password"
+            printf 'export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\n'
+            printf 'export KAFKA_SASL_MECHANISMS=SCRAM-SHA-256\n'
+            printf 'export TOPUP_KAFKA_SECRETS_DIR=%q\n' "$KAFKA_SECRETS_DIR"
+        fi
         echo "# Signs and verifies API bearer tokens: topupctl token issue --account ID"
         printf 'export TOKEN_SECRET=%q\n' "$secret"
         echo "# The dev broker's fault-injection channel: topup-devbroker ctl broker-down 1 (empty with Kafka)"
@@ -676,7 +802,7 @@ report() {
     say "PostgreSQL  $HOST:${PORT[pg]} (database topup, user topup; socket $PG_SOCKET_DIR; log $PG_LOG)"
     say "Redis       $HOST:${PORT[redis]} (log $REDIS_DIR/redis.log)"
     if [ "$(kafka_kind)" = kafka ]; then
-        say "Kafka       $(any_broker_bootstrap) (Apache Kafka, KRaft; log $KAFKA_DIR/kafka.log)"
+        say "Kafka       $(any_broker_bootstrap) (Apache Kafka, KRaft, auth $(kafka_auth); log $KAFKA_DIR/kafka.log)"
     else
         say "dev broker  $(cat "$BROKER_DIR/bootstrap" 2>/dev/null || echo '?')" \
             "(control $(cat "$BROKER_DIR/control" 2>/dev/null || echo '?'); log $BROKER_DIR/broker.log)"

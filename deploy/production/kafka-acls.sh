@@ -35,6 +35,7 @@ WRITERS=(
     "payment.matched reconciliation"
     "usage.recorded gateways"
     "refund.issued gateways"
+    "refund.issued order-intake"
     "account.flows ledger"
     "topup.requested.dlq reconciliation"
     "topup.cancelled.dlq reconciliation"

@@ -34,8 +34,20 @@ static const char *const tl_stack_vars[] = {
     "TOPUP_PG_OS_USER",
     "TOPUP_STACK_DIR",
     "TOPUP_STACK_SH",
+    /* Set only by a stack whose Kafka authenticates (TOPUP_KAFKA_AUTH=scram); unset otherwise. */
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISMS",
+    "TOPUP_KAFKA_SECRETS_DIR",
     NULL,
 };
+
+/* Variables that must be absent, not empty, when a stack does not set them (librdkafka refuses an
+ * empty security.protocol). */
+static bool tl_stack_var_unset_if_empty(const char *name)
+{
+    return strncmp(name, "KAFKA_SASL", 10) == 0 || strcmp(name, "KAFKA_SECURITY_PROTOCOL") == 0 ||
+           strcmp(name, "TOPUP_KAFKA_SECRETS_DIR") == 0;
+}
 
 static void tl_trim(char *s)
 {
@@ -83,6 +95,12 @@ void tl_broker_start(struct tl_broker *b, int brokers, const char *topic_partiti
     free(ctl);
     setenv("KAFKA_BOOTSTRAP_SERVERS", b->bootstrap, 1);
     setenv("DEVBROKER_CONTROL", b->control, 1);
+    /* The mock cluster authenticates no one: clients of this process speak PLAINTEXT to it. */
+    unsetenv("KAFKA_SECURITY_PROTOCOL");
+    unsetenv("KAFKA_SASL_MECHANISMS");
+    unsetenv("KAFKA_SASL_USERNAME");
+    unsetenv("KAFKA_SASL_PASSWORD_FILE");
+    unsetenv("TOPUP_KAFKA_SECRETS_DIR");
     setenv("TOPUP_KAFKA", "devbroker", 1);
     tl_step("private dev broker: %d broker(s) at %s, control %s", brokers, b->bootstrap,
             b->control);
@@ -133,7 +151,7 @@ out:
 }
 
 /* Loads a stack's env file into this process (children inherit it). */
-static void tl_stack_load_env(const char *dir)
+void tl_stack_load_env(const char *dir)
 {
     char env_file[TL_PATH_MAX], script[2048];
     snprintf(env_file, sizeof(env_file), "%s/env", dir);
@@ -151,7 +169,11 @@ static void tl_stack_load_env(const char *dir)
         char *eq = strchr(line, '=');
         if (eq != NULL) {
             *eq = '\0';
-            setenv(line, eq + 1, 1);
+            if (eq[1] == '\0' && tl_stack_var_unset_if_empty(line)) {
+                unsetenv(line);
+            } else {
+                setenv(line, eq + 1, 1);
+            }
         }
     }
     free(out);
@@ -169,11 +191,16 @@ void tl_stack_start(const char *dir, const char *const *env)
     char e_dir[TL_PATH_MAX + 32], e_build[TL_PATH_MAX + 32];
     snprintf(e_dir, sizeof(e_dir), "TOPUP_STACK_DIR=%s", dir);
     snprintf(e_build, sizeof(e_build), "TOPUP_BUILD_DIR=%s", tl_env("TOPUP_BUILD_DIR"));
-    /* The system tests inject broker faults through the dev broker's control channel. */
+    /* The system tests inject broker faults through the dev broker's control channel, unless the
+     * caller names the broker (TOPUP_KAFKA=kafka in env). */
     const char *envs[24] = {e_dir, e_build, "TOPUP_STACK_PORTS=free", "TOPUP_KAFKA=devbroker"};
     int k = 4;
     for (int i = 0; env != NULL && env[i] != NULL && k < 23; i++) {
-        envs[k++] = env[i];
+        if (strncmp(env[i], "TOPUP_KAFKA=", 12) == 0) {
+            envs[3] = env[i];
+        } else {
+            envs[k++] = env[i];
+        }
     }
     envs[k] = NULL;
     const char *argv[] = {"/bin/bash", tl_stack_script(), "start", NULL};
