@@ -1149,6 +1149,46 @@ test('an "I have paid" claim filed for an order shows on its view with its state
     }
 });
 
+test('a refund of unused paid credit is requested from the overview (POST /v1/refunds)', async () => {
+    const before = await apiCall('GET', '/v1/refunds');
+    assert.equal(before.status, 200);
+    assert.ok(before.body.refundable && before.body.refundable.amount !== '0.00', 'paid credit to refund');
+    for (const layout of LAYOUTS) {
+        for (const lang of LANGS) {
+            const { ctx, p } = await openAt(lang, layout, '#overview');
+            await p.locator('#refund-form').waitFor({ state: 'visible' });
+            if (layout.name === 'desktop' && lang === 'en') {
+                const money = require(path.join(__dirname, '..', '..', 'services', 'order-intake', 'web', 'money.js'));
+                const available = await p.locator('#refund-available').textContent();
+                assert.ok(available.includes('up to ' + money.formatCny(before.body.refundable.amount)), available);
+                assert.ok(available.includes('at most ' + money.formatCny(before.body.refundable.max_single_refund)), available);
+                /* More than is refundable: refused by the API, said next to the amount. */
+                await p.getByLabel('Amount to refund (CNY)').fill('999999');
+                await p.getByLabel('Reason', { exact: true }).fill('no longer needed');
+                await p.getByRole('button', { name: 'Request a refund' }).click();
+                await p.locator('#refund-amount-error').getByText(/^At most ¥/).waitFor();
+                await p.getByLabel('Amount to refund (CNY)').fill('10.00');
+                await p.getByRole('button', { name: 'Request a refund' }).click();
+                await p.locator('#refund-notice').getByText(/^Refund \S+ for ¥10\.00 requested/).waitFor();
+                assert.equal(await p.locator('#refund-amount-error').isVisible(), false);
+                const after = await apiCall('GET', '/v1/refunds');
+                const mine = after.body.refunds.filter((f) => f.amount === '10.00');
+                assert.equal(mine.length, 1, 'exactly one refund requested');
+                assert.equal(mine[0].status, 'requested');
+                await p.locator(`#refund-list li[data-refund="${mine[0].id}"][data-status="requested"]`).waitFor();
+            } else {
+                await p.locator('#refund-list li[data-status="requested"]').first().waitFor();
+                assert.match(await p.locator('#refund-list').textContent(),
+                             lang === 'zh' ? /¥10\.00，已申请/ : /¥10\.00, requested/);
+            }
+            await shotOf(p, `overview-refund-${lang}-${layout.name}`);
+            await expectAccessible(p, `the refund card at ${layout.name} in ${lang}`);
+            assert.deepEqual(await overflowOf(p), []);
+            await ctx.close();
+        }
+    }
+});
+
 test('the page raised no script errors and broke no CSP rule', () => {
     assert.deepEqual(pageErrors, []);
 });

@@ -359,6 +359,10 @@
         state.detail = null;
         state.awaiting = null;
         renderAwaiting();
+        state.refunds = null;
+        state.refundNotice = null;
+        state.refundErrors = {};
+        renderRefunds();
         state.pendingSubmit = null;
         $('global-notice').hidden = true;
         $('account-label').textContent = '';
@@ -441,6 +445,7 @@
         } else {
             refreshBalance();
             loadAwaiting();
+            loadRefunds();
         }
     }
 
@@ -638,6 +643,96 @@
             li.append(what, until, link);
             return li;
         }));
+    }
+
+    /* ---------- refunds of unused paid credit ---------- */
+
+    async function loadRefunds() {
+        try {
+            const data = await api('GET', '/v1/refunds' + query({ limit: 3 }));
+            state.refunds = { rows: (data && data.refunds) || [], refundable: (data && data.refundable) || {} };
+        } catch (e) {
+            state.refunds = null;
+        }
+        renderRefunds();
+    }
+
+    function renderRefunds() {
+        const r = state.refunds;
+        const can = r && amountSign(amountField(r.refundable, 'amount')) > 0;
+        $('refund').hidden = !r || (!can && r.rows.length === 0);
+        if (!r) {
+            return;
+        }
+        $('refund-form').hidden = !can;
+        $('refund-available').textContent = can ? t('refund.available', {
+            amount: formatCny(amountField(r.refundable, 'amount')),
+            single: formatCny(amountField(r.refundable, 'max_single_refund')),
+        }) : t('refund.none');
+        $('refund-list').replaceChildren(...r.rows.map((f) => {
+            const li = document.createElement('li');
+            li.setAttribute('data-refund', f.id);
+            li.setAttribute('data-status', f.status || '');
+            li.textContent = t('refund.item', { id: f.id, amount: formatCny(amountField(f, 'amount')),
+                                                status: hasText('refundStatus.' + f.status)
+                                                    ? t('refundStatus.' + f.status) : String(f.status) });
+            return li;
+        }));
+        const n = state.refundNotice;
+        showNotice($('refund-notice'), n ? n() : '', 'success');
+        ['amount', 'reason'].forEach((k) => {
+            const e = state.refundErrors && state.refundErrors[k];
+            const el = $('refund-' + k + '-error');
+            el.textContent = e ? e() : '';
+            el.hidden = !e;
+            $('refund-' + k).setAttribute('aria-invalid', e ? 'true' : 'false');
+        });
+    }
+
+    async function submitRefund(ev) {
+        ev.preventDefault();
+        const amount = amountCanonical($('refund-amount').value.trim());
+        const reason = $('refund-reason').value.trim();
+        state.refundErrors = {};
+        state.refundNotice = null;
+        if (!amount || amountSign(amount) <= 0) {
+            state.refundErrors.amount = () => t('error.invalid_amount');
+        }
+        if (!reason) {
+            state.refundErrors.reason = () => t('refund.reasonRequired');
+        }
+        if (Object.keys(state.refundErrors).length) {
+            renderRefunds();
+            return;
+        }
+        const body = { amount: amount, reason: reason };
+        const fp = JSON.stringify(body);
+        if (!state.refundKey || state.refundKey.fp !== fp) {
+            state.refundKey = { fp: fp, key: uuid() }; /* a retry of the same request reuses it */
+        }
+        $('refund-submit').disabled = true;
+        try {
+            const f = await api('POST', '/v1/refunds', { body: body, headers: { 'Idempotency-Key': state.refundKey.key } });
+            const ref = (f && f.refund) || f;
+            state.refundKey = null;
+            state.refundNotice = () => t('refund.requested', { id: ref.id, amount: formatCny(amountField(ref, 'amount')) });
+            $('refund-amount').value = '';
+            $('refund-reason').value = '';
+        } catch (e) {
+            if (e.status !== 0 && e.status < 500) {
+                state.refundKey = null;
+            }
+            if (e.status !== 401) {
+                const field = e.field === 'reason' ? 'reason' : 'amount';
+                const err = (e.body && e.body.error) || {};
+                state.refundErrors[field] = () => errorText(e.code, {
+                    max: formatCny(err.refundable_amount), single: formatCny(err.max_single_refund),
+                }, e.message);
+            }
+        } finally {
+            $('refund-submit').disabled = false;
+        }
+        await loadRefunds();
     }
 
     /* ---------- payee ---------- */
@@ -1633,6 +1728,7 @@
         renderSettings();
         renderDetail();
         renderAwaiting();
+        renderRefunds();
         Object.keys(state.fieldErrors).forEach(renderFieldError);
         renderFormError();
         renderRemarksCount();
@@ -1692,6 +1788,7 @@
         $('agreement-open').addEventListener('click', () => $('agreement-dialog').showModal());
         $('topup-form').addEventListener('submit', submitOrder);
         $('settings-retry').addEventListener('click', loadSettings);
+        $('refund-form').addEventListener('submit', submitRefund);
         window.addEventListener('hashchange', route);
         $('detail-cancel').addEventListener('click', () => {
             const d = state.detail;
