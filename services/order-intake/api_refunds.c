@@ -130,7 +130,7 @@ static void refunds_fill(const PGresult *r, int row, int c, struct refund_row *o
 static void refunds_mask(const char *account, char *out, size_t size)
 {
     size_t n = strlen(account);
-    snprintf(out, size, "****%s", n > 4 ? account + n - 4 : account);
+    snprintf(out, size, "****%.4s", n > 4 ? account + n - 4 : account);
 }
 
 static json_t *refunds_json(const struct refund_row *o)

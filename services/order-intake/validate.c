@@ -444,8 +444,9 @@ bool validate_content_type_json(const char *ct)
 bool validate_idempotency_key(const char *key, struct validate_error *v)
 {
     if (key == NULL) {
-        return validate_fail(v, 400, "idempotency_key_required", "Idempotency-Key",
-                             "header Idempotency-Key is required to create an order");
+        return validate_fail(
+            v, 400, "idempotency_key_required", "Idempotency-Key",
+            "header Idempotency-Key is required (one key per order or refund, reused on retries)");
     }
     size_t n = strlen(key);
     bool ok = n >= 1 && n <= VALIDATE_IDEM_KEY_MAX;

@@ -364,6 +364,130 @@ static void drive_reads(const char *tok, const char *tok_b, const char *bad_tok)
     hit("POST", "/readyz", "/readyz", NULL, NULL, NULL, NULL);
 }
 
+/*
+ * A paid credit of amount_fen on account from order code, left_fen of it unused, paid by the
+ * remitter account racct: the rows the ledger and reconciliation would have written (as
+ * test_refunds.c seeds them).
+ */
+static void seed_lot(const char *account, const char *code, const char *amount_fen,
+                     const char *left_fen, const char *racct)
+{
+    const char *p[5] = {account, code, amount_fen, left_fen, racct};
+    it_exec("INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
+    it_exec("WITH o AS (INSERT INTO topup_orders (code, account_id, amount_fen, channel, "
+            "remitter_name, remitter_name_norm, remitter_bank, status, expires_at, matched_at, "
+            "completed_at, credited_fen) VALUES ($2, $1, $3::bigint, 'bank_transfer', '王伟', "
+            "'王伟', '招商银行', 'completed', now(), now(), now(), $3::bigint) RETURNING id), "
+            "r AS (INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, "
+            "amount_fen, currency, direction, event_id, state, counterparty_name, "
+            "counterparty_account, counterparty_bank) VALUES ('121909510710001', 'T' || $2, "
+            "DATE '2026-11-24', $3::bigint, 'CNY', 'credit', 'E' || $2, 'matched', '王伟', $5, "
+            "'招商银行') RETURNING id), "
+            "d AS (INSERT INTO match_decisions (record_id, order_id, outcome, rule, decided_by) "
+            "SELECT r.id, o.id, 'matched', 'reference', 'openapi-test' FROM r, o), "
+            "f AS (INSERT INTO account_flows (event_id, account_id, flow_type, amount_fen, "
+            "balance_after_fen, reference, occurred_at) SELECT 'F' || $2, $1, 'recharge', "
+            "$3::bigint, $3::bigint, $2, now() RETURNING id) "
+            "INSERT INTO credit_lots (account_id, flow_id, order_code, record_id, remitter_name, "
+            "remitter_account, remitter_bank, paid_fen, left_fen) SELECT $1, f.id, $2, r.id, "
+            "'王伟', $5, '招商银行', $3::bigint, $4::bigint FROM f, r",
+            5, p);
+}
+
+static void drive_refunds(const char *acct, const char *tok, const char *tok_b, const char *bad_tok,
+                          const char *old_tok)
+{
+    it_step("POST/GET /v1/refunds, GET /v1/refunds/{id}: every status and code");
+    const char *P = "/v1/refunds";
+    const char *body = "{\"amount\":\"150.00\",\"reason\":\"不再使用\"}";
+    hit("POST", P, P, tok, "r-0", JSON, body); /* 422 nothing_refundable: no lot yet */
+    char c1[32], c2[32];
+    snprintf(c1, sizeof(c1), "TUA%s", acct + strlen(acct) - 6);
+    snprintf(c2, sizeof(c2), "TUB%s", acct + strlen(acct) - 6);
+    seed_lot(acct, c1, "10000", "10000", "6222020000000001");
+    seed_lot(acct, c2, "30000", "30000", "6222020000009876");
+
+    struct it_resp r;
+    drive("POST", P, P, tok, "r-1", JSON, body, &r); /* 201 */
+    CHECK_MSG(r.status == 201, "refund create: %d %s", r.status, r.raw.body);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    drive("POST", P, P, tok, "r-1", JSON, body, &r); /* 200 replay */
+    CHECK_MSG(r.status == 200 && strcmp(it_str(&r, "id"), id) == 0, "refund replay: %d %s",
+              r.status, r.raw.body);
+    it_resp_free(&r);
+    hit("POST", P, P, tok, "r-1", JSON,
+        "{\"amount\":\"150.01\",\"reason\":\"不再使用\"}"); /* 409 */
+    hit("POST", P, P, NULL, "r-2", JSON, body);
+    hit("POST", P, P, bad_tok, "r-2", JSON, body);
+    hit("POST", P, P, old_tok, "r-2", JSON, body);
+    hit("POST", P, P, tok, "r-2", "text/plain", body);
+    hit("POST", P, P, tok, NULL, JSON, body);
+    hit("POST", P, P, tok, "", JSON, body);
+    hit("POST", "/v1/refunds?x=1", P, tok, "r-2", JSON, body);
+    char long_reason[700];
+    int n = snprintf(long_reason, sizeof(long_reason), "{\"amount\":\"1.00\",\"reason\":\"");
+    memset(long_reason + n, 'r', 501);
+    snprintf(long_reason + n + 501, sizeof(long_reason) - (size_t)n - 501, "\"}");
+    const char *const bodies[] = {
+        "[1]",
+        "{\"amount\":\"\xff\",\"reason\":\"x\"}",
+        "{\"amount\":\"1.00\",\"reason\":\"x\",\"account\":\"6222020000000002\"}",
+        "{\"amount\":100,\"reason\":\"x\"}",
+        "{\"amount\":\"1e3\",\"reason\":\"x\"}",
+        "{\"amount\":\"0.00\",\"reason\":\"x\"}",
+        "{\"amount\":\"1.00\"}",
+        long_reason,
+        "{\"amount\":\"1.00\",\"reason\":\"\\u0001\"}",
+        "{\"amount\":\"250.01\",\"reason\":\"x\"}", /* above the 250.00 left less the 150.00 */
+        "{\"amount\":\"200.00\",\"reason\":\"x\"}", /* within it, but no one transfer holds it */
+        NULL,
+    };
+    for (int i = 0; bodies[i] != NULL; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "r-bad-%d", i);
+        hit("POST", P, P, tok, key, JSON, bodies[i]);
+    }
+    char *big = calloc(1, 20000);
+    memset(big, ' ', 19999);
+    big[0] = '{';
+    big[19998] = '}';
+    hit("POST", P, P, tok, "r-big", JSON, big);
+    free(big);
+    hit("DELETE", P, P, tok, NULL, NULL, NULL);
+    const char *p[1] = {acct};
+    CHECK_MSG(it_i64("SELECT count(*) FROM refund_requests WHERE account_id = $1 AND amount_fen = "
+                     "15000 AND state = 'requested'",
+                     1, p) == 1 &&
+                  it_i64("SELECT count(*) FROM refund_requests WHERE account_id = $1", 1, p) == 1,
+              "the refusals wrote a refund, or the create wrote more than one");
+
+    hit("GET", P, P, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds?limit=1", P, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds?limit=0", P, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds?cursor=abc", P, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds?status=requested", P, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds?limit=1&limit=2", P, tok, NULL, NULL, NULL);
+    hit("GET", P, P, NULL, NULL, NULL, NULL);
+    hit("GET", P, P, bad_tok, NULL, NULL, NULL);
+
+    const char *R = "/v1/refunds/{id}";
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/refunds/%s", id);
+    hit("GET", path, R, tok, NULL, NULL, NULL);
+    hit("GET", path, R, tok_b, NULL, NULL, NULL); /* another account's: 404 */
+    hit("GET", "/v1/refunds/RF9999999999", R, tok, NULL, NULL, NULL);
+    hit("GET", "/v1/refunds/XX12", R, tok, NULL, NULL, NULL);
+    hit("GET", path, R, NULL, NULL, NULL, NULL);
+    hit("GET", path, R, bad_tok, NULL, NULL, NULL);
+    hit("GET", path, R, old_tok, NULL, NULL, NULL);
+    snprintf(path, sizeof(path), "/v1/refunds/%s?expand=1", id);
+    hit("GET", path, R, tok, NULL, NULL, NULL);
+    snprintf(path, sizeof(path), "/v1/refunds/%s", id);
+    hit("DELETE", path, R, tok, NULL, NULL, NULL);
+}
+
 /* The token-expired answer of every route that takes a token. */
 static void drive_expired(const char *old_tok)
 {
@@ -416,6 +540,7 @@ int main(int argc, char **argv)
 
     drive_create(ta, bad, old);
     drive_reads(ta, tb, bad);
+    drive_refunds(a, ta, tb, bad, old);
     drive_expired(old);
 
     it_step("every documented route, status and code was seen");
