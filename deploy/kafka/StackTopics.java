@@ -5,7 +5,8 @@
 //   java -cp '.local/kafka/libs/*' deploy/kafka/StackTopics.java BOOTSTRAP [CLIENT_PROPS] NAME=PARTITIONS...
 //
 // A topic that exists already with the same partition count is fine (start is idempotent); one
-// with another count is an error. Replication factor 1 (one broker). Exit 0 when all exist.
+// with another count is an error. Replication factor 1 (one broker), or -Dtopup.replication=N
+// (deploy/local/kafka-cluster.sh: 3). Exit 0 when all exist.
 import java.io.FileInputStream;
 import java.util.*;
 import java.util.concurrent.ExecutionException;
@@ -37,7 +38,8 @@ public class StackTopics {
         try (Admin admin = Admin.create(p)) {
             List<NewTopic> news = new ArrayList<>();
             for (Map.Entry<String, Integer> e : want.entrySet()) {
-                news.add(new NewTopic(e.getKey(), e.getValue(), (short) 1));
+                news.add(new NewTopic(e.getKey(), e.getValue(),
+                                     (short) (int) Integer.getInteger("topup.replication", 1)));
             }
             CreateTopicsResult r = admin.createTopics(news);
             for (Map.Entry<String, ?> e : r.values().entrySet()) {

@@ -170,6 +170,18 @@ static const char apply_sql_payout_requests[] =
     "COALESCE(reserve_event_id, ''), COALESCE(lot_id, 0) FROM refund_requests "
     "WHERE refund_id = ANY($1::text[])";
 
+/*
+ * A refused reservation ends its request: approved -> refused, with the refusal's reason and an
+ * audit row (actor 'ledger'), in the batch transaction that records the refusal. Without it the
+ * request would stay 'approved' forever, neither reserved nor payable (migration 0062).
+ */
+static const char apply_sql_requests_refuse[] =
+    "WITH u AS (UPDATE refund_requests q SET state = 'refused', state_reason = v.why, "
+    "updated_at = now() FROM unnest($1::text[], $2::text[]) AS v(e, why) "
+    "WHERE q.reserve_event_id = v.e AND q.state = 'approved' RETURNING q.id, v.why) "
+    "INSERT INTO refund_transitions (request_id, from_state, to_state, actor, reason) "
+    "SELECT id, 'approved', 'refused', 'ledger', why FROM u";
+
 enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
 {
     static const struct {
@@ -195,6 +207,7 @@ enum tp_status apply_prepare(struct pg_conn *c, struct tp_error *err)
         {"ledger_lots_update", apply_sql_lots_update, 2},
         {"ledger_lots_open", apply_sql_lots_open, 2},
         {"ledger_payout_requests", apply_sql_payout_requests, 1},
+        {"ledger_requests_refuse", apply_sql_requests_refuse, 2},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         enum tp_status st = pg_prepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, err);
@@ -758,6 +771,30 @@ static enum tp_status apply_insert_rejections(struct pg_conn *c, struct apply_ct
     return pg_exec_prepared(c, "ledger_rejections_insert", 10, p, NULL, err);
 }
 
+/* The refund requests whose reservation this batch refused move to 'refused'. */
+static enum tp_status apply_refuse_requests(struct pg_conn *c, struct apply_ctx *x,
+                                            struct tp_error *err)
+{
+    struct batch *b = x->b;
+    apply_begin_arrays(x, 2);
+    int n = 0;
+    for (int i = 0; i < b->n; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->outcome != BATCH_REJECT || it->conflict || !it->payout_request) {
+            continue;
+        }
+        apply_array_str(&x->arr[0], it->ev.event_id);
+        apply_array_str(&x->arr[1], it->reason);
+        n++;
+    }
+    if (n == 0) {
+        return TP_OK;
+    }
+    const char *p[2];
+    apply_params(x, 2, p);
+    return pg_exec_prepared(c, "ledger_requests_refuse", 2, p, NULL, err);
+}
+
 /*
  * Adds the waiting usage refunds of the batch's accounts as items after the polled ones. They are
  * planned like the others: applied when their usage is known by now, else they keep waiting.
@@ -922,6 +959,9 @@ static enum tp_status apply_tx(struct pg_conn *c, void *ctx, struct tp_error *er
     }
     if (st == TP_OK) {
         st = apply_insert_rejections(c, x, err);
+    }
+    if (st == TP_OK) {
+        st = apply_refuse_requests(c, x, err);
     }
     if (st == TP_OK) {
         st = apply_write_pending(c, x, err);

@@ -24,6 +24,9 @@ static const struct http_route api_routes[] = {
     {"GET", "/v1/account-flows", api_account_flows},
     {"GET", "/v1/topup-options", api_account_options},
     {"GET", "/v1/settings", api_account_settings},
+    {"POST", "/v1/refunds", api_refunds_create},
+    {"GET", "/v1/refunds", api_refunds_list},
+    {"GET", "/v1/refunds/{id}", api_refunds_get},
     {0},
 };
 
@@ -31,6 +34,7 @@ static const struct http_route api_routes[] = {
 static const char *const api_no_query[] = {NULL};
 static const char *const api_list_orders_query[] = {"limit", "cursor", "status", NULL};
 static const char *const api_list_flows_query[] = {"limit", "cursor", "type", NULL};
+static const char *const api_list_refunds_query[] = {"limit", "cursor", NULL};
 static const struct {
     http_route_fn *fn;
     const char *const *query;
@@ -44,6 +48,9 @@ static const struct {
     {api_account_flows, api_list_flows_query},
     {api_account_options, api_no_query},
     {api_account_settings, api_no_query},
+    {api_refunds_create, api_no_query},
+    {api_refunds_list, api_list_refunds_query},
+    {api_refunds_get, api_no_query},
 };
 
 /* The query list of a handler; NULL for a handler not listed (it checks its own). */

@@ -204,6 +204,9 @@ enum intake_job_kind {
     JOB_LIST_FLOWS,
     JOB_READY, /* /readyz: PostgreSQL reachable through a worker */
     JOB_CLAIM, /* claims.c: file an "I have paid" claim */
+    JOB_REFUND_CREATE,
+    JOB_REFUND_LIST,
+    JOB_REFUND_GET,
 };
 
 struct intake_job;
@@ -237,7 +240,9 @@ struct intake_job {
     const char *filter; /* static string or NULL */
     char idem_key[VALIDATE_IDEM_KEY_MAX + 1];
     struct validate_order order;
-    struct claims_request *claim; /* JOB_CLAIM: owned, freed with the job */
+    struct claims_request *claim;   /* JOB_CLAIM: owned, freed with the job */
+    struct validate_refund *refund; /* JOB_REFUND_CREATE: owned (freed with the job) */
+    char refund_id[VALIDATE_REFUND_ID_MAX];
 };
 
 /* A new job for req (zeroed); owned by the caller until pool_submit accepts it. */
@@ -290,6 +295,12 @@ void api_account_flows(void *ctx, struct http_request *req, const struct http_ro
 void api_account_options(void *ctx, struct http_request *req, const struct http_route_match *m);
 /* GET /v1/settings: what the page builds its form from (same body as /v1/topup-options). */
 void api_account_settings(void *ctx, struct http_request *req, const struct http_route_match *m);
+
+/* api_refunds.c: POST/GET /v1/refunds, GET /v1/refunds/{id}. */
+void api_refunds_create(void *ctx, struct http_request *req, const struct http_route_match *m);
+void api_refunds_list(void *ctx, struct http_request *req, const struct http_route_match *m);
+void api_refunds_get(void *ctx, struct http_request *req, const struct http_route_match *m);
+void api_refunds_run(struct intake *app, struct pg_conn *pg, struct intake_job *job);
 
 /* Worker side: run on a database worker, answer job->req. */
 void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct intake_job **jobs,

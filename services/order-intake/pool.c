@@ -65,6 +65,7 @@ void pool_job_free(struct intake_job *job)
 {
     if (job != NULL) {
         validate_order_deinit(&job->order);
+        free(job->refund);
         free(job->claim);
         free(job);
     }
@@ -197,6 +198,11 @@ static void pool_run_one(struct pool_worker *w, struct intake_job *job)
         break;
     case JOB_CLAIM:
         claims_run(app, w->pg, job);
+        break;
+    case JOB_REFUND_CREATE:
+    case JOB_REFUND_LIST:
+    case JOB_REFUND_GET:
+        api_refunds_run(app, w->pg, job);
         break;
     }
 }

@@ -658,3 +658,64 @@ bool validate_order_code(const char *s, char out[16])
     out[n] = '\0';
     return ids_refcode_valid(out);
 }
+
+/* ---- refunds ---- */
+
+static const char *const validate_refund_fields[] = {"amount", "reason", NULL};
+
+bool validate_refund_body(const char *body, size_t len, struct validate_refund *out,
+                          struct validate_error *v)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *root = NULL;
+    bool ok = validate_json_object(body, len, &root, v) &&
+              validate_known_fields(root, validate_refund_fields, v);
+    for (const char *const *f = validate_refund_fields; ok && *f != NULL; f++) {
+        json_t *m = validate_member(root, *f);
+        if (m != NULL && !json_is_string(m)) {
+            ok = validate_fail(v, 400, "wrong_type", *f, "%s must be a string", *f);
+        }
+    }
+    /* The cap (unused paid credit) is checked against the database; here only the form. */
+    ok = ok && validate_amount(root, 1, INT64_MAX, &out->amount_fen, v);
+    char *reason = NULL;
+    ok = ok && validate_text(root, "reason", true, VALIDATE_REFUND_REASON_MAX_CHARS,
+                             "reason_required", "reason_too_long", &reason, v);
+    json_decref(root);
+    if (!ok) {
+        return false;
+    }
+    snprintf(out->reason, sizeof(out->reason), "%s", reason);
+    free(reason);
+    char amount[32];
+    snprintf(amount, sizeof(amount), "%" PRId64, out->amount_fen);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        abort(); /* out of memory inside OpenSSL */
+    }
+    validate_hash_part(md, "topup.refund.v1");
+    validate_hash_part(md, amount);
+    validate_hash_part(md, out->reason);
+    EVP_DigestFinal_ex(md, out->hash, &n);
+    EVP_MD_CTX_free(md);
+    return true;
+}
+
+bool validate_refund_id(const char *s, char out[VALIDATE_REFUND_ID_MAX])
+{
+    size_t n = strlen(s);
+    if (n < 3 || n >= VALIDATE_REFUND_ID_MAX || (s[0] != 'R' && s[0] != 'r') ||
+        (s[1] != 'F' && s[1] != 'f')) {
+        return false;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    out[0] = 'R';
+    out[1] = 'F';
+    memcpy(out + 2, s + 2, n - 1);
+    return true;
+}

@@ -66,7 +66,7 @@ bool validate_limit(const char *s, int *out, struct validate_error *verr);
  * refused 400 invalid_cursor.
  */
 struct validate_cursor_scope {
-    char list;          /* 'o' orders, 'f' flows (one letter per list of the API) */
+    char list;          /* 'o' orders, 'f' flows, 'r' refunds (one letter per list of the API) */
     const char *filter; /* the list's filter as normalised by the handler; NULL or "" for none */
     const char *account;
 };
@@ -90,6 +90,22 @@ bool validate_flow_type(const char *s, const char **type_out, struct validate_er
 
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF). */
 bool validate_utf8(const char *s, size_t len);
+
+/* A validated POST /v1/refunds body. */
+#define VALIDATE_REFUND_REASON_MAX_CHARS 500 /* reason (code points) */
+#define VALIDATE_REFUND_ID_MAX           24  /* "RF" and digits, NUL included */
+struct validate_refund {
+    int64_t amount_fen;                                    /* > 0; the cap is the database's */
+    char reason[VALIDATE_REFUND_REASON_MAX_CHARS * 4 + 1]; /* trimmed, non-empty */
+    unsigned char hash[VALIDATE_HASH_BYTES];               /* idempotency fingerprint */
+};
+
+/* {"amount": "100.00", "reason": "..."}: true and out filled, or false with verr. */
+bool validate_refund_body(const char *body, size_t len, struct validate_refund *out,
+                          struct validate_error *verr);
+
+/* A refund id in a URL (RF and digits, case-insensitive), upper-cased into out. */
+bool validate_refund_id(const char *s, char out[VALIDATE_REFUND_ID_MAX]);
 
 /* Reference codes in URLs: case-insensitive, upper-cased into out; false when not a valid code. */
 bool validate_order_code(const char *s, char out[16]);

@@ -50,6 +50,7 @@ struct pg_conn;
 int review_claims_cmd(struct pg_conn *c, int argc, char **argv);
 int review_claims_for_item(struct pg_conn *c, int64_t review_id, FILE *out);
 int cmd_refund(int argc, char **argv);
+int cmd_payout(int argc, char **argv);
 /* close: exit 0 no break, 1 breaks, 2 usage or error (its own codes, see the README). */
 int cmd_close(int argc, char **argv);
 /* Add new commands here, e.g. int cmd_token(int argc, char **argv); */

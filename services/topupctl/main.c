@@ -22,6 +22,7 @@ static const struct topupctl_command commands[] = {
     {"review", cmd_review, "reconciliation review queue: list, show, match, refund, ignore"},
     {"payers", cmd_payers, "an account's verified payer names (rule 2): add, remove, list"},
     {"refund", cmd_refund, "refunds of unused paid credit: request, approve, reject, list"},
+    {"payout", cmd_payout, "approved refunds into a bank payout file (pain.001 or CN CSV), once"},
     {"close", cmd_close, "close a business day: statement vs matches vs ledger (exit 1 breaks)"},
     /* Add new commands here: {"token", cmd_token, "one-line summary"}, */
 };

@@ -49,6 +49,9 @@ const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8
 
 /* axe-core's WCAG 2.1 A/AA and best-practice rules on the page as it is now: no violations. */
 async function expectAccessible(p, what) {
+    /* A list being reloaded is faded on purpose: check the page as it settles, not mid-load. */
+    await p.waitForFunction(() => ![...document.querySelectorAll('[aria-busy="true"]')]
+        .some((el) => el.checkVisibility()), null, { timeout: 30000 });
     if (!(await p.evaluate(() => typeof window.axe !== 'undefined'))) {
         await p.evaluate(AXE_SOURCE);
     }
@@ -469,6 +472,15 @@ test('a new order opens its own view: timeline, and every transfer field with a 
     await page.locator('#pay-fields [data-field="code"] .pay-value').getByText(code).waitFor();
     assert.equal(await payValue(page, 'account_number'), PAYEE_NUMBER);
     assert.match(await page.locator('#detail-title').textContent(), new RegExp(`Order ${code}`));
+
+    /* Switching the language redraws the view in place, copy buttons included. */
+    await page.locator('#lang-select').selectOption('zh');
+    await page.locator('#pay-fields [data-field="account_number"] dt').getByText('收款账号').waitFor();
+    await page.getByRole('button', { name: '复制参考码', exact: true }).waitFor();
+    assert.match(await page.locator('#detail-summary').textContent(), /等待您转账 ¥500\.00/);
+    await page.locator('#lang-select').selectOption('en');
+    await page.locator('#pay-fields [data-field="account_number"] dt').getByText('Payee account number')
+        .waitFor();
 });
 
 test('coming back later: the overview and the orders list lead to how to pay, at both sizes in both languages', async () => {

@@ -205,6 +205,8 @@ int tl_producer_poll(struct tl_producer *p, int timeout_ms);
 void tl_producer_flush(struct tl_producer *p, int timeout_ms);
 /* Deliveries that failed and were re-sent so far. */
 int64_t tl_producer_resent(const struct tl_producer *p);
+/* How often the client was recreated after a fatal error (its unacknowledged events resent). */
+int tl_producer_recreated(const struct tl_producer *p);
 void tl_producer_free(struct tl_producer *p);
 
 /* Partitions of topic (from the metadata). */
@@ -273,6 +275,35 @@ bool tl_broker_ctl(const char *control, const char *command, char *reply, size_t
 void tl_stack_start(const char *dir, const char *const *env);
 /* stack.sh <cmd> [piece] on that stack (e.g. "restart", "pg"); returns its exit code. */
 int tl_stack_sh(const char *dir, const char *cmd, const char *piece);
+
+/* Loads a stack's env file (dir/env) into this process (children inherit it). */
+void tl_stack_load_env(const char *dir);
+
+/*
+ * tl_kcluster.c: a 3-node Apache Kafka cluster of the test's own (deploy/local/kafka-cluster.sh
+ * with TOPUP_KCLUSTER_DIR=dir: replication 3, min.insync.replicas 2, network namespaces when
+ * root). Start points this process and its later children at it (KAFKA_BOOTSTRAP_SERVERS).
+ */
+void tl_kcluster_start(const char *dir);
+/* Stops its nodes and removes its namespaces (for atexit; a no-op before a start). */
+void tl_kcluster_stop(void);
+/* kafka-cluster.sh <cmd> <node> (kill, restart, pause, resume, partition, heal); exit code. */
+int tl_kcluster(const char *cmd, int node);
+/* The active controller's node id, -1 when unknown. */
+int tl_kcluster_controller(void);
+/* The leader's node id of a partition from the metadata, -1 when none or unknown. */
+int tl_kafka_leader(const char *topic, int partition);
+/* Partitions (of every topic) without a leader or with fewer in-sync replicas than replicas,
+ * plus one when fewer brokers are up; -1 when no metadata. */
+int tl_kafka_under_replicated(int replicas);
+
+/*
+ * A one-node Apache Kafka broker of the test's own (deploy/local/stack.sh start broker with
+ * TOPUP_KAFKA=kafka, in <logdir>/kafka-stack, free ports, every topic of topics.list): for tests
+ * that need topics nobody else writes but no fault only the dev broker can inject. Points this
+ * process and its later children at it; stopped at exit.
+ */
+void tl_kafka_private_start(void);
 
 /* The services as children. Ports and files go to the test's log directory. */
 struct tl_intake {

@@ -33,7 +33,10 @@ struct tl_producer {
     struct tl_msg *retry; /* failed deliveries waiting to be sent again */
     int outstanding;      /* sent, not yet acknowledged */
     int64_t resent;
-    char last_error[256];
+    int recreated; /* after fatal errors */
+    bool fatal;    /* the client hit a fatal error: recreate it before the next send */
+    char client_id[64];
+    char last_error[512];
 };
 
 static void tl_producer_delivered(void *ctx, void *opaque, enum tp_status status,
@@ -47,6 +50,9 @@ static void tl_producer_delivered(void *ctx, void *opaque, enum tp_status status
         return;
     }
     snprintf(p->last_error, sizeof(p->last_error), "%s", reason != NULL ? reason : "?");
+    if (status == TP_FATAL) {
+        p->fatal = true;
+    }
     m->next = p->retry;
     p->retry = m;
 }
@@ -55,21 +61,49 @@ struct tl_producer *tl_producer_new(const char *client_id)
 {
     struct tl_producer *p = calloc(1, sizeof(*p));
     TL_CHECK(p != NULL);
+    snprintf(p->client_id, sizeof(p->client_id), "%s", client_id);
     struct tp_error err = {0};
     p->kp = kafka_producer_new(client_id, tl_producer_delivered, p, &err);
     TL_CHECK_MSG(p->kp != NULL, "kafka producer: %s", err.msg);
     return p;
 }
 
+/*
+ * A fatal error (e.g. librdkafka's idempotent producer losing its sequence after a leader change)
+ * ends the client, not the gateway: as a gateway must, close it (every unacknowledged message is
+ * reported failed and queued again) and send them again, same event ids, on a new client. The
+ * consumers apply an event id once, so a message the old client did get written is harmless.
+ */
+static void tl_producer_recreate(struct tl_producer *p)
+{
+    tl_step("producer %s hit a fatal error (%s): recreated; its unacknowledged events are sent "
+            "again with the same event ids",
+            p->client_id, p->last_error[0] ? p->last_error : "on send");
+    kafka_producer_free(p->kp);
+    struct tp_error err = {0};
+    p->kp = kafka_producer_new(p->client_id, tl_producer_delivered, p, &err);
+    TL_CHECK_MSG(p->kp != NULL, "kafka producer: %s", err.msg);
+    p->fatal = false;
+    p->recreated++;
+}
+
 static void tl_producer_send(struct tl_producer *p, struct tl_msg *m)
 {
     for (;;) {
+        if (p->fatal) {
+            tl_producer_recreate(p);
+        }
         struct tp_error err = {0};
         enum tp_status st = kafka_producer_send(p->kp, m->topic, m->key, strlen(m->key), m->payload,
                                                 m->len, m, &err);
         if (st == TP_OK) {
             p->outstanding++;
             return;
+        }
+        if (st == TP_FATAL) {
+            snprintf(p->last_error, sizeof(p->last_error), "%s", err.msg);
+            p->fatal = true;
+            continue;
         }
         TL_CHECK_MSG(st == TP_RETRY, "kafka produce: %s", err.msg);
         kafka_producer_poll(p->kp, 100);
@@ -139,6 +173,9 @@ void tl_produce_refund(struct tl_producer *p, const char *event_id, const char *
 int tl_producer_poll(struct tl_producer *p, int timeout_ms)
 {
     kafka_producer_poll(p->kp, timeout_ms);
+    if (p->fatal) {
+        tl_producer_recreate(p);
+    }
     while (p->retry != NULL) {
         struct tl_msg *m = p->retry;
         p->retry = m->next;
@@ -162,6 +199,11 @@ void tl_producer_flush(struct tl_producer *p, int timeout_ms)
 int64_t tl_producer_resent(const struct tl_producer *p)
 {
     return p->resent;
+}
+
+int tl_producer_recreated(const struct tl_producer *p)
+{
+    return p->recreated;
 }
 
 void tl_producer_free(struct tl_producer *p)

@@ -151,7 +151,7 @@ out:
 }
 
 /* Loads a stack's env file into this process (children inherit it). */
-static void tl_stack_load_env(const char *dir)
+void tl_stack_load_env(const char *dir)
 {
     char env_file[TL_PATH_MAX], script[2048];
     snprintf(env_file, sizeof(env_file), "%s/env", dir);

@@ -1,7 +1,7 @@
 /*
  * statement-import benchmark: generates a 1,000,000-line CSV export and a large camt.053, then
  * measures the checking pass in process (lines and records per second, peak RSS) and the whole
- * import by the command to the dev broker (wall time, peak RSS of the command). Prints figures
+ * import by the command to the stack's Kafka (wall time, peak RSS of the command). Prints figures
  * next to the targets; only a functional failure (the import not exiting 0) fails it.
  *
  *   bench_si <statement-import binary> [csv lines] [camt entries]
@@ -181,8 +181,8 @@ static int bench_import(const char *bin, const char *path, const char *what, lon
     double dt = now_s() - t0;
     double rss = (double)ru.ru_maxrss / 1024.0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    printf("%-5s import     : %8ld records, %.2f s, %10.0f records/s to the dev broker", what,
-           records, dt, (double)records / dt);
+    printf("%-5s import     : %8ld records, %.2f s, %10.0f records/s to Kafka", what, records, dt,
+           (double)records / dt);
     if (strcmp(what, "csv") == 0) {
         printf(" (target < %.0f s: %s)", TARGET_IMPORT_S, dt < TARGET_IMPORT_S ? "met" : "NOT met");
     }

@@ -1,7 +1,9 @@
 /*
- * Chaos run: a load of money events while the services are killed -9 and restarted, the brokers
- * fail requests and go down, PostgreSQL restarts and Redis is away; afterwards every expected
- * flow exists exactly once and the ledger's invariants hold.
+ * Chaos run on a 3-node Apache Kafka cluster (replication 3, min.insync.replicas 2, unclean leader
+ * election off): a load of money events while the services are killed -9 and restarted, brokers
+ * (a partition leader, the active controller) are killed -9 and restarted, one is stopped with
+ * SIGSTOP past the session timeouts, one is cut off the network, PostgreSQL restarts and Redis is
+ * away; afterwards every expected flow exists exactly once and the ledger's invariants hold.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,10 +17,12 @@
 
 /*
  * Size: CHAOS_EVENTS money events in all (default 50,000: usage and refunds produced as a gateway
- * does, plus recharges from imported statements), faults for CHAOS_SECONDS (default 60).
- * CHAOS_KILLS kills of each service (default 3). The stack is private (its own PostgreSQL, Redis
- * and a 3-broker dev broker on free ports) because PostgreSQL restarts and broker faults would
- * hurt the tests that share the suite's stack.
+ * does, plus recharges from imported statements), faults for CHAOS_SECONDS (default 120).
+ * CHAOS_KILLS kills of each service (default 3), CHAOS_BROKER_FAULTS broker faults (default 4:
+ * kill -9 of a partition leader, kill -9 of the active controller, SIGSTOP, network partition,
+ * then round again). The stack is private (its own PostgreSQL and Redis on free ports, its own
+ * Kafka cluster from deploy/local/kafka-cluster.sh) because PostgreSQL restarts and broker faults
+ * would hurt the tests that share the suite's stack.
  */
 
 #define ACCOUNTS       100
@@ -31,6 +35,16 @@
 #define ACTIONS_MAX    128
 #define RESTART_MIN_MS 300
 #define RESTART_MAX_MS 3000
+#define REPLICAS       3
+/* A broker fault waits (at most this long) for every partition to have its 3 in-sync replicas:
+ * one broker at a time is hurt, as min.insync.replicas 2 allows without stopping writes. */
+#define HEALTHY_MS 240000
+/* SIGSTOP and partition last past broker.session.timeout.ms (9 s) and the services' consumer
+ * session.timeout.ms (10 s), so that the cluster and the groups act on it. */
+#define NODE_AWAY_MIN_MS 20000
+#define NODE_AWAY_MAX_MS 25000
+#define NODE_DOWN_MIN_MS 3000
+#define NODE_DOWN_MAX_MS 8000
 
 struct ev {
     char eid[UUID_STR_LEN];
@@ -51,7 +65,7 @@ enum svc { SVC_INTAKE, SVC_RECON, SVC_LEDGER, NSVC };
 
 static struct {
     int64_t events, recharges, usage_n;
-    int seconds, kills;
+    int seconds, kills, broker_faults;
     char stack_dir[TL_PATH_MAX];
     char acct[ACCOUNTS][TL_ID_MAX];
     char *token[ACCOUNTS];
@@ -67,7 +81,8 @@ static struct {
     bool killed[NSVC]; /* down on purpose: a restart is scheduled */
     int self_exits;
     char date[11];
-    atomic_bool gateway_done, console_done, finance_done;
+    atomic_bool gateway_done, console_done, finance_done, brokers_done;
+    int broker_injected[4];
     int64_t t0;
 } C;
 
@@ -126,8 +141,9 @@ static void *gateway_thread(void *arg)
     /* Brokers may be down right now: the producer (and its re-sends) wait them out. */
     tl_producer_flush(p, SETTLE_MS);
     tl_step("gateway: %" PRId64 " usage and refund events acknowledged (%" PRId64
-            " deliveries failed and were sent again with the same event id)",
-            C.usage_n, tl_producer_resent(p));
+            " deliveries failed and were sent again with the same event id; client recreated "
+            "after a fatal error %d times)",
+            C.usage_n, tl_producer_resent(p), tl_producer_recreated(p));
     tl_producer_free(p);
     atomic_store(&C.gateway_done, true);
     return NULL;
@@ -243,26 +259,22 @@ static void *finance_thread(void *arg)
 
 /* ------------------------------------------------------------------ faults */
 
-enum act_kind { A_KILL, A_RESTART, A_CTL, A_PG_RESTART, A_REDIS_STOP, A_REDIS_START };
+enum act_kind { A_KILL, A_RESTART, A_PG_RESTART, A_REDIS_STOP, A_REDIS_START };
 
 struct action {
     int64_t at_ms;
     enum act_kind kind;
     int svc;
-    char ctl[128];
 };
 
 static struct action acts[ACTIONS_MAX];
 static int nacts;
 static const char *const svc_names[NSVC] = {"order-intake", "reconciliation", "ledger"};
 
-static void plan(int64_t at, enum act_kind k, int svc, const char *ctl)
+static void plan(int64_t at, enum act_kind k, int svc)
 {
     TL_CHECK(nacts < ACTIONS_MAX);
     acts[nacts] = (struct action){.at_ms = at, .kind = k, .svc = svc};
-    if (ctl != NULL) {
-        snprintf(acts[nacts].ctl, sizeof(acts[nacts].ctl), "%s", ctl);
-    }
     nacts++;
 }
 
@@ -280,42 +292,15 @@ static void plan_faults(void)
         int64_t slot = w / C.kills;
         for (int k = 0; k < C.kills; k++) {
             int64_t at = k * slot + tl_rand_range(slot / 10, slot / 2);
-            plan(at, A_KILL, s, NULL);
-            plan(at + tl_rand_range(RESTART_MIN_MS, RESTART_MAX_MS), A_RESTART, s, NULL);
+            plan(at, A_KILL, s);
+            plan(at + tl_rand_range(RESTART_MIN_MS, RESTART_MAX_MS), A_RESTART, s);
         }
     }
-    /* Each broker down for a few seconds, at its own moment. */
-    for (int b = 1; b <= 3; b++) {
-        char cmd[64];
-        int64_t at = tl_rand_range(w / 10, w * 8 / 10);
-        snprintf(cmd, sizeof(cmd), "broker-down %d", b);
-        plan(at, A_CTL, 0, cmd);
-        snprintf(cmd, sizeof(cmd), "broker-up %d", b);
-        plan(at + tl_rand_range(2000, 6000), A_CTL, 0, cmd);
-    }
-    /* Request errors: produce, fetch, offset commits, group coordination, metadata. */
-    static const char *const errs[] = {
-        "push-errors Fetch 30 NOT_LEADER_FOR_PARTITION",
-        "push-errors OffsetCommit 10 COORDINATOR_NOT_AVAILABLE",
-        "push-errors Heartbeat 5 NOT_COORDINATOR",
-        "push-errors Metadata 5 REQUEST_TIMED_OUT",
-    };
-    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
-        plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0, errs[i]);
-    }
-    /*
-     * Produce errors need every producer of the run at one request in flight (see main() and
-     * tests/fault/e2e/README.md); CHAOS_PRODUCE_ERRORS=0 leaves them out.
-     */
-    for (int i = 0; i < 2 && tl_env_int("CHAOS_PRODUCE_ERRORS", 1) != 0; i++) {
-        plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0,
-             "push-errors Produce 30 NOT_LEADER_FOR_PARTITION");
-        plan(tl_rand_range(0, w * 9 / 10), A_CTL, 0, "push-errors Produce 10 REQUEST_TIMED_OUT");
-    }
-    plan(tl_rand_range(w * 3 / 10, w * 6 / 10), A_PG_RESTART, 0, NULL);
+    /* The brokers' faults are the broker thread's (broker_thread). */
+    plan(tl_rand_range(w * 3 / 10, w * 6 / 10), A_PG_RESTART, 0);
     int64_t r = tl_rand_range(w / 10, w / 2);
-    plan(r, A_REDIS_STOP, 0, NULL);
-    plan(r + tl_rand_range(5000, 10000), A_REDIS_START, 0, NULL);
+    plan(r, A_REDIS_STOP, 0);
+    plan(r + tl_rand_range(5000, 10000), A_REDIS_START, 0);
     qsort(acts, (size_t)nacts, sizeof(acts[0]), act_cmp);
 }
 
@@ -349,7 +334,6 @@ static void supervise(void)
 
 static void run_action(const struct action *a)
 {
-    char reply[256] = "";
     double t = (double)a->at_ms / 1000.0;
     switch (a->kind) {
     case A_KILL:
@@ -366,12 +350,6 @@ static void run_action(const struct action *a)
             tl_step("INJECT t=%5.1fs restart %s", t, svc_names[a->svc]);
         }
         break;
-    case A_CTL: {
-        bool ok = tl_broker_ctl(tl_env("DEVBROKER_CONTROL"), a->ctl, reply, sizeof(reply));
-        TL_CHECK_MSG(ok, "dev broker control \"%s\": %s", a->ctl, reply);
-        tl_step("INJECT t=%5.1fs broker: %s (%s)", t, a->ctl, reply);
-        break;
-    }
     case A_PG_RESTART: {
         int64_t t0 = tl_now_ms();
         int rc = tl_stack_sh(C.stack_dir, "restart", "pg");
@@ -391,6 +369,101 @@ static void run_action(const struct action *a)
     }
 }
 
+/*
+ * Broker faults, one broker at a time, each after the cluster is whole again (every partition
+ * led, 3 in-sync replicas): kill -9 of the leader of a partition, kill -9 of the active
+ * controller, SIGSTOP past the session timeouts, a network partition (the node's bridge port drops
+ * everything: no other node and no client reaches it). Spread over the fault window.
+ */
+enum bfault { BF_KILL_LEADER, BF_KILL_CONTROLLER, BF_PAUSE, BF_PARTITION, NBF };
+static const char *const bfault_names[NBF] = {"kill -9 partition leader",
+                                              "kill -9 active controller", "SIGSTOP", "partition"};
+
+static void wait_cluster_whole(const char *why)
+{
+    int64_t t0 = tl_now_ms();
+    int bad = -1;
+    while ((bad = tl_kafka_under_replicated(REPLICAS)) != 0) {
+        TL_CHECK_MSG(tl_now_ms() - t0 < HEALTHY_MS,
+                     "the Kafka cluster is not whole %d ms %s: %d partitions without a leader or "
+                     "with fewer than %d in-sync replicas",
+                     HEALTHY_MS, why, bad, REPLICAS);
+        tl_sleep_ms(500);
+    }
+    if (tl_now_ms() - t0 > 1000) {
+        tl_step("  cluster whole again (every partition led, %d in-sync replicas) after %.1f s %s",
+                REPLICAS, (double)(tl_now_ms() - t0) / 1000.0, why);
+    }
+}
+
+static void broker_cmd(const char *cmd, int node)
+{
+    int rc = tl_kcluster(cmd, node);
+    TL_CHECK_MSG(rc == 0, "kafka-cluster.sh %s %d: exit %d (see %s/kcluster.log)", cmd, node, rc,
+                 tl_logdir());
+}
+
+static void *broker_thread(void *arg)
+{
+    (void)arg;
+    static const char *const topics[] = {"usage.recorded", "refund.issued", "topup.requested",
+                                         "payment.matched"};
+    int64_t w = (int64_t)C.seconds * 1000, slot = w / C.broker_faults;
+    int64_t t0 = tl_now_ms();
+    for (int i = 0; i < C.broker_faults; i++) {
+        int64_t at = i * slot + tl_rand_range(0, slot / 5);
+        while (tl_now_ms() - t0 < at) {
+            tl_sleep_ms(100);
+        }
+        wait_cluster_whole("before the next broker fault");
+        enum bfault k = (enum bfault)(i % NBF);
+        if (k == BF_PARTITION && strcmp(tl_env("TOPUP_KCLUSTER_NET"), "netns") != 0) {
+            /* On loopback (no root, no namespaces) a partition cannot be made: say so. */
+            tl_step("  no network partition on a loopback cluster: SIGSTOP instead");
+            k = BF_PAUSE;
+        }
+        const char *topic = topics[i % 4];
+        int part = (int)(tl_rand() % (uint64_t)tl_kafka_partitions(topic));
+        int ctl = tl_kcluster_controller();
+        int leader = tl_kafka_leader(topic, part);
+        int node = k == BF_KILL_CONTROLLER ? ctl : leader;
+        if (node < 1) {
+            node = 1 + (int)(tl_rand() % REPLICAS);
+        }
+        char what[160];
+        snprintf(what, sizeof(what), "node %d (leader of %s[%d]: %d, active controller: %d)", node,
+                 topic, part, leader, ctl);
+        double t = (double)(tl_now_ms() - t0) / 1000.0;
+        int64_t away;
+        switch (k) {
+        case BF_KILL_LEADER:
+        case BF_KILL_CONTROLLER:
+            broker_cmd("kill", node);
+            away = tl_rand_range(NODE_DOWN_MIN_MS, NODE_DOWN_MAX_MS);
+            break;
+        case BF_PAUSE:
+            broker_cmd("pause", node);
+            away = tl_rand_range(NODE_AWAY_MIN_MS, NODE_AWAY_MAX_MS);
+            break;
+        default:
+            broker_cmd("partition", node);
+            away = tl_rand_range(NODE_AWAY_MIN_MS, NODE_AWAY_MAX_MS);
+            break;
+        }
+        C.broker_injected[k]++;
+        tl_step("INJECT t=%5.1fs broker %s: %s, for %.1f s, %" PRId64 " events produced so far", t,
+                bfault_names[k], what, (double)away / 1000.0, (int64_t)atomic_load(&C.produced));
+        tl_sleep_ms((int)away);
+        static const char *const undo[NBF] = {"restart", "restart", "resume", "heal"};
+        broker_cmd(undo[k], node);
+        tl_step("INJECT t=%5.1fs broker %s node %d done", (double)(tl_now_ms() - t0) / 1000.0,
+                undo[k], node);
+    }
+    wait_cluster_whole("after the last broker fault");
+    atomic_store(&C.brokers_done, true);
+    return NULL;
+}
+
 static void run_faults(void)
 {
     int64_t t0 = tl_now_ms();
@@ -406,17 +479,6 @@ static void run_faults(void)
         if (C.killed[s]) {
             restart_svc(s);
         }
-    }
-    static const char *const keys[] = {"Produce", "Fetch", "OffsetCommit", "Heartbeat", "Metadata"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        char cmd[64];
-        snprintf(cmd, sizeof(cmd), "clear-errors %s", keys[i]);
-        tl_broker_ctl(tl_env("DEVBROKER_CONTROL"), cmd, NULL, 0);
-    }
-    for (int b = 1; b <= 3; b++) {
-        char cmd[64];
-        snprintf(cmd, sizeof(cmd), "broker-up %d", b);
-        tl_broker_ctl(tl_env("DEVBROKER_CONTROL"), cmd, NULL, 0);
     }
     tl_step("fault window over after %.1f s: %d actions injected", (tl_now_ms() - t0) / 1000.0,
             nacts);
@@ -644,6 +706,7 @@ static void check_all(void)
 /* The private stack's daemons run in their own sessions: stop them however the test ends. */
 static void chaos_atexit(void)
 {
+    tl_kcluster_stop();
     if (C.stack_dir[0] == '\0') {
         return;
     }
@@ -661,10 +724,12 @@ int main(void)
 {
     tl_init("chaos");
     C.events = tl_env_int("CHAOS_EVENTS", 50000);
-    C.seconds = (int)tl_env_int("CHAOS_SECONDS", 60);
+    C.seconds = (int)tl_env_int("CHAOS_SECONDS", 120);
     C.kills = (int)tl_env_int("CHAOS_KILLS", 3);
-    TL_CHECK_MSG(C.events >= 1000 && C.seconds >= 10 && C.kills >= 1,
-                 "CHAOS_EVENTS >= 1000, CHAOS_SECONDS >= 10, CHAOS_KILLS >= 1");
+    C.broker_faults = (int)tl_env_int("CHAOS_BROKER_FAULTS", NBF);
+    TL_CHECK_MSG(C.events >= 1000 && C.seconds >= 10 && C.kills >= 1 && C.broker_faults >= 1,
+                 "CHAOS_EVENTS >= 1000, CHAOS_SECONDS >= 10, CHAOS_KILLS >= 1, "
+                 "CHAOS_BROKER_FAULTS >= 1");
     C.recharges = C.events / 25 < RECHARGES_MAX ? C.events / 25 : RECHARGES_MAX;
     C.usage_n = C.events - C.recharges;
     C.evs = calloc((size_t)C.usage_n, sizeof(*C.evs));
@@ -672,30 +737,25 @@ int main(void)
     TL_CHECK(C.evs != NULL && C.orders != NULL);
     tl_shanghai_date(C.date, 0);
     tl_step("chaos run: %" PRId64 " money events (%" PRId64 " usage/refunds produced, %" PRId64
-            " recharges from statements), %d s of faults, %d kills per service",
-            C.events, C.usage_n, C.recharges, C.seconds, C.kills);
+            " recharges from statements), %d s of faults, %d kills per service, %d broker faults",
+            C.events, C.usage_n, C.recharges, C.seconds, C.kills, C.broker_faults);
 
-    /*
-     * The dev broker (librdkafka 2.0.2's mock cluster) checks the sequence numbers of idempotent
-     * producers only for transactional ones. With several Produce requests in flight, a request
-     * answered with an injected error is followed by one the mock accepts despite the gap; the
-     * client then concludes, as the protocol entitles it to, that the first was written too
-     * ("implicitly acked") and reports messages delivered that the mock never stored
-     * (tests/fault/probe reproduces it). A real broker refuses the second request with
-     * OUT_OF_ORDER_SEQUENCE_NUMBER. At one request in flight there is no later request to
-     * mislead the client, so every producer of this run (the services, the imports, the gateway
-     * here) gets that setting through the KAFKA_* environment, which every process inherits.
-     */
-    if (setenv("KAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION", "1", 0) != 0) {
-        tl_fail("setenv: cannot configure the producers");
-    }
-    tl_step("producers: max.in.flight.requests.per.connection=%s (the dev broker does not check "
-            "idempotent sequences; see tests/fault/e2e/README.md)",
-            getenv("KAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION"));
+    /* The services and the gateway here run the production producer settings: nothing of
+     * KAFKA_* is overridden (idempotent, acks=all, 5 requests in flight). */
+    TL_CHECK_MSG(getenv("KAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION") == NULL &&
+                     getenv("KAFKA_ACKS") == NULL && getenv("KAFKA_ENABLE_IDEMPOTENCE") == NULL,
+                 "the chaos run uses the production producer settings: unset KAFKA_* overrides");
     snprintf(C.stack_dir, sizeof(C.stack_dir), "%s/stack", tl_logdir());
     atexit(chaos_atexit);
-    static const char *const stack_env[] = {"DEVBROKER_BROKERS=3", NULL};
-    tl_stack_start(C.stack_dir, stack_env);
+    /* PostgreSQL and Redis from the stack, Kafka from the cluster. */
+    TL_CHECK_MSG(tl_stack_sh(C.stack_dir, "start", "pg") == 0 &&
+                     tl_stack_sh(C.stack_dir, "start", "redis") == 0,
+                 "stack.sh start pg/redis in %s failed; see %s/stack.log", C.stack_dir,
+                 tl_logdir());
+    tl_stack_load_env(C.stack_dir);
+    char kc_dir[TL_PATH_MAX + 16];
+    snprintf(kc_dir, sizeof(kc_dir), "%s/kcluster", tl_logdir());
+    tl_kcluster_start(kc_dir);
     static const char *const recon_env[] = {"RECON_RECEIVING_ACCOUNTS=" RECEIVING,
                                             "RECON_RELAY_POLL_MS=200", NULL};
     static const char *const intake_env[] = {"INTAKE_OUTBOX_POLL_MS=200", NULL};
@@ -713,18 +773,21 @@ int main(void)
     }
     plan_faults();
 
-    pthread_t gw, con, fin;
+    pthread_t gw, con, fin, brk;
+    TL_CHECK(pthread_create(&brk, NULL, broker_thread, NULL) == 0);
     TL_CHECK(pthread_create(&gw, NULL, gateway_thread, NULL) == 0);
     TL_CHECK(pthread_create(&con, NULL, console_thread, NULL) == 0);
     TL_CHECK(pthread_create(&fin, NULL, finance_thread, NULL) == 0);
     run_faults();
-    while (!atomic_load(&C.gateway_done) || !atomic_load(&C.finance_done)) {
+    while (!atomic_load(&C.gateway_done) || !atomic_load(&C.finance_done) ||
+           !atomic_load(&C.brokers_done)) {
         supervise();
         tl_sleep_ms(200);
     }
     pthread_join(gw, NULL);
     pthread_join(con, NULL);
     pthread_join(fin, NULL);
+    pthread_join(brk, NULL);
     tl_step("load done: %" PRId64 " usage/refund events produced, %" PRId64 " orders over HTTP (%d "
             "retries), %d statement files imported (%d retries), services exited by themselves "
             "%d times",
@@ -732,10 +795,17 @@ int main(void)
             C.self_exits);
     settle();
     check_all();
+    tl_step("injected: %d service kills -9 (with restarts), PostgreSQL restart, Redis stop/start; "
+            "brokers: %d kill -9 of a partition leader, %d kill -9 of the active controller, %d "
+            "SIGSTOP, %d network partitions (%s)",
+            C.kills * NSVC, C.broker_injected[BF_KILL_LEADER],
+            C.broker_injected[BF_KILL_CONTROLLER], C.broker_injected[BF_PAUSE],
+            C.broker_injected[BF_PARTITION], getenv("TOPUP_KCLUSTER_NET"));
     tl_step("PASS: %" PRId64 " money events under %d injected faults: every flow exactly once, "
             "no order stuck, no dead letter, no loss counter, ledger invariants hold",
-            C.events, nacts);
+            C.events, nacts + C.broker_faults);
     tl_proc_kill_all();
+    tl_kcluster_stop();
     /* Success: the stack's data is not needed any more (a failure keeps it for a look). */
     TL_CHECK(tl_stack_sh(C.stack_dir, "clean", "all") == 0);
     C.stack_dir[0] = '\0';

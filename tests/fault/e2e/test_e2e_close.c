@@ -37,7 +37,6 @@
 
 static struct tl_intake intake;
 static struct tl_proc ledger, recon;
-static struct tl_broker broker;
 static char day[11];
 
 static void create_order(const char *token, int64_t fen, const char *name, char code[32])
@@ -107,7 +106,7 @@ int main(void)
 {
     tl_init("e2e_close");
     tl_shanghai_date(day, 0);
-    tl_broker_start(&broker, 1, NULL);
+    tl_kafka_private_start();
     static const char *const recon_env[] = {"RECON_RECEIVING_ACCOUNTS=" RECEIVING_ACCOUNT,
                                             "RECON_RELAY_POLL_MS=200", NULL};
     static const char *const ledger_env[] = {"LEDGER_BATCH_WAIT_MS=50", NULL};

@@ -15,9 +15,8 @@ int main(void)
 {
     tl_init("e2e_demo");
     /* Topics of its own: the demo's events must not reach the services of other tests. */
+    tl_kafka_private_start();
     /* Static: the harness kills them at exit, after main's frame is gone. */
-    static struct tl_broker broker;
-    tl_broker_start(&broker, 1, NULL);
     static struct tl_proc ledger, recon;
     static struct tl_intake intake;
     tl_worker_start(&ledger, "ledger", "ledger", NULL);

@@ -106,7 +106,6 @@ static struct {
     int nusage[ACCOUNTS];
     struct tl_intake intake;
     struct tl_proc recon, ledger;
-    struct tl_broker broker;
     struct tl_producer *producer;
     char date[11];
 } M;
@@ -413,7 +412,7 @@ static void plan_transfers(void)
 
 static void start_system(void)
 {
-    tl_broker_start(&M.broker, 1, NULL);
+    tl_kafka_private_start();
     static const char *const recon_env[] = {"RECON_RECEIVING_ACCOUNTS=" RECEIVING_ACCOUNT,
                                             "RECON_RELAY_POLL_MS=200", NULL};
     static const char *const ledger_env[] = {"LEDGER_BATCH_WAIT_MS=50", NULL};

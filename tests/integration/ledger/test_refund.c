@@ -12,6 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iconv.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
 #include "harness.h"
 #include "testlib.h"
 #include "topup/ids.h"
@@ -88,6 +93,231 @@ static void reserve_event(const char *refund_id, char out[UUID_STR_LEN])
     CHECK(PQntuples(r) == 1);
     snprintf(out, UUID_STR_LEN, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
+}
+
+/* The text of the XPath expr (pain.001.001.09 namespace as p:) in doc, "" when absent. */
+static void xp(xmlDocPtr doc, const char *expr, char *out, size_t size, int *count)
+{
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    CHECK(ctx != NULL);
+    CHECK(xmlXPathRegisterNs(ctx, BAD_CAST "p",
+                             BAD_CAST "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09") == 0);
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+    CHECK(o != NULL);
+    int n = o->nodesetval != NULL ? o->nodesetval->nodeNr : 0;
+    if (count != NULL) {
+        *count = n;
+    }
+    out[0] = '\0';
+    if (n > 0) {
+        xmlChar *t = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+        snprintf(out, size, "%s", t != NULL ? (const char *)t : "");
+        xmlFree(t);
+    }
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(ctx);
+}
+
+/* The bytes of path, hex-encoded (for comparing with what PostgreSQL recorded). */
+static char *file_hex(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f != NULL, "%s was not written", path);
+    static char hex[1 << 20];
+    size_t n = 0;
+    int ch;
+    while ((ch = fgetc(f)) != EOF && n + 3 < sizeof(hex)) {
+        n += (size_t)snprintf(hex + n, 3, "%02x", ch);
+    }
+    fclose(f);
+    return hex;
+}
+
+/* payout write: the file recorded by its SHA-256, structure checked, written once. */
+static void test_payout(const char *rf1)
+{
+    h_step("payout write pain001: one file, rf1 sent with its end-to-end id");
+    char dir[] = "/tmp/payout-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char out[4096];
+    const char *const args[] = {"payout", "write", "--format", "pain001", "--out",
+                                dir,      "--by",  "fin-zhao", NULL};
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'sent' AND "
+                "end_to_end_id = $1",
+                1, (const char *const[]){rf1}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.from_state = 'approved' AND t.to_state "
+                "= 'sent' AND t.actor = 'fin-zhao'",
+                1, (const char *const[]){rf1}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    PGresult *r = h_sql("SELECT file_name, msg_id FROM payout_files", 0, NULL);
+    char path[4200], msg_id[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, PQgetvalue(r, 0, 0));
+    snprintf(msg_id, sizeof(msg_id), "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE sha256 = encode(sha256(decode($1, "
+                "'hex')), 'hex') AND written_at IS NOT NULL",
+                1, (const char *const[]){file_hex(path)}) == 1);
+
+    xmlDocPtr doc = xmlReadFile(path, NULL, XML_PARSE_NONET);
+    CHECK_MSG(doc != NULL, "%s is not well-formed XML", path);
+    char v[256];
+    int n = 0;
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, msg_id) == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:CreDtTm", v, sizeof(v), &n);
+    CHECK(n == 1 && strlen(v) >= 19);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "1") == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum", v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "60.00") == 0);
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:GrpHdr/p:InitgPty/p:Nm", v, sizeof(v), &n);
+    CHECK(n == 1 && v[0] != '\0');
+    static const char pmt[] = "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf";
+    static const char *const required[] = {"p:PmtInfId",
+                                           "p:PmtMtd",
+                                           "p:NbOfTxs",
+                                           "p:CtrlSum",
+                                           "p:ReqdExctnDt/p:Dt",
+                                           "p:Dbtr/p:Nm",
+                                           "p:DbtrAcct/p:Id/p:Othr/p:Id",
+                                           "p:DbtrAgt/p:FinInstnId",
+                                           NULL};
+    for (int i = 0; required[i] != NULL; i++) {
+        char e[256];
+        snprintf(e, sizeof(e), "%s/%s", pmt, required[i]);
+        xp(doc, e, v, sizeof(v), &n);
+        CHECK_MSG(n == 1 && v[0] != '\0', "%s missing", e);
+    }
+    xp(doc, "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf/p:PmtMtd", v, sizeof(v), NULL);
+    CHECK(strcmp(v, "TRF") == 0);
+    static const char tx[] = "/p:Document/p:CstmrCdtTrfInitn/p:PmtInf/p:CdtTrfTxInf";
+    xp(doc, tx, v, sizeof(v), &n);
+    CHECK(n == 1);
+    char e[256];
+    snprintf(e, sizeof(e), "%s/p:PmtId/p:EndToEndId", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, rf1) == 0);
+    snprintf(e, sizeof(e), "%s/p:Amt/p:InstdAmt[@Ccy='CNY']", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "60.00") == 0);
+    snprintf(e, sizeof(e), "%s/p:Cdtr/p:Nm", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "张三") == 0);
+    snprintf(e, sizeof(e), "%s/p:CdtrAcct/p:Id/p:Othr/p:Id", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "6217000011112222") == 0);
+    snprintf(e, sizeof(e), "%s/p:CdtrAgt/p:FinInstnId/p:Nm", tx);
+    xp(doc, e, v, sizeof(v), &n);
+    CHECK(n == 1 && strcmp(v, "中国工商银行") == 0);
+    xmlFreeDoc(doc);
+
+    h_step("written again: nothing new (no second batch, the file untouched)");
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(strstr(out, "nothing new") != NULL);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_file_items", 0, NULL) == 1);
+
+    h_step("a crash after the record, before the file: the same bytes are written again");
+    CHECK(unlink(path) == 0);
+    h_exec("UPDATE payout_files SET written_at = NULL", 0, NULL);
+    CHECK(refund_cmd(out, sizeof(out), args) == 0);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE sha256 = encode(sha256(decode($1, "
+                "'hex')), 'hex') AND written_at IS NOT NULL",
+                1, (const char *const[]){file_hex(path)}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM payout_files", 0, NULL) == 1);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A review-queue transfer refunded whole (--record), written as a GBK CN CSV. */
+static void test_payout_record_gbk(void)
+{
+    h_step("review-queue refund (--record): no account, nothing reserved, paid by a GBK CSV");
+    char txn[H_ID_MAX];
+    h_id(txn, "rq");
+    h_exec("INSERT INTO statement_records (receiving_account, bank_txn_id, value_date, amount_fen, "
+           "currency, direction, event_id, state, counterparty_name, counterparty_account, "
+           "counterparty_bank) VALUES ('" H_RECEIVING_ACCOUNT "', $1, DATE '2026-11-25', 12345, "
+           "'CNY', 'credit', $1, 'refund', '李娜', '6228480000123456', '中国农业银行')",
+           1, (const char *const[]){txn});
+    char rec[24];
+    snprintf(rec, sizeof(rec), "%lld",
+             (long long)h_i64("SELECT id FROM statement_records WHERE bank_txn_id = $1", 1,
+                              (const char *const[]){txn}));
+    char out[4096], rf[32];
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "request", "--record", rec, "--reason",
+                                           "matched nothing", "--by", "support-li", NULL}) == 0);
+    CHECK(sscanf(out, "%31s requested", rf) == 1);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "request", "--record", rec, "--reason",
+                                           "again", "--by", "support-li", NULL}) == 1);
+    CHECK(refund_cmd(out, sizeof(out),
+                     (const char *const[]){"refund", "approve", rf, "--reason", "ok", "--by",
+                                           "lead-wang", NULL}) == 0);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'approved' "
+                "AND account_id IS NULL AND reserve_event_id IS NULL AND amount_fen = 12345",
+                1, (const char *const[]){rf}) == 1);
+    char dir[] = "/tmp/payout-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *const args[] = {"payout", "write", "--format", "cn-csv",   "--encoding", "gbk",
+                                "--out",  dir,     "--by",     "fin-zhao", NULL};
+    /* Written twice at once: one batch, one file. */
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        CHECK(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char o[4096];
+            _exit(h_topupctl(o, sizeof(o), args));
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int ws = 0;
+        CHECK(waitpid(kids[k], &ws, 0) == kids[k]);
+        CHECK_MSG(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "payout write %d: status %d", k, ws);
+    }
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE format = 'cn-csv'", 0, NULL) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.to_state = 'sent'",
+                1, (const char *const[]){rf}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'sent' AND "
+                "end_to_end_id = $1",
+                1, (const char *const[]){rf}) == 1);
+    PGresult *r = h_sql("SELECT file_name FROM payout_files WHERE format = 'cn-csv' AND encoding "
+                        "= 'gbk'",
+                        0, NULL);
+    CHECK(PQntuples(r) == 1);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    CHECK(h_i64("SELECT count(*) FROM payout_files WHERE format = 'cn-csv' AND sha256 = "
+                "encode(sha256(decode($1, 'hex')), 'hex')",
+                1, (const char *const[]){file_hex(path)}) == 1);
+    /* The line as the bank reads it: the expected UTF-8 converted to GBK, found in the file. */
+    char want[512], gbk[512];
+    snprintf(want, sizeof(want), "1,6228480000123456,李娜,中国农业银行,123.45,CNY,");
+    iconv_t cd = iconv_open("GBK", "UTF-8");
+    CHECK(cd != (iconv_t)-1);
+    char *in = want, *o = gbk;
+    size_t li = strlen(want), lo = sizeof(gbk) - 1;
+    CHECK(iconv(cd, &in, &li, &o, &lo) != (size_t)-1);
+    *o = '\0';
+    iconv_close(cd);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    static char bytes[1 << 16];
+    size_t n = fread(bytes, 1, sizeof(bytes) - 1, f);
+    fclose(f);
+    bytes[n] = '\0';
+    CHECK_MSG(strstr(bytes, gbk) != NULL, "the GBK line is not in %s", path);
+    CHECK(strstr(bytes, "李娜") == NULL); /* not UTF-8 */
+    CHECK(strstr(bytes, rf) != NULL);
+    CHECK(refund_cmd(out, sizeof(out), args) == 0 && strstr(out, "nothing new") != NULL);
+    unlink(path);
+    rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -203,6 +433,15 @@ int main(int argc, char **argv)
     CHECK(h_i64("SELECT count(*) FROM account_flows WHERE event_id = $1", 1,
                 (const char *const[]){res2}) == 0);
     CHECK(h_balance(racct) == 200);
+    h_step("the refused reservation ends its request: refused, with the reason, audited");
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = 'refused' "
+                "AND state_reason LIKE '%has only 200 fen left%'",
+                1, (const char *const[]){rf2}) == 1);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1 AND t.from_state = 'approved' AND "
+                "t.to_state = 'refused' AND t.actor = 'ledger'",
+                1, (const char *const[]){rf2}) == 1);
+    relay(res2); /* redelivered: refused again; checked once the next event (same key) is in */
 
     h_step("a forged payout naming an approved refund under another event id is refused");
     char forged[UUID_STR_LEN];
@@ -213,6 +452,12 @@ int main(int argc, char **argv)
                "'%is not the reservation of refund request%'",
                1, (const char *const[]){forged}, 1);
     CHECK(h_balance(racct) == 200);
+    CHECK(h_i64("SELECT count(*) FROM refund_transitions t JOIN refund_requests q ON q.id = "
+                "t.request_id WHERE q.refund_id = $1",
+                1, (const char *const[]){rf2}) == 3); /* requested, approved, refused: once */
+    CHECK(h_i64("SELECT count(*) FROM refund_requests WHERE refund_id = $1 AND state = "
+                "'approved' AND state_reason IS NULL",
+                1, (const char *const[]){rf1}) == 1);
 
     h_step("reject: audited; a rejected refund cannot be approved");
     char rf3[32];
@@ -237,6 +482,8 @@ int main(int argc, char **argv)
     int rc = h_topupctl(out, sizeof(out), (const char *const[]){"verify", NULL});
     fprintf(stderr, "%s", out);
     CHECK_MSG(rc == 0, "verify exited %d", rc);
+    test_payout(rf1);
+    test_payout_record_gbk();
     h_step("ok");
     return 0;
 }
