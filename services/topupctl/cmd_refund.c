@@ -111,7 +111,8 @@ static const char refund_sql_insert[] =
     "WITH n AS (SELECT nextval(pg_get_serial_sequence('refund_requests', 'id')) AS id) "
     "INSERT INTO refund_requests (id, refund_id, account_id, lot_id, record_id, amount_fen, "
     "dest_name, dest_account, dest_bank, reason, requested_by) "
-    "SELECT n.id, 'RF' || lpad(n.id::text, 10, '0'), NULLIF($1, ''), NULLIF($2, '')::bigint, "
+    "SELECT n.id, 'RF' || lpad(n.id::text, greatest(10, length(n.id::text)), '0'), "
+    "NULLIF($1, ''), NULLIF($2, '')::bigint, "
     "$3::bigint, $4::bigint, $5, $6, $7, $8, $9 FROM n RETURNING id, refund_id";
 
 static enum tp_status refund_request_tx(struct pg_conn *c, void *ctx, struct tp_error *err)
