@@ -150,15 +150,18 @@ static void api_order_instructions(json_t *j, const struct intake *app, const st
         json_object_set_new(j, "instructions_zh", json_null());
         return;
     }
-    char en[512];
-    char zh[512];
+    /* Whole on their own (a gateway may show only this text): the payee is named in them. */
+    char en[1024];
+    char zh[1024];
     snprintf(en, sizeof(en),
-             "Transfer exactly %s CNY to the account above and enter the reference code %s in "
-             "the transfer's remark field at your bank (附言 / 备注).",
-             amount, o->code);
+             "Transfer exactly %s CNY to %s, %s, account number %s, and enter the reference code "
+             "%s in the transfer's remark field at your bank (附言 / 备注).",
+             amount, app->cfg.payee_account_name, app->cfg.payee_bank_name,
+             app->cfg.payee_account_number, o->code);
     snprintf(zh, sizeof(zh),
-             "请向上述账户转账 %s 元，并在银行转账的“附言”（或“备注”）栏填写参考码 %s。", amount,
-             o->code);
+             "请向 %s（%s，账号 %s）转账 %s 元，并在银行转账的“附言”（或“备注”）栏填写参考码 %s。",
+             app->cfg.payee_account_name, app->cfg.payee_bank_name, app->cfg.payee_account_number,
+             amount, o->code);
     json_object_set_new(j, "payee",
                         json_pack("{s:s, s:s, s:s}", "bank_name", app->cfg.payee_bank_name,
                                   "account_name", app->cfg.payee_account_name, "account_number",
