@@ -122,6 +122,31 @@ void api_unavailable(struct intake *app, struct http_request *req, const char *w
     http_respond_error(req, 503, "unavailable", why, NULL);
 }
 
+void api_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
+                      const struct tp_error *err, const char *what)
+{
+    if (st == TP_RETRY) {
+        log_warn("database unavailable", LF_S("op", what), LF_S("error", err->msg));
+        api_unavailable(app, req, "the database is unavailable; try again");
+        return;
+    }
+    log_error("request failed", LF_S("op", what), LF_S("status", error_status_name(st)),
+              LF_S("error", err->msg));
+    counters_incr(app->counters, "requests.failed", 1);
+    http_respond_error(req, 500, "internal", "internal error", NULL);
+}
+
+bool api_submit(struct intake *app, struct intake_job *job)
+{
+    struct http_request *req = job->req;
+    if (!pool_submit(app->pool, job)) {
+        pool_job_free(job);
+        api_unavailable(app, req, "the service is overloaded or stopping; try again");
+        return false;
+    }
+    return true;
+}
+
 json_t *api_time_json(int64_t ms)
 {
     if (ms == 0) {

@@ -10,32 +10,10 @@
 #include "topup/outbox.h"
 #include "topup/pg.h"
 
-static void account_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
-                                 const struct tp_error *err, const char *what)
-{
-    if (st == TP_RETRY) {
-        log_warn("database unavailable", LF_S("op", what), LF_S("error", err->msg));
-        api_unavailable(app, req, "the database is unavailable; try again");
-        return;
-    }
-    log_error("request failed", LF_S("op", what), LF_S("status", error_status_name(st)),
-              LF_S("error", err->msg));
-    http_respond_error(req, 500, "internal", "internal error", NULL);
-}
-
-static void account_submit(struct intake *app, struct intake_job *job)
-{
-    struct http_request *req = job->req;
-    if (!pool_submit(app->pool, job)) {
-        pool_job_free(job);
-        api_unavailable(app, req, "the service is overloaded or stopping; try again");
-    }
-}
-
 void api_account_balance(void *ctx, struct http_request *req, const struct http_route_match *m)
 {
     struct api_call *call = ctx;
-    account_submit(call->app, pool_job_new(JOB_BALANCE, req, call->account));
+    api_submit(call->app, pool_job_new(JOB_BALANCE, req, call->account));
 }
 
 void api_account_flows(void *ctx, struct http_request *req, const struct http_route_match *m)
@@ -53,7 +31,7 @@ void api_account_flows(void *ctx, struct http_request *req, const struct http_ro
         api_validation_error(call->app, req, &v, false);
         return;
     }
-    account_submit(call->app, job);
+    api_submit(call->app, job);
 }
 
 /* The body both /v1/topup-options and /v1/settings answer with; settings adds currency and the
@@ -96,7 +74,7 @@ static void account_run_balance(struct intake *app, struct pg_conn *pg, struct i
     struct tp_error err = {0};
     enum tp_status st = store_balance(pg, job->account, &fen, &err);
     if (st != TP_OK) {
-        account_store_failed(app, job->req, st, &err, "balance");
+        api_store_failed(app, job->req, st, &err, "balance");
         return;
     }
     char bal[MONEY_STR_MAX];
@@ -113,7 +91,7 @@ static void account_run_flows(struct intake *app, struct pg_conn *pg, struct int
     enum tp_status st =
         store_list_flows(pg, job->account, job->before_id, job->filter, job->limit, rows, &n, &err);
     if (st != TP_OK) {
-        account_store_failed(app, job->req, st, &err, "flows");
+        api_store_failed(app, job->req, st, &err, "flows");
         free(rows);
         return;
     }

@@ -9,32 +9,6 @@
 #include "topup/mem.h"
 #include "topup/pg.h"
 
-/* Answers a store failure: retryable ones are 503 (try again), the rest a logged 500. */
-static void orders_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
-                                const struct tp_error *err, const char *what)
-{
-    if (st == TP_RETRY) {
-        log_warn("database unavailable", LF_S("op", what), LF_S("error", err->msg));
-        api_unavailable(app, req, "the database is unavailable; try again");
-        return;
-    }
-    log_error("request failed", LF_S("op", what), LF_S("status", error_status_name(st)),
-              LF_S("error", err->msg));
-    counters_incr(app->counters, "requests.failed", 1);
-    http_respond_error(req, 500, "internal", "internal error", NULL);
-}
-
-static bool orders_submit(struct intake *app, struct intake_job *job)
-{
-    struct http_request *req = job->req;
-    if (!pool_submit(app->pool, job)) {
-        pool_job_free(job);
-        api_unavailable(app, req, "the service is overloaded or stopping; try again");
-        return false;
-    }
-    return true;
-}
-
 void api_orders_create(void *ctx, struct http_request *req, const struct http_route_match *m)
 {
     struct api_call *call = ctx;
@@ -60,7 +34,7 @@ void api_orders_create(void *ctx, struct http_request *req, const struct http_ro
         return;
     }
     snprintf(job->idem_key, sizeof(job->idem_key), "%s", key);
-    orders_submit(app, job);
+    api_submit(app, job);
 }
 
 void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct intake_job **jobs,
@@ -80,7 +54,7 @@ void api_orders_create_batch(struct intake *app, struct pg_conn *pg, struct inta
         struct http_request *req = jobs[i]->req;
         struct store_create *it = &items[i];
         if (st != TP_OK) {
-            orders_store_failed(app, req, st, &err, "create order");
+            api_store_failed(app, req, st, &err, "create order");
         } else if (it->conflict) {
             api_error(app, req, 409, "idempotency_key_reused",
                       "this Idempotency-Key was used for a different request", "Idempotency-Key",
@@ -130,7 +104,7 @@ void api_orders_list(void *ctx, struct http_request *req, const struct http_rout
         api_validation_error(call->app, req, &v, false);
         return;
     }
-    orders_submit(call->app, job);
+    api_submit(call->app, job);
 }
 
 /* A code in the URL: a malformed one cannot exist, so it is a 404 like any unknown order. */
@@ -153,7 +127,7 @@ void api_orders_get(void *ctx, struct http_request *req, const struct http_route
     struct api_call *call = ctx;
     struct intake_job *job = orders_code_job(call, req, m, JOB_GET_ORDER);
     if (job != NULL) {
-        orders_submit(call->app, job);
+        api_submit(call->app, job);
     }
 }
 
@@ -174,7 +148,7 @@ void api_orders_cancel(void *ctx, struct http_request *req, const struct http_ro
     }
     struct intake_job *job = orders_code_job(call, req, m, JOB_CANCEL);
     if (job != NULL) {
-        orders_submit(call->app, job);
+        api_submit(call->app, job);
     }
 }
 
@@ -186,7 +160,7 @@ static void orders_run_list(struct intake *app, struct pg_conn *pg, struct intak
     enum tp_status st = store_list_orders(pg, job->account, job->before_id, job->filter, job->limit,
                                           rows, &n, &err);
     if (st != TP_OK) {
-        orders_store_failed(app, job->req, st, &err, "list orders");
+        api_store_failed(app, job->req, st, &err, "list orders");
         free(rows);
         return;
     }
@@ -222,7 +196,7 @@ static void orders_run_get(struct intake *app, struct pg_conn *pg, struct intake
     } else if (st == TP_NOT_FOUND) {
         api_error(app, job->req, 404, "not_found", "no such order", NULL, false);
     } else {
-        orders_store_failed(app, job->req, st, &err, "get order");
+        api_store_failed(app, job->req, st, &err, "get order");
     }
     free(o);
 }
@@ -247,7 +221,7 @@ static void orders_run_cancel(struct intake *app, struct pg_conn *pg, struct int
     } else if (st == TP_NOT_FOUND) {
         api_error(app, job->req, 404, "not_found", "no such order", NULL, false);
     } else {
-        orders_store_failed(app, job->req, st, &err, "cancel order");
+        api_store_failed(app, job->req, st, &err, "cancel order");
     }
     free(o);
 }

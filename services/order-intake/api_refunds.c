@@ -269,20 +269,6 @@ static enum tp_status refunds_create_tx(struct pg_conn *pg, void *ctx, struct tp
     return st;
 }
 
-static void refunds_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
-                                 const struct tp_error *err, const char *what)
-{
-    if (st == TP_RETRY) {
-        log_warn("database unavailable", LF_S("op", what), LF_S("error", err->msg));
-        api_unavailable(app, req, "the database is unavailable; try again");
-        return;
-    }
-    log_error("request failed", LF_S("op", what), LF_S("status", error_status_name(st)),
-              LF_S("error", err->msg));
-    counters_incr(app->counters, "requests.failed", 1);
-    http_respond_error(req, 500, "internal", "internal error", NULL);
-}
-
 /* 422 with what can be refunded, so the page can offer it. */
 static void refunds_refuse_amount(struct intake *app, struct http_request *req,
                                   const struct refunds_create_ctx *x)
@@ -327,7 +313,7 @@ static void refunds_run_create(struct intake *app, struct pg_conn *pg, struct in
     }
     struct http_request *req = job->req;
     if (st != TP_OK) {
-        refunds_store_failed(app, req, st, &err, "create refund");
+        api_store_failed(app, req, st, &err, "create refund");
     } else if (x->outcome == REFUNDS_KEY_REUSED) {
         api_error(app, req, 409, "idempotency_key_reused",
                   "this Idempotency-Key was used for a different request", "Idempotency-Key",
@@ -389,7 +375,7 @@ static void refunds_run_list(struct intake *app, struct pg_conn *pg, struct inta
         }
     }
     if (st != TP_OK) {
-        refunds_store_failed(app, job->req, st, &err, "list refunds");
+        api_store_failed(app, job->req, st, &err, "list refunds");
         return;
     }
     struct refund_row *row = mem_calloc(1, sizeof(*row));
@@ -427,7 +413,7 @@ static void refunds_run_get(struct intake *app, struct pg_conn *pg, struct intak
                                 "q.refund_id = $2",
                                 2, p, &r, &err);
     if (st != TP_OK) {
-        refunds_store_failed(app, job->req, st, &err, "get refund");
+        api_store_failed(app, job->req, st, &err, "get refund");
         return;
     }
     if (PQntuples(r) != 1) {
@@ -460,15 +446,6 @@ void api_refunds_run(struct intake *app, struct pg_conn *pg, struct intake_job *
     }
 }
 
-static void refunds_submit(struct intake *app, struct intake_job *job)
-{
-    struct http_request *req = job->req;
-    if (!pool_submit(app->pool, job)) {
-        pool_job_free(job);
-        api_unavailable(app, req, "the service is overloaded or stopping; try again");
-    }
-}
-
 void api_refunds_create(void *ctx, struct http_request *req, const struct http_route_match *m)
 {
     struct api_call *call = ctx;
@@ -494,7 +471,7 @@ void api_refunds_create(void *ctx, struct http_request *req, const struct http_r
         return;
     }
     snprintf(job->idem_key, sizeof(job->idem_key), "%s", key);
-    refunds_submit(app, job);
+    api_submit(app, job);
 }
 
 void api_refunds_list(void *ctx, struct http_request *req, const struct http_route_match *m)
@@ -511,7 +488,7 @@ void api_refunds_list(void *ctx, struct http_request *req, const struct http_rou
         api_validation_error(call->app, req, &v, false);
         return;
     }
-    refunds_submit(call->app, job);
+    api_submit(call->app, job);
 }
 
 void api_refunds_get(void *ctx, struct http_request *req, const struct http_route_match *m)
@@ -524,5 +501,5 @@ void api_refunds_get(void *ctx, struct http_request *req, const struct http_rout
     }
     struct intake_job *job = pool_job_new(JOB_REFUND_GET, req, call->account);
     memcpy(job->refund_id, id, sizeof(id));
-    refunds_submit(call->app, job);
+    api_submit(call->app, job);
 }

@@ -226,12 +226,7 @@ void claims_run(struct intake *app, struct pg_conn *pg, struct intake_job *job)
         return;
     }
     if (st != TP_OK) {
-        log_warn("claim not stored", LF_S("order", job->code), LF_S("error", err.msg));
-        if (st == TP_RETRY) {
-            api_unavailable(app, job->req, "the database is unavailable; try again");
-        } else {
-            http_respond_error(job->req, 500, "internal", "internal error", NULL);
-        }
+        api_store_failed(app, job->req, st, &err, "file claim");
         return;
     }
     if (PQntuples(r) != 1) {
@@ -295,8 +290,5 @@ void api_orders_claim(void *ctx, struct http_request *req, const struct http_rou
         return;
     }
     memcpy(job->code, code, REFCODE_STR_LEN);
-    if (!pool_submit(app->pool, job)) {
-        pool_job_free(job);
-        api_unavailable(app, req, "the service is overloaded or stopping; try again");
-    }
+    api_submit(app, job);
 }

@@ -274,6 +274,11 @@ void api_validation_error(struct intake *app, struct http_request *req,
                           const struct validate_error *v, bool order_create);
 /* 503 unavailable with Retry-After. */
 void api_unavailable(struct intake *app, struct http_request *req, const char *why);
+/* Answers a store failure: TP_RETRY is 503 (try again), the rest a logged, counted 500. */
+void api_store_failed(struct intake *app, struct http_request *req, enum tp_status st,
+                      const struct tp_error *err, const char *what);
+/* Hands job to the worker pool; when the pool refuses it, frees it and answers 503. */
+bool api_submit(struct intake *app, struct intake_job *job);
 
 /* The order as the API shows it (a new reference). */
 json_t *api_order_json(const struct intake *app, const struct store_order *o);
